@@ -1,0 +1,71 @@
+"""The FastAPI application. Routes are thin; errors become OperationOutcomes in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+import gateway
+from gateway.api import journal, messages
+from gateway.api.deps import NotAcceptable
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.fhir import routes as fhir_routes
+from gateway.fhir.outcome import outcome
+from gateway.journal_adapter.intake import Intake
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings, engine: Engine, intake: Intake) -> FastAPI:
+    app = FastAPI(
+        title="Healthcare integration gateway",
+        version=gateway.__version__,
+        description="HL7 v2 from journal systems in; FHIR R4 Appointments out to the citizen platform.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.intake = intake
+    app.include_router(fhir_routes.router)
+    app.include_router(journal.router)
+    app.include_router(messages.router)
+
+    @app.get("/health", tags=["Operations"], summary="Liveness and database check")
+    async def health() -> Response:
+        def ping() -> None:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_request: Request, exc: GatewayError) -> Response:
+        if isinstance(exc, NotFound):
+            return outcome(404, "not-found", str(exc))
+        if isinstance(exc, InvalidRequest):
+            return outcome(400, "invalid", str(exc))
+        if isinstance(exc, NotAcceptable):
+            return outcome(406, "not-supported", str(exc))
+        return outcome(500, "exception", "internal error")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors()
+        )
+        return outcome(400, "invalid", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}.get(
+            exc.status_code, "processing"
+        )
+        return outcome(exc.status_code, code, str(exc.detail))  # type: ignore[arg-type]
+
+    return app

@@ -1,0 +1,217 @@
+"""The composition root: builds the gateway from settings and runs it in one process.
+
+One asyncio loop carries the HTTP API (uvicorn), the MLLP listener and the processing worker;
+the inbox writer is one thread beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from gateway import mappings as mapping_tables
+from gateway.api.app import create_app
+from gateway.domain.register import PopulationRegister
+from gateway.journal_adapter.intake import Intake
+from gateway.journal_adapter.mllp import MllpServer
+from gateway.mappings import Mappings
+from gateway.processing import Processor
+from gateway.settings import Settings
+from gateway.store import migrate
+from gateway.store.db import make_engine
+from gateway.store.inbox import Inbox
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    mappings: Mappings
+    engine: Engine
+    inbox: Inbox
+    intake: Intake
+    processor: Processor
+    app: FastAPI
+    mllp: MllpServer
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    http_port: int | None = None
+    _uvicorn: uvicorn.Server | None = None
+
+    async def _handle_mllp(self, raw: bytes, peer: str) -> bytes:
+        return (await self.intake.handle(raw, transport="mllp", peer=peer)).ack
+
+    async def run(self, http_socket: socket.socket | None = None, ready: asyncio.Event | None = None) -> None:
+        """Serve until stop() is called (or the process gets SIGINT/SIGTERM through uvicorn)."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        self.inbox.on_commit(lambda: _call_soon(loop, wake.set))
+        self.inbox.start()
+        await self.mllp.start()
+        worker = asyncio.create_task(
+            self.processor.run(self.stop_event, wake, poll_interval=self.settings.worker_poll_interval)
+        )
+        if http_socket is None:
+            http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
+        self.http_port = http_socket.getsockname()[1]
+        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        self._uvicorn = _Server(config)
+        log.info(
+            "gateway.started",
+            http=f"http://{self.settings.http_host}:{self.http_port}",
+            mllp=f"mllp://{self.mllp.host}:{self.mllp.port}",
+            database=self.engine.url.render_as_string(hide_password=True),
+        )
+        server_task = asyncio.create_task(self._uvicorn.serve(sockets=[http_socket]))
+        while not self._uvicorn.started and not server_task.done():
+            await asyncio.sleep(0.01)
+        if ready is not None:
+            ready.set()
+        stop_task = asyncio.create_task(self.stop_event.wait())
+        try:
+            await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.stop_event.set()
+            self._uvicorn.should_exit = True
+            await self.mllp.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server_task, 10)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker, 10)
+            stop_task.cancel()
+            await asyncio.to_thread(self.inbox.stop)
+            log.info("gateway.stopped")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway stops all its parts together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def install_signal_handlers(gateway: Gateway) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, gateway.stop)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
+    loop.call_soon_threadsafe(fn)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def build(settings: Settings, *, register: PopulationRegister | None = None) -> Gateway:
+    """Build the gateway from settings; tests may pass their own adapters for the ports."""
+    if register is None:
+        register = default_register(settings)
+    mappings = mapping_tables.load(settings.mappings_dir)
+    engine = make_engine(settings.database_url())
+    migrate.upgrade(engine)
+    inbox = Inbox(engine)
+    intake = Intake(mappings, inbox, sender=(settings.ack_application, settings.ack_facility))
+    processor = Processor(engine, mappings, register, batch_size=settings.worker_batch)
+    app = create_app(settings, engine, intake)
+    gw = Gateway(
+        settings=settings,
+        mappings=mappings,
+        engine=engine,
+        inbox=inbox,
+        intake=intake,
+        processor=processor,
+        app=app,
+        mllp=MllpServer(
+            handler=lambda raw, peer: gw._handle_mllp(raw, peer),
+            host=settings.mllp_host,
+            port=settings.mllp_port,
+            idle_timeout=settings.mllp_idle_timeout,
+            max_message_bytes=settings.max_message_bytes,
+        ),
+    )
+    return gw
+
+
+class GatewayThread:
+    """Runs a whole gateway in a background thread with its own loop (demo, tests, benchmarks)."""
+
+    def __init__(self, settings: Settings, *, register: PopulationRegister | None = None) -> None:
+        self.gateway = build(settings, register=register)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> GatewayThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 30.0) -> None:
+        started = threading.Event()
+        sock = bind_socket(self.gateway.settings.http_host, self.gateway.settings.http_port)
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            ready = asyncio.Event()
+
+            async def run() -> None:
+                task = asyncio.create_task(self.gateway.run(http_socket=sock, ready=ready))
+                waiter = asyncio.create_task(ready.wait())
+                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                started.set()
+                await task
+
+            try:
+                loop.run_until_complete(run())
+            except BaseException as exc:  # surfaced by start()/stop()
+                self._error = exc
+                started.set()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="gateway", daemon=True)
+        self._thread.start()
+        if not started.wait(timeout) or self._error is not None:
+            raise RuntimeError("gateway did not start") from self._error
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.gateway.settings.http_host}:{self.gateway.http_port}"
+
+    @property
+    def mllp_address(self) -> tuple[str, int]:
+        return self.gateway.mllp.host, self.gateway.mllp.port
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.gateway.stop_event.set)
+            self._thread.join(timeout=30)
+        self.gateway.engine.dispose()
+
+
+def default_register(settings: Settings) -> PopulationRegister:
+    raise NotImplementedError("wired to the SPAR adapter when it lands")

@@ -1,0 +1,273 @@
+"""The ``gateway`` command: serve, demo, messages."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from gateway import logging as gw_logging
+from gateway.errors import ConfigurationError, GatewayError
+from gateway.settings import Settings
+from gateway.store.inbox import STATES
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@click.group()
+@click.version_option(package_name="gateway")
+def main() -> None:
+    """Integration gateway: HL7 v2 bookings from journal systems -> FHIR R4 for the citizen platform."""
+
+
+@main.command()
+@click.option("--http-host", help="HTTP API address (default 127.0.0.1).")
+@click.option("--http-port", type=int, help="HTTP API port (default 8000).")
+@click.option("--mllp-host", help="MLLP listener address (default 127.0.0.1).")
+@click.option("--mllp-port", type=int, help="MLLP listener port (default 2575).")
+@click.option("--db-url", help="SQLAlchemy URL (default SQLite under ./var/).")
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
+def serve(**options: Any) -> None:
+    """Run the HTTP API, the MLLP listener and the workers in one process."""
+    settings = _settings(**options)
+    gw_logging.configure(settings.log_format, settings.log_level)
+    from gateway.bootstrap import bind_socket, build, install_signal_handlers
+
+    try:
+        gateway = build(settings)
+        sock = bind_socket(settings.http_host, settings.http_port)
+    except (ConfigurationError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def run() -> None:
+        install_signal_handlers(gateway)
+        await gateway.run(http_socket=sock)
+
+    asyncio.run(run())
+
+
+@main.command()
+@click.option("--bookings", default=40, show_default=True, help="New bookings in the simulated day.")
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--mllp-port", type=int, default=2575, show_default=True)
+@click.option("--db-url", help="Database (default: a fresh SQLite file ./var/demo.db).")
+@click.option("--keep-running", is_flag=True, help="Keep serving after the demo until Ctrl-C.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the simulated journal.")
+def demo(
+    bookings: int, http_port: int, mllp_port: int, db_url: str | None, keep_running: bool, seed: int
+) -> None:
+    """Start the gateway on its embedded defaults, push a day of bookings over MLLP, show the result."""
+    from gateway.bootstrap import GatewayThread
+    from mocks.journal import JournalSimulator, push
+
+    data_dir = Path("var")
+    if db_url is None:
+        demo_db = data_dir / "demo.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
+        db_url = f"sqlite:///{demo_db.as_posix()}"
+    settings = Settings(http_port=http_port, mllp_port=mllp_port, db_url=db_url, log_level="WARNING")
+    gw_logging.configure("console", "WARNING")
+    try:
+        runner = GatewayThread(settings)
+        runner.start()
+    except (GatewayError, OSError, RuntimeError) as exc:
+        cause = exc.__cause__ or exc
+        raise click.ClickException(
+            f"could not start the gateway ({cause}); is port {http_port} or {mllp_port} in use? "
+            "Try --http-port/--mllp-port."
+        ) from exc
+    try:
+        _run_demo(
+            runner, JournalSimulator(seed=seed, run_id=datetime.now().strftime("%H%M%S")), push, bookings
+        )
+        if keep_running:
+            click.echo("\nServing until Ctrl-C ...")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+
+
+def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
+    host, port = runner.mllp_address
+    base = runner.http_url
+    messages = journal.day(date.today(), bookings=bookings)
+    click.echo(
+        f"Gateway up: HTTP {base}  MLLP mllp://{host}:{port}  database {runner.gateway.settings.db_url}"
+    )
+    click.echo(f"Simulated journal pushes {len(messages)} SIU messages over MLLP (4 connections) ...")
+    started = time.perf_counter()
+    acks = asyncio.run(push(messages, host, port, connections=4))
+    elapsed = time.perf_counter() - started
+    codes: dict[str, int] = {}
+    for ack in acks:
+        code = ack.split(b"MSA|", 1)[1][:2].decode() if b"MSA|" in ack else "??"
+        codes[code] = codes.get(code, 0) + 1
+    click.echo(f"  ACKs: {codes} in {elapsed:.2f} s")
+    with httpx.Client(base_url=base, timeout=10) as client:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            waiting = client.get("/messages", params={"state": "received", "limit": 1}).json()["total"]
+            if waiting == 0:
+                break
+            time.sleep(0.1)
+        states = {
+            s: client.get("/messages", params={"state": s, "limit": 1}).json()["total"]
+            for s in ("processed", "failed", "rejected", "duplicate")
+        }
+        click.echo(f"  Processing: {states}")
+        bundle = client.get("/fhir/Appointment", params={"_count": 500}).json()
+        hidden = sum(1 for m in messages if m.time_type in ("ADM", "KONF", "DOLD") and m.trigger == "S12")
+        click.echo(
+            f"\nThe citizen platform now sees {bundle['total']} appointments "
+            f"({hidden} bookings on hidden time types are withheld, R-BK-1)."
+        )
+        pid = "191212121212"
+        system = "http://electronichealth.se/identifier/personnummer"
+        mine = client.get("/fhir/Appointment", params={"patient:identifier": f"{system}|{pid}"}).json()
+        click.echo(f"\nTolvan Tolvansson (19121212-****) has {mine['total']} appointment(s):")
+        for entry in mine.get("entry", []):
+            _print_appointment(entry["resource"])
+        by_status: dict[str, int] = {}
+        for entry in bundle.get("entry", []):
+            status = entry["resource"]["status"]
+            by_status[status] = by_status.get(status, 0) + 1
+        click.echo(f"\nAll visible appointments by status: {by_status}")
+    click.echo(
+        "\nWhere to look:\n"
+        f"  {base}/fhir/Appointment?patient:identifier={system}|{pid}\n"
+        f"  {base}/fhir/metadata                      (what the FHIR API supports)\n"
+        f"  {base}/messages                           (every inbound message with its ACK)\n"
+        f"  {base}/docs                               (OpenAPI)\n"
+        "  gateway messages --db-url <database>         (the same from the command line)\n"
+        "Run with --keep-running to keep the gateway up and explore."
+    )
+
+
+def _print_appointment(resource: dict[str, Any]) -> None:
+    start = datetime.fromisoformat(resource["start"])
+    service = resource.get("serviceType", [{}])[0].get("text", "")
+    where = next(
+        (
+            p["actor"].get("display", "")
+            for p in resource["participant"]
+            if p["actor"].get("type") == "Location"
+        ),
+        "",
+    )
+    click.echo(
+        f"  {start:%Y-%m-%d %H:%M}  {resource['minutesDuration']:>3} min  {resource['status']:<9}  "
+        f"{service:<12} {resource.get('description', ''):<40} {where}"
+    )
+
+
+@main.group(invoke_without_command=True)
+@click.option("--db-url", help="Database (default: the gateway's, from GATEWAY_DB_URL or ./var/).")
+@click.option("--state", type=click.Choice(list(STATES)))
+@click.option("--type", "message_type", help="MSH-9.1, e.g. SIU.")
+@click.option("--trigger", help="MSH-9.2, e.g. S12.")
+@click.option("--control-id", help="MSH-10.")
+@click.option("--patient", help="Patient identifier.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.pass_context
+def messages(ctx: click.Context, /, db_url: str | None, **filters: Any) -> None:
+    """List stored inbound messages (newest first) and their processing state."""
+    ctx.ensure_object(dict)
+    ctx.obj["db_url"] = db_url
+    if ctx.invoked_subcommand is not None:
+        return
+    from gateway.store import queries
+
+    as_json = filters.pop("as_json")
+    engine = _engine(db_url)
+    f = queries.MessageFilter(
+        state=filters["state"],
+        message_type=filters["message_type"],
+        trigger=filters["trigger"],
+        control_id=filters["control_id"],
+        patient=filters["patient"],
+        limit=filters["limit"],
+    )
+    with engine.connect() as conn:
+        total, rows = queries.list_messages(conn, f)
+        counts = queries.count_by_state(conn)
+    if as_json:
+        for row in rows:
+            click.echo(orjson.dumps(row, default=str).decode())
+        return
+    click.echo(f"{total} message(s) match; all by state: {counts}")
+    click.echo(
+        f"{'id':>6}  {'received (UTC)':<19}  {'via':<4}  {'type':<7}  "
+        f"{'control id':<22}  {'state':<9}  ack  error"
+    )
+    for r in rows:
+        click.echo(
+            f"{r['id']:>6}  {r['received_at']:%Y-%m-%d %H:%M:%S}  {r['transport']:<4}  "
+            f"{(r['message_type'] + '^' + r['trigger']):<7}  {r['control_id'][:22]:<22}  {r['state']:<9}  "
+            f"{r['ack_code']:<3}  {r['error'] or ''}"
+        )
+
+
+@messages.command("show")
+@click.argument("message_id", type=int)
+@click.pass_context
+def messages_show(ctx: click.Context, message_id: int) -> None:
+    """Show one message: metadata, raw text, ACK and error."""
+    from gateway.store import queries
+    from gateway.store.redaction import message_view
+
+    engine = _engine(ctx.obj.get("db_url"))
+    with engine.connect() as conn:
+        row = queries.get_message(conn, message_id)
+    if row is None:
+        raise click.ClickException(f"message {message_id} is not known")
+    row = message_view(row)
+    text = row["raw"]
+    for key in (
+        "id",
+        "received_at",
+        "transport",
+        "peer",
+        "sending_application",
+        "sending_facility",
+        "control_id",
+        "message_type",
+        "trigger",
+        "version",
+        "charset",
+        "state",
+        "error",
+        "duplicate_of",
+        "processed_at",
+        "restricted",
+    ):
+        click.echo(f"{key:>20}: {row[key]}")
+    click.echo("\n--- message ---\n" + text.replace("\r", "\n"))
+    click.echo("--- ack ---\n" + row["ack"].replace("\r", "\n"))
+
+
+def _engine(db_url: str | None) -> Any:
+    from gateway.store import migrate
+    from gateway.store.db import make_engine
+
+    settings = _settings(db_url=db_url)
+    engine = make_engine(settings.database_url())
+    migrate.upgrade(engine)
+    return engine
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

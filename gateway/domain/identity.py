@@ -1,0 +1,128 @@
+"""Person identifiers (R-ID-1, R-ID-2) as pure functions.
+
+A personnummer is ``YYYYMMDDNNNC`` where ``C`` is the Luhn check digit over the last ten
+digits; a samordningsnummer is the same with the day of birth plus 60. A reservnummer is a
+region's temporary number, never in the population register (R-ID-2); its format is the
+region's, given as a pattern by the mapping files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from gateway.errors import InvalidIdentifier
+
+
+class IdKind(StrEnum):
+    PERSONNUMMER = "personnummer"
+    SAMORDNINGSNUMMER = "samordningsnummer"
+    RESERVNUMMER = "reservnummer"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonId:
+    """A checked, normalized person identifier. ``authority`` is the issuing OID."""
+
+    kind: IdKind
+    value: str
+    authority: str
+
+    @property
+    def is_reservnummer(self) -> bool:
+        return self.kind is IdKind.RESERVNUMMER
+
+    def masked(self) -> str:
+        return mask_id(self.value)
+
+
+_TWELVE = re.compile(r"^(\d{8})-?(\d{4})$")
+_TEN = re.compile(r"^(\d{6})[-+]?(\d{4})$")
+
+
+def luhn_ok(ten_digits: str) -> bool:
+    """Luhn check over the ten digits YYMMDDNNNC."""
+    total = 0
+    for i, ch in enumerate(ten_digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def luhn_check_digit(nine_digits: str) -> str:
+    """The check digit that makes ``nine_digits + digit`` pass :func:`luhn_ok`."""
+    for c in "0123456789":
+        if luhn_ok(nine_digits + c):
+            return c
+    raise AssertionError("unreachable: one digit always completes a Luhn sum")
+
+
+def normalize_twelve(text: str) -> str:
+    """``YYYYMMDDNNNC`` or ``YYYYMMDD-NNNC`` to 12 digits; anything else is rejected."""
+    match = _TWELVE.match(text.strip())
+    if match is None:
+        raise InvalidIdentifier(
+            f"identifier must be 12 digits YYYYMMDDNNNC (or YYYYMMDD-NNNC), got {len(text)} characters"
+        )
+    return match.group(1) + match.group(2)
+
+
+def birth_date(value: str, kind: IdKind) -> date:
+    """The date of birth carried by a normalized personnummer or samordningsnummer."""
+    year, month, day = int(value[0:4]), int(value[4:6]), int(value[6:8])
+    if kind is IdKind.SAMORDNINGSNUMMER:
+        day -= 60
+    return date(year, month, day)
+
+
+def parse_swedish_id(text: str, kind: IdKind, authority: str) -> PersonId:
+    """Check a personnummer or samordningsnummer (R-ID-1) and normalize it to 12 digits."""
+    value = normalize_twelve(text)
+    if kind is IdKind.RESERVNUMMER:
+        raise ValueError("use parse_reservnummer for reservnummer")
+    day = int(value[6:8])
+    if kind is IdKind.SAMORDNINGSNUMMER and not 61 <= day <= 91:
+        raise InvalidIdentifier("samordningsnummer day of birth must be 61-91 (day + 60)")
+    if kind is IdKind.PERSONNUMMER and day > 31:
+        raise InvalidIdentifier("personnummer day of birth is over 31 (a samordningsnummer?)")
+    try:
+        birth_date(value, kind)
+    except ValueError as exc:
+        raise InvalidIdentifier(f"{kind.value} carries an impossible date of birth") from exc
+    if not luhn_ok(value[2:]):
+        raise InvalidIdentifier(f"{kind.value} check digit is wrong (Luhn)")
+    return PersonId(kind, value, authority)
+
+
+def parse_reservnummer(text: str, authority: str, pattern: re.Pattern[str]) -> PersonId:
+    """A region's reservnummer (R-ID-2): the region's pattern decides; dashes are dropped."""
+    value = text.strip().replace("-", "")
+    if not pattern.fullmatch(value):
+        raise InvalidIdentifier(f"reservnummer does not match the pattern {pattern.pattern}")
+    return PersonId(IdKind.RESERVNUMMER, value, authority)
+
+
+def age_on(person: PersonId, today: date) -> int | None:
+    """Age in whole years from the identifier (R-ID-6); ``None`` for a reservnummer."""
+    if person.is_reservnummer:
+        return None
+    born = birth_date(person.value, person.kind)
+    years = today.year - born.year
+    if (today.month, today.day) < (born.month, born.day):
+        years -= 1
+    return years
+
+
+_ID_IN_TEXT = re.compile(r"(?<!\d)(\d{6}|\d{8})([-+]?)(\d{4})(?!\d)")
+
+
+def mask_id(value: str) -> str:
+    """Keep the date part, hide the last four: ``19121212-****``."""
+    return _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2) or '-'}****", value)
+
+
+def mask_ids_in_text(text: str) -> str:
+    """Mask anything that looks like a personnummer inside free text (used by log masking)."""
+    return _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2) or '-'}****", text)

@@ -1,0 +1,58 @@
+"""The CapabilityStatement: exactly what the FHIR API supports, no more."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+import gateway
+
+_SEARCH = [
+    (
+        "patient:identifier",
+        "token",
+        "The patient's identifier, SYSTEM|VALUE (personnummer, samordningsnummer, reservnummer).",
+    ),
+    ("identifier", "token", "The booking id (SCH-2), NAMESPACE|ID or ID."),
+    ("date", "date", "Appointment start; prefixes eq, ne, gt, lt, ge, le."),
+    ("status", "token", "Appointment status; comma-separated for any of several."),
+    ("_lastUpdated", "date", "When the gateway last changed the resource (incremental sync)."),
+    ("_count", "number", "Page size, 0-500 (default 50)."),
+    ("_offset", "number", "Index of the first result on the page (used by the next links)."),
+    ("_sort", "string", "date, -date, _lastUpdated or -_lastUpdated (default date)."),
+    ("_total", "token", "none, estimate or accurate (default accurate)."),
+]
+
+
+def capability_statement(base_url: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": datetime.now(UTC).date().isoformat(),
+        "kind": "instance",
+        "software": {"name": "gateway", "version": gateway.__version__},
+        "implementation": {"description": "Journal-to-citizen-platform gateway", "url": base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": "Appointment",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "versioning": "versioned",
+                        "readHistory": False,
+                        "conditionalRead": "not-match",
+                        "searchParam": [
+                            {"name": name, "type": kind, "documentation": doc} for name, kind, doc in _SEARCH
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    CapabilityStatement.model_validate(body)
+    return body

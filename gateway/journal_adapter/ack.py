@@ -1,0 +1,97 @@
+"""HL7 v2 acknowledgements: the one place that turns outcomes and InboundErrors into ACKs.
+
+Built from a template, not with hl7apy (5 ms an ACK there); ``tests/unit/test_ack.py`` parses
+and validates every kind with hl7apy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import datetime
+from typing import Literal
+
+from gateway.errors import InboundError
+from gateway.journal_adapter.er7 import DEFAULT_DELIMITERS, escape
+from gateway.journal_adapter.siu import Header
+from gateway.journal_adapter.timestamps import format_dtm
+
+AckCode = Literal["AA", "AE", "AR"]
+
+_counter = itertools.count(1)
+_PREFIX = f"{os.getpid() % 100000:05d}"
+
+
+def _next_control_id(now: datetime) -> str:
+    return f"GW{now:%Y%m%d%H%M%S}{_PREFIX}{next(_counter) % 1000000:06d}"
+
+
+def _version_or_default(header: Header | None) -> str:
+    if header is not None and header.version in ("2.3", "2.3.1", "2.4", "2.5", "2.5.1"):
+        return header.version
+    return "2.5.1"
+
+
+def build_ack(
+    code: AckCode,
+    header: Header | None,
+    now: datetime,
+    *,
+    sender: tuple[str, str],
+    error: InboundError | None = None,
+) -> str:
+    """An ACK for ``header`` (which may be None when the MSH itself was unreadable)."""
+    e = escape
+    d = DEFAULT_DELIMITERS
+    version = _version_or_default(header)
+    trigger = header.trigger if header is not None else ""
+    control_id = header.control_id if header is not None else ""
+    msh = [
+        "MSH",
+        d.encoding_characters,
+        e(sender[0]),
+        e(sender[1]),
+        e(header.sending_application) if header else "",
+        e(header.sending_facility) if header else "",
+        format_dtm(now),
+        "",
+        f"ACK^{e(trigger)}^ACK" if trigger else "ACK",
+        _next_control_id(now),
+        e(header.processing_id) if header else "P",
+        version,
+    ]
+    if header is not None and header.charset:
+        msh += ["", "", "", "", "", e(header.charset)]
+    msa = ["MSA", code, e(control_id)]
+    segments = ["|".join(msh)]
+    if error is None:
+        segments.append("|".join(msa))
+        return "\r".join(segments) + "\r"
+    msa.append(e(error.message[:80]))
+    segments.append("|".join(msa))
+    segments.append(_err_segment(error, version))
+    return "\r".join(segments) + "\r"
+
+
+def _err_segment(error: InboundError, version: str) -> str:
+    e = escape
+    loc = error.location
+    code = f"{error.hl7_error_code}^{e(error.hl7_error_text)}^HL70357"
+    if version in ("2.3", "2.3.1", "2.4"):
+        # ERR-1 ELD: segment^sequence^field^code&text&table
+        seg = loc.segment if loc else ""
+        seq = str(loc.sequence) if loc else ""
+        fld = str(loc.field) if loc and loc.field is not None else ""
+        eld = f"{seg}^{seq}^{fld}^{error.hl7_error_code}&{e(error.hl7_error_text)}&HL70357"
+        return f"ERR|{eld}"
+    # v2.5: ERR-2 ERL segment^sequence^field^repetition^component, ERR-3 code, ERR-4 severity,
+    # ERR-8 user message.
+    erl = ""
+    if loc is not None:
+        parts = [loc.segment, str(loc.sequence)]
+        if loc.field is not None:
+            parts += [str(loc.field), "1"]
+            if loc.component is not None:
+                parts.append(str(loc.component))
+        erl = "^".join(parts)
+    return "|".join(["ERR", "", erl, code, "E", "", "", "", e(error.message)])

@@ -1,0 +1,110 @@
+"""One intake pipeline for both transports (MLLP and HTTP).
+
+decode -> parse -> check header (AR) -> translate (AE) -> store durably -> ACK.
+Translation runs before the ACK so a journal learns at once what is wrong with a message;
+the slower work (the FHIR resource, later the register lookup) runs in the processing worker
+from the stored raw bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from gateway.errors import InboundError, Location, MalformedMessage, StoreError, UnsupportedMessage
+from gateway.journal_adapter import er7
+from gateway.journal_adapter.ack import AckCode, build_ack
+from gateway.journal_adapter.siu import Header, check_header, read_header, to_booking_event
+from gateway.mappings import Mappings
+from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    ack: bytes
+    ack_code: AckCode
+    message_id: int | None
+    duplicate_of: int | None
+    codec: str
+
+
+class Intake:
+    def __init__(
+        self,
+        mappings: Mappings,
+        inbox: Inbox,
+        *,
+        sender: tuple[str, str] = ("GATEWAY", "REGION"),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._mappings = mappings
+        self._inbox = inbox
+        self._sender = sender
+        self._clock = clock
+
+    async def handle(self, raw: bytes, *, transport: str, peer: str | None = None) -> IntakeResult:
+        now = self._clock()
+        header: Header | None = None
+        codec = "utf-8"
+        patient: str | None = None
+        try:
+            text, declared = er7.decode(raw)
+            codec = er7.CHARSETS.get(declared.upper(), "utf-8")
+            msg = er7.parse(text)
+            header = read_header(msg)
+            check_header(header)
+            event = to_booking_event(msg, header, self._mappings)
+            patient = event.patient.value
+            code: AckCode = "AA"
+            error: InboundError | None = None
+        except UnsupportedMessage as exc:
+            code, error = "AR", exc
+        except InboundError as exc:
+            code, error = "AE", exc
+        ack_text = build_ack(code, header, now, sender=self._sender, error=error)
+        record = InboundRecord(
+            received_at=now,
+            transport=transport,
+            peer=peer,
+            sending_application=header.sending_application if header else "",
+            sending_facility=header.sending_facility if header else "",
+            control_id=header.control_id if header else "",
+            message_type=header.message_type if header else "",
+            trigger=header.trigger if header else "",
+            version=header.version if header else "",
+            charset=header.charset if header else "",
+            patient=patient,
+            raw=raw,
+            state=RECEIVED if error is None else REJECTED,
+            error=str(error) if error is not None else None,
+            ack_code=code,
+            ack=ack_text,
+        )
+        try:
+            stored = await self._inbox.put(record)
+        except StoreError as exc:
+            # Not stored, so not accepted: the journal must send it again.
+            failure = MalformedMessage(str(exc), Location("MSH", 10), code="207")
+            ack_text = build_ack("AE", header, now, sender=self._sender, error=failure)
+            log.error("intake.store_failed", transport=transport, control_id=record.control_id)
+            return IntakeResult(_encode(ack_text, codec), "AE", None, None, codec)
+        log.info(
+            "intake.acknowledged",
+            message_id=stored.id,
+            transport=transport,
+            control_id=record.control_id,
+            trigger=record.trigger,
+            ack=code,
+            duplicate_of=stored.duplicate_of,
+            error=record.error,
+        )
+        return IntakeResult(_encode(ack_text, codec), code, stored.id, stored.duplicate_of, codec)
+
+
+def _encode(text: str, codec: str) -> bytes:
+    return text.encode(codec, errors="replace")

@@ -1,0 +1,214 @@
+"""SIU scheduling messages (the profile in ``docs/hl7-profile.md``) to domain BookingEvents.
+
+Every problem raises a MalformedMessage naming the segment and field, so the journal gets an
+AE with an ERR segment it can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gateway.domain.booking import BookingAction, BookingEvent, Resource
+from gateway.domain.identity import IdKind, PersonId, parse_reservnummer, parse_swedish_id
+from gateway.errors import InvalidIdentifier, Location, MalformedMessage, UnsupportedMessage
+from gateway.journal_adapter.er7 import Message, Segment, component_of
+from gateway.journal_adapter.timestamps import parse_dtm
+from gateway.mappings import Mappings
+
+SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
+
+TRIGGERS: dict[str, BookingAction] = {
+    "S12": BookingAction.NEW,
+    "S13": BookingAction.RESCHEDULE,
+    "S14": BookingAction.MODIFY,
+    "S15": BookingAction.CANCEL,
+    "S17": BookingAction.DELETE,
+    "S26": BookingAction.NOSHOW,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What the MSH tells about a message; read before anything else can fail."""
+
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    control_id: str
+    message_type: str
+    trigger: str
+    version: str
+    processing_id: str
+    charset: str
+
+
+def read_header(msg: Message) -> Header:
+    msh = msg.msh
+    return Header(
+        sending_application=msh.get(3),
+        sending_facility=msh.get(4),
+        receiving_application=msh.get(5),
+        receiving_facility=msh.get(6),
+        control_id=msh.get(10),
+        message_type=msh.get(9, 1),
+        trigger=msh.get(9, 2),
+        version=msh.get(12, 1),
+        processing_id=msh.get(11, 1) or "P",
+        charset=msh.get(18, 1),
+    )
+
+
+def check_header(header: Header) -> None:
+    """Checks that decide AR (not taken at all) before the content is looked at."""
+    if not header.control_id:
+        raise MalformedMessage("MSH-10 message control id is missing", Location("MSH", 10), code="101")
+    if header.version not in SUPPORTED_VERSIONS:
+        raise UnsupportedMessage(
+            f"HL7 version {header.version!r} is not supported (2.3 to 2.5.1)",
+            Location("MSH", 12),
+            code="203",
+        )
+    if header.message_type != "SIU":
+        raise UnsupportedMessage(
+            f"message type {header.message_type or '(empty)'} is not taken here (SIU only)",
+            Location("MSH", 9, 1),
+            code="200",
+        )
+    if header.trigger not in TRIGGERS:
+        raise UnsupportedMessage(
+            f"trigger event {header.trigger or '(empty)'} is not taken (S12, S13, S14, S15, S17, S26)",
+            Location("MSH", 9, 2),
+            code="201",
+        )
+
+
+def _require(segment: Segment | None, name: str) -> Segment:
+    if segment is None:
+        raise MalformedMessage(f"segment {name} is missing", Location(name), code="100")
+    return segment
+
+
+def read_patient(pid: Segment, mappings: Mappings) -> PersonId:
+    """PID-3: the first repetition whose assigning authority OID (CX-4.2) we know."""
+    reps = pid.repetitions(3)
+    if not reps:
+        raise MalformedMessage("PID-3 patient identifier is missing", Location("PID", 3), code="101")
+    d = pid.delimiters
+    seen: list[str] = []
+    for rep in reps:
+        value = component_of(rep, d, 1)
+        oid = component_of(rep, d, 4, 2) or component_of(rep, d, 4, 1)
+        mapping = mappings.persons_by_oid.get(oid)
+        if mapping is None:
+            seen.append(oid or "(none)")
+            continue
+        where = Location("PID", 3, 1)
+        try:
+            if mapping.kind is IdKind.RESERVNUMMER:
+                return parse_reservnummer(value, oid, mappings.reservnummer_patterns[oid])
+            return parse_swedish_id(value, mapping.kind, oid)
+        except InvalidIdentifier as exc:
+            raise InvalidIdentifier(exc.message, where) from exc
+    raise MalformedMessage(
+        f"PID-3 has no identifier with a known assigning authority OID in CX-4.2 (got {', '.join(seen)})",
+        Location("PID", 3, 4),
+        code="103",
+    )
+
+
+def _duration(value: str, units: str, where: Location) -> timedelta:
+    try:
+        amount = int(value)
+    except ValueError as exc:
+        raise MalformedMessage(f"duration {value!r} is not a whole number", where, code="102") from exc
+    unit = (units or "MIN").upper()
+    factor = {"MIN": 60, "M": 60, "S": 1, "SEC": 1, "H": 3600, "HR": 3600, "HOUR": 3600}.get(unit)
+    if factor is None or amount <= 0:
+        raise MalformedMessage(f"duration {value} {unit} is not a positive time", where, code="102")
+    return timedelta(seconds=amount * factor)
+
+
+def _resources(
+    segments: list[Segment], field: int, *, xcn: bool = False, pl: bool = False
+) -> tuple[Resource, ...]:
+    out: list[Resource] = []
+    for seg in segments:
+        hsa = seg.get(field, 1) or None
+        if xcn:  # AIP-3 XCN: id^family^given
+            name = " ".join(p for p in (seg.get(field, 3), seg.get(field, 2)) if p) or None
+        elif pl:  # AIL-3 PL: unit HSA-id in .1, name in .9 (location description)
+            name = seg.get(field, 9) or None
+        else:  # AIG-3 CE: id^text
+            name = seg.get(field, 2) or None
+        if hsa or name:
+            out.append(Resource(hsa, name))
+    return tuple(out)
+
+
+def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> BookingEvent:
+    """Translate a checked SIU message to a BookingEvent, or raise naming what is wrong."""
+    sch = _require(msg.first("SCH"), "SCH")
+    pid = _require(msg.first("PID"), "PID")
+
+    booking_id = sch.get(2, 1)
+    if not booking_id:
+        raise MalformedMessage(
+            "SCH-2 filler appointment id (the booking id) is missing", Location("SCH", 2), code="101"
+        )
+    namespace = sch.get(2, 3) or sch.get(2, 2) or header.sending_application
+    patient = read_patient(pid, mappings)
+
+    # Start: TQ1-7 (v2.5), else SCH-11.4 (v2.3 TQ), else AIS-4.
+    tq1 = msg.first("TQ1")
+    ais = msg.first("AIS")
+    start: datetime | None = None
+    end: datetime | None = None
+    if tq1 is not None and tq1.get(7):
+        start = parse_dtm(tq1.get(7), Location("TQ1", 7))
+        if tq1.get(8):
+            end = parse_dtm(tq1.get(8), Location("TQ1", 8))
+    elif sch.get(11, 4):
+        start = parse_dtm(sch.get(11, 4), Location("SCH", 11, 4))
+        if sch.get(11, 5):
+            end = parse_dtm(sch.get(11, 5), Location("SCH", 11, 5))
+    elif ais is not None and ais.get(4):
+        start = parse_dtm(ais.get(4), Location("AIS", 4))
+    if start is None:
+        raise MalformedMessage(
+            "appointment start is missing (TQ1-7, SCH-11.4 or AIS-4)", Location("SCH", 11, 4), code="101"
+        )
+    if end is None:
+        if sch.get(9):
+            end = start + _duration(sch.get(9), sch.get(10, 1), Location("SCH", 9))
+        elif ais is not None and ais.get(7):
+            end = start + _duration(ais.get(7), ais.get(8, 1), Location("AIS", 7))
+        else:
+            raise MalformedMessage(
+                "appointment duration is missing (SCH-9/SCH-10, AIS-7/AIS-8 or an end time)",
+                Location("SCH", 9),
+                code="101",
+            )
+    if end <= start:
+        raise MalformedMessage("appointment ends before it starts", Location("SCH", 9), code="102")
+
+    reason = sch.get(7, 2) or sch.get(7, 1) or None
+    time_type = sch.get(8, 1) or None
+    trigger_map = mappings.statuses.triggers[header.trigger]
+    return BookingEvent(
+        action=TRIGGERS[header.trigger],
+        namespace=namespace,
+        booking_id=booking_id,
+        patient=patient,
+        status=mappings.status_for(header.trigger, sch.get(25, 1) or None),
+        start=start,
+        end=end,
+        reason=reason,
+        time_type=time_type,
+        time_type_display=sch.get(8, 2) or None,
+        cancelation_reason=trigger_map.cancelation_reason,
+        practitioners=_resources(msg.all("AIG"), 3),
+        locations=_resources(msg.all("AIL"), 3, pl=True),
+        personnel=_resources(msg.all("AIP"), 3, xcn=True),
+    )

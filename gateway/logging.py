@@ -1,0 +1,69 @@
+"""Structured logging (structlog): JSON in production, console in a terminal, masked always.
+
+No log line may carry a full personnummer, a name or an address. Code logs identifiers only
+through ``PersonId.masked()``, and as a second line of defence every string value is scanned
+for personnummer-shaped digits, and keys that name personal data are masked whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import orjson
+import structlog
+
+from gateway.domain.identity import mask_ids_in_text
+
+_PERSONAL_KEYS = frozenset(
+    {"name", "given", "family", "address", "postal_address", "street", "firstname", "lastname"}
+)
+
+
+def mask_personal_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        if key in _PERSONAL_KEYS and value:
+            event_dict[key] = "***"
+        elif isinstance(value, str):
+            event_dict[key] = mask_ids_in_text(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) in (10, 12):
+            event_dict[key] = mask_ids_in_text(str(value))
+    return event_dict
+
+
+def configure(fmt: str = "auto", level: str = "INFO") -> None:
+    json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_personal_data,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode())
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Third-party stdlib loggers (uvicorn, alembic) through the same masking and renderer.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Digital mailboxes (Kivra, Billo, Min Myndighetspost). Not built yet: see issue 5."""

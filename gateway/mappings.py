@@ -1,0 +1,186 @@
+"""Mapping tables (``mappings/*.yaml``) loaded into typed models and validated at start-up.
+
+The tables are data so a region can change them without touching code; each file names its
+source in a comment at its top.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from gateway.domain.identity import IdKind
+from gateway.errors import ConfigurationError
+
+AppointmentStatus = Literal[
+    "proposed",
+    "pending",
+    "booked",
+    "arrived",
+    "fulfilled",
+    "cancelled",
+    "noshow",
+    "entered-in-error",
+    "checked-in",
+    "waitlist",
+]
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonIdentifierMapping(_Strict):
+    oid: str
+    kind: IdKind
+    fhir_system: str
+    region: str | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+
+class HsaMapping(_Strict):
+    oids: list[str]
+    fhir_system: str
+
+
+class IdentifierTable(_Strict):
+    persons: list[PersonIdentifierMapping]
+    hsa: HsaMapping
+
+
+class TimeType(_Strict):
+    display: str
+    visible: bool
+    kind: Literal["physical", "video", "phone"]
+    appointment_type: Literal["ROUTINE", "FOLLOWUP", "CHECKUP", "WALKIN", "EMERGENCY"]
+
+
+class ContactKind(_Strict):
+    act_code: str
+    display: str
+
+
+class TimeTypeTable(_Strict):
+    code_system: str
+    unknown_is_hidden: bool
+    time_types: dict[str, TimeType]
+    kinds: dict[str, ContactKind]
+
+
+class TriggerMapping(_Strict):
+    status: AppointmentStatus | Literal["from_filler_status"]
+    default: AppointmentStatus | None = None
+    cancelation_reason: str | None = None
+
+
+class StatusTable(_Strict):
+    triggers: dict[str, TriggerMapping]
+    filler_status: dict[str, AppointmentStatus]
+
+
+@dataclass(frozen=True)
+class Mappings:
+    identifiers: IdentifierTable
+    time_types: TimeTypeTable
+    statuses: StatusTable
+
+    @cached_property
+    def persons_by_oid(self) -> dict[str, PersonIdentifierMapping]:
+        return {m.oid: m for m in self.identifiers.persons}
+
+    @cached_property
+    def reservnummer_patterns(self) -> dict[str, re.Pattern[str]]:
+        return {
+            m.oid: re.compile(m.pattern)
+            for m in self.identifiers.persons
+            if m.kind is IdKind.RESERVNUMMER and m.pattern
+        }
+
+    def fhir_system_for(self, authority: str) -> str:
+        return self.persons_by_oid[authority].fhir_system
+
+    def authority_for_system(self, system: str) -> str | None:
+        for m in self.identifiers.persons:
+            if m.fhir_system == system:
+                return m.oid
+        return None
+
+    def time_type_visible(self, code: str | None) -> bool:
+        """R-BK-1: only listed, visible time types are shown; unknown ones are hidden."""
+        if code is None:
+            return not self.time_types.unknown_is_hidden
+        found = self.time_types.time_types.get(code)
+        if found is None:
+            return not self.time_types.unknown_is_hidden
+        return found.visible
+
+    def status_for(self, trigger: str, filler_status: str | None) -> AppointmentStatus:
+        mapping = self.statuses.triggers[trigger]
+        if mapping.status != "from_filler_status":
+            return mapping.status
+        if filler_status:
+            found = self.statuses.filler_status.get(filler_status.strip().upper())
+            if found is not None:
+                return found
+        assert mapping.default is not None  # checked by load()
+        return mapping.default
+
+
+def _read(path: Path) -> object:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"mapping file missing: {path.name}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"mapping file {path.name} is not valid YAML: {exc}") from exc
+
+
+def load(directory: Path | None = None) -> Mappings:
+    """Load and cross-check every table; raise ConfigurationError naming the file and problem."""
+    directory = directory or DEFAULT_DIR
+    parts: dict[str, BaseModel] = {}
+    for name, model in (
+        ("identifiers", IdentifierTable),
+        ("time_types", TimeTypeTable),
+        ("statuses", StatusTable),
+    ):
+        path = directory / f"{name}.yaml"
+        try:
+            parts[name] = model.model_validate(_read(path))
+        except ValidationError as exc:
+            raise ConfigurationError(f"mapping file {path.name} is invalid: {exc}") from exc
+    mappings = Mappings(**parts)  # type: ignore[arg-type]
+    _cross_check(mappings)
+    return mappings
+
+
+def _cross_check(m: Mappings) -> None:
+    for tt_code, tt in m.time_types.time_types.items():
+        if tt.kind not in m.time_types.kinds:
+            raise ConfigurationError(f"time_types.yaml: {tt_code} has unknown kind {tt.kind}")
+    for trigger, tm in m.statuses.triggers.items():
+        if tm.status == "from_filler_status" and tm.default is None:
+            raise ConfigurationError(f"statuses.yaml: {trigger} needs a default status")
+    for pm in m.identifiers.persons:
+        if pm.kind is IdKind.RESERVNUMMER and pm.pattern is None:
+            raise ConfigurationError(f"identifiers.yaml: reservnummer {pm.oid} needs a pattern")
+    kinds = {pm.kind for pm in m.identifiers.persons}
+    for needed in (IdKind.PERSONNUMMER, IdKind.SAMORDNINGSNUMMER):
+        if needed not in kinds:
+            raise ConfigurationError(f"identifiers.yaml: no mapping for {needed.value}")

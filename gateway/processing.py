@@ -1,0 +1,254 @@
+"""The processing worker: stored messages -> register lookup -> current booking state.
+
+Takes messages in the order they were received and re-reads them from the raw bytes (the raw
+message is the truth, so a reprocess behaves the same). Every patient is looked up in the
+population register before anything about them can be exposed (R-ID-3, R-ID-7); a changed
+number is followed to the current one (R-ID-5). When the register cannot be asked, the message
+and every later one wait (state ``waiting``, with the reason) and are retried: order is kept
+and nothing is exposed unchecked. A booking's version only changes when its content changes,
+so processing a message twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.domain.booking import BookingEvent
+from gateway.domain.identity import PersonId
+from gateway.domain.register import PopulationRegister, RegisterRecord
+from gateway.domain.rules import booking_exposure
+from gateway.errors import GatewayError, PermanentUpstreamError, TransientUpstreamError
+from gateway.fhir.appointment import appointment_id, build_appointment, content_hash, finalize
+from gateway.journal_adapter import er7
+from gateway.journal_adapter.siu import check_header, read_header, to_booking_event
+from gateway.mappings import Mappings
+from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
+from gateway.store.tables import appointments, messages
+
+log = structlog.get_logger(__name__)
+
+MAX_NUMBER_CHANGES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The register's answer for the number the journal used, followed to the current number."""
+
+    current: PersonId
+    record: RegisterRecord | None
+
+
+async def resolve(register: PopulationRegister, person: PersonId) -> Resolved:
+    """Look a person up; follow a changed number (GN/GS -> Hanvisning Till) to the current one."""
+    if person.is_reservnummer:
+        return Resolved(person, None)  # R-ID-2: never in the register
+    current = person
+    record = await register.lookup(current)
+    hops = 0
+    while record is not None and record.changed_number and record.referred_to is not None:
+        hops += 1
+        if hops > MAX_NUMBER_CHANGES:
+            raise PermanentUpstreamError("register refers in circles between changed numbers")
+        current = record.referred_to
+        record = await register.lookup(current)
+    return Resolved(current, record)
+
+
+@dataclass(slots=True)
+class _Item:
+    message_id: int
+    event: BookingEvent | None = None
+    error: str | None = None
+
+
+class Processor:
+    def __init__(
+        self,
+        engine: Engine,
+        mappings: Mappings,
+        register: PopulationRegister,
+        *,
+        batch_size: int = 200,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._engine = engine
+        self._mappings = mappings
+        self._register = register
+        self._batch = batch_size
+        self._clock = clock
+
+    def run_once(self) -> int:
+        """Synchronous form of :meth:`process_batch` (tests, command line)."""
+        return asyncio.run(self.process_batch())
+
+    async def process_batch(self) -> int:
+        """Process one batch; return how many messages reached a final state."""
+        items = await asyncio.to_thread(self._claim)
+        if not items:
+            return 0
+        patients = {item.event.patient for item in items if item.event is not None}
+        answers = await asyncio.gather(
+            *(resolve(self._register, p) for p in patients), return_exceptions=True
+        )
+        lookups: dict[PersonId, Resolved | BaseException] = dict(zip(patients, answers, strict=True))
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, GatewayError):
+                raise answer  # a bug, not an outside failure: let it surface
+        return await asyncio.to_thread(self._apply_batch, items, lookups)
+
+    def _claim(self) -> list[_Item]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(messages.c.id, messages.c.raw)
+                .where(messages.c.state.in_((RECEIVED, WAITING)))
+                .order_by(messages.c.id)
+                .limit(self._batch)
+            ).all()
+        items: list[_Item] = []
+        for row in rows:
+            try:
+                text, _ = er7.decode(row.raw)
+                msg = er7.parse(text)
+                header = read_header(msg)
+                check_header(header)
+                items.append(_Item(row.id, event=to_booking_event(msg, header, self._mappings)))
+            except (GatewayError, ValueError) as exc:
+                items.append(_Item(row.id, error=str(exc)))
+        return items
+
+    def _apply_batch(self, items: list[_Item], lookups: dict[PersonId, Resolved | BaseException]) -> int:
+        done = 0
+        now = self._clock()
+        # meta.lastUpdated shows milliseconds; store the same so `_lastUpdated=gt<seen>` is exact.
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        with self._engine.begin() as conn:
+            for index, item in enumerate(items):
+                if item.event is None:
+                    self._finish(conn, item.message_id, FAILED, item.error, now)
+                    done += 1
+                    continue
+                answer = lookups[item.event.patient]
+                if isinstance(answer, TransientUpstreamError):
+                    reason = f"waiting for the population register: {answer}"
+                    for later in items[index:]:
+                        self._wait(conn, later.message_id, reason)
+                    log.warning(
+                        "processing.waiting_for_register", waiting=len(items) - index, error=str(answer)
+                    )
+                    break
+                if isinstance(answer, BaseException):
+                    self._finish(conn, item.message_id, FAILED, f"population register: {answer}", now)
+                    done += 1
+                    continue
+                if answer.record is not None and answer.record.protected:
+                    conn.execute(
+                        update(messages).where(messages.c.id == item.message_id).values(restricted=True)
+                    )
+                try:
+                    self._apply(conn, item.message_id, item.event, answer, now)
+                except (GatewayError, ValueError) as exc:
+                    self._finish(conn, item.message_id, FAILED, str(exc), now)
+                else:
+                    self._finish(conn, item.message_id, PROCESSED, None, now)
+                done += 1
+        return done
+
+    def _finish(self, conn: Any, message_id: int, state: str, error: str | None, now: datetime) -> None:
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == message_id)
+            .values(state=state, error=error, processed_at=now, attempts=messages.c.attempts + 1)
+        )
+        if state == FAILED:
+            log.warning("processing.failed", message_id=message_id, error=error)
+
+    def _wait(self, conn: Any, message_id: int, reason: str) -> None:
+        conn.execute(
+            update(messages)
+            .where(messages.c.id == message_id)
+            .values(state=WAITING, error=reason, attempts=messages.c.attempts + 1)
+        )
+
+    def _apply(
+        self, conn: Any, message_id: int, event: BookingEvent, resolved: Resolved, now: datetime
+    ) -> None:
+        appt_id = appointment_id(event.namespace, event.booking_id)
+        patient = resolved.current
+        exposure = booking_exposure(
+            self._mappings.time_type_visible(event.time_type), patient, resolved.record
+        )
+        filed = event if patient == event.patient else _refile(event, patient)
+        resource = build_appointment(filed, self._mappings)
+        digest = content_hash({"visible": exposure.visible, "why": exposure.reason, "resource": resource})
+        current = conn.execute(
+            select(
+                appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
+            ).where(appointments.c.id == appt_id)
+        ).first()
+        values = {
+            "patient_system": self._mappings.fhir_system_for(patient.authority),
+            "patient_value": patient.value,
+            "journal_patient_value": event.patient.value if patient != event.patient else None,
+            "status": event.status,
+            "start": event.start,
+            "end": event.end,
+            "time_type": event.time_type,
+            "visible": exposure.visible,
+            "withheld_reason": exposure.reason,
+            "last_message_id": message_id,
+            "content_hash": digest,
+        }
+        if current is None:
+            conn.execute(
+                appointments.insert().values(
+                    id=appt_id,
+                    namespace=event.namespace,
+                    booking_id=event.booking_id,
+                    version_id=1,
+                    last_updated=now,
+                    resource=finalize(resource, 1, now),
+                    **values,
+                )
+            )
+            return
+        if current.last_message_id > message_id:
+            return  # an older message reprocessed: the booking has moved on since
+        if current.content_hash == digest:
+            conn.execute(
+                update(appointments).where(appointments.c.id == appt_id).values(last_message_id=message_id)
+            )
+            return
+        version = current.version_id + 1
+        conn.execute(
+            update(appointments)
+            .where(appointments.c.id == appt_id)
+            .values(version_id=version, last_updated=now, resource=finalize(resource, version, now), **values)
+        )
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+        """Work until ``stop`` is set; woken by new messages or every ``poll_interval``."""
+        while not stop.is_set():
+            wake.clear()  # before looking, so a commit during the batch is not missed
+            try:
+                handled = await self.process_batch()
+            except SQLAlchemyError as exc:
+                log.error("processing.batch_failed", error=type(exc).__name__)
+                handled = 0
+            if handled:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_interval)
+
+
+def _refile(event: BookingEvent, current: PersonId) -> BookingEvent:
+    """R-ID-5: a booking made under an old number is filed under the current one."""
+    return replace(event, patient=current)

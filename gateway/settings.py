@@ -1,0 +1,39 @@
+"""Settings: flags > environment (``GATEWAY_`` prefix) > defaults. Built once, in bootstrap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.mappings import DEFAULT_DIR
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the embedded SQLite database lives.")
+    db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under data_dir.")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    mllp_idle_timeout: float = Field(300.0, gt=0)
+    max_message_bytes: int = Field(1_048_576, gt=0)
+    mappings_dir: Path = DEFAULT_DIR
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    ack_application: str = "GATEWAY"
+    ack_facility: str = "REGION"
+    fhir_base_url: str | None = Field(
+        None, description="Public base URL of /fhir for links; default from the request."
+    )
+    worker_batch: int = Field(200, gt=0)
+    worker_poll_interval: float = Field(1.0, gt=0)
+
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').as_posix()}"

@@ -1,0 +1,1 @@
+"""Population register (SPAR PersonSök over SOAP). Not built yet: see issue 3."""

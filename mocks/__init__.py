@@ -1,0 +1,1 @@
+"""Simulated outside systems (journal, and later SPAR, accounts, mailboxes) for demo and tests."""

@@ -1,0 +1,136 @@
+"""The command line as a newcomer and an operator use it: demo, serve, messages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support import ack_code, mllp_exchange, siu
+
+GATEWAY = [sys.executable, "-m", "gateway.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return env
+
+
+def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            *GATEWAY,
+            "demo",
+            "--bookings",
+            "15",
+            "--http-port",
+            str(_free_port()),
+            "--mllp-port",
+            str(_free_port()),
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "ACKs: {'AA':" in out and "'AE'" not in out
+    assert "Tolvan Tolvansson (19121212-****)" in out
+    assert "191212121212" not in out.split("Where to look")[0]  # masked in what is printed
+    assert "'failed': 0" in out
+    assert (tmp_path / "var" / "demo.db").exists()
+
+    listing = subprocess.run(
+        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "--limit", "5"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "processed" in listing.stdout and "SIU^S" in listing.stdout
+    shown = subprocess.run(
+        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "show", "1"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "MSH|^~\\&|TAKECARE" in shown.stdout and "MSA|AA|" in shown.stdout
+    missing = subprocess.run(
+        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "show", "99999"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "99999 is not known" in missing.stderr
+
+
+def test_serve_runs_http_and_mllp_in_one_process_and_stops_cleanly(tmp_path: Path) -> None:
+    http_port, mllp_port = _free_port(), _free_port()
+    env = _env() | {"GATEWAY_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(
+        [*GATEWAY, "serve", "--http-port", str(http_port), "--mllp-port", str(mllp_port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{http_port}/health").json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        (ack,) = mllp_exchange("127.0.0.1", mllp_port, [siu()])
+        assert ack_code(ack) == "AA"
+        assert (tmp_path / "var" / "gateway.db").exists()  # embedded default: SQLite under ./var/
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert '"event":"gateway.started"' in err  # JSON logs in production format
+    assert "191212121212" not in err
+
+
+def test_serve_explains_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = subprocess.run(
+            [*GATEWAY, "serve", "--http-port", str(port), "--mllp-port", str(_free_port())],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert run.returncode != 0
+    assert "Error:" in run.stderr and "in use" in run.stderr.lower()

@@ -1,0 +1,84 @@
+"""Test fakes implementing the gateway's ports (the same Protocols the real adapters implement)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateway.domain.identity import IdKind, PersonId
+from gateway.domain.register import Deregistration, Protection, RegisterRecord
+from gateway.errors import TransientUpstreamError
+
+PNR = "1.2.752.129.2.1.3.1"
+SAMO = "1.2.752.129.2.1.3.3"
+
+
+def pnr(value: str) -> PersonId:
+    return PersonId(IdKind.PERSONNUMMER, value, PNR)
+
+
+def record(value: str, **kwargs: object) -> RegisterRecord:
+    kind = IdKind.SAMORDNINGSNUMMER if int(value[6:8]) > 60 else IdKind.PERSONNUMMER
+    person = PersonId(kind, value, SAMO if kind is IdKind.SAMORDNINGSNUMMER else PNR)
+    defaults: dict[str, object] = {
+        "protection": Protection.NONE,
+        "given_name": "Test",
+        "family_name": "Testsson",
+    }
+    defaults.update(kwargs)
+    return RegisterRecord(person=person, **defaults)  # type: ignore[arg-type]
+
+
+# Register answers for the persons the tests use (numbers as in mocks/persons.yaml).
+TOLVAN = record("191212121212", given_name="Tolvan", family_name="Tolvansson")
+CHILD = record("201605152386")
+TEEN = record("200903012391")
+SEKRET = record(
+    "197605010128", protection=Protection.SEKRETESSMARKERING, given_name="Sekret", family_name="Markersson"
+)
+SKYDDAD = record(
+    "198203152452",
+    protection=Protection.SKYDDAD_FOLKBOKFORING,
+    given_name="Skyddad",
+    family_name="Folkbokförd",
+)
+DECEASED = record("193804262628", deregistration=Deregistration.DECEASED)
+EMIGRATED = record("195511302134", deregistration=Deregistration.EMIGRATED)
+NEW_NUMBER = record("197306142659")
+OLD_NUMBER = record(
+    "197306142642", deregistration=Deregistration.OLD_NUMBER_GN, referred_to=NEW_NUMBER.person
+)
+SAMORDNING = record("199002712934")
+LOCKED = record("196208152568")
+
+
+@dataclass
+class FakeRegister:
+    """An in-memory population register with an outage switch; counts lookups per number."""
+
+    records: dict[str, RegisterRecord] = field(
+        default_factory=lambda: {
+            r.person.value: r
+            for r in (
+                TOLVAN,
+                CHILD,
+                TEEN,
+                SEKRET,
+                SKYDDAD,
+                DECEASED,
+                EMIGRATED,
+                NEW_NUMBER,
+                OLD_NUMBER,
+                SAMORDNING,
+                LOCKED,
+            )
+        }
+    )
+    down: bool = False
+    calls: Counter[str] = field(default_factory=Counter)
+
+    async def lookup(self, person: PersonId) -> RegisterRecord | None:
+        self.calls[person.value] += 1
+        if self.down:
+            raise TransientUpstreamError("register unreachable (fake outage)")
+        return self.records.get(person.value)

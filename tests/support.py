@@ -1,0 +1,100 @@
+"""Helpers shared by the tests: an SIU builder for hand-made cases and a plain MLLP socket client."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Sequence
+
+PNR_OID = "1.2.752.129.2.1.3.1"
+SAMO_OID = "1.2.752.129.2.1.3.3"
+RESERV_OID = "1.2.752.97.3.1.3"
+PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
+SAMO_SYSTEM = "http://electronichealth.se/identifier/samordningsnummer"
+RESERV_SYSTEM = "urn:oid:1.2.752.97.3.1.3"
+TOLVAN = "191212121212"
+
+_counter = iter(range(1, 10**9))
+
+
+def control_id() -> str:
+    return f"T{time.time_ns() % 10**12}{next(_counter):06d}"
+
+
+def siu(
+    trigger: str = "S12",
+    *,
+    control: str | None = None,
+    patient: str = TOLVAN,
+    oid: str = PNR_OID,
+    booking: str = "BK1",
+    start: str = "202612010900",
+    minutes: str = "30",
+    time_type: str = "NYB^Nybesök",
+    reason: str = "^Kontroll av blodtryck",
+    version: str = "2.5.1",
+    charset: str = "UNICODE UTF-8",
+    filler_status: str = "Booked",
+    sending: str = "TAKECARE|SLL",
+    message_type: str = "SIU",
+    unit: str = "SE2321000016-15CQ^^^^^^^^Vårdcentralen Tolvåsen",
+    practitioner: str = "SE2321000016-1A2B^Anna Läkare",
+    extra_sch11: str | None = None,
+) -> bytes:
+    """One SIU message in the profile's shape (docs/hl7-profile.md); every part can be bent."""
+    control = control or control_id()
+    tq1 = version != "2.3"
+    sch11 = extra_sch11 if extra_sch11 is not None else ("" if tq1 else f"^^{minutes}^{start}")
+    segments = [
+        f"MSH|^~\\&|{sending}|GATEWAY|REGION|20261124080000||{message_type}^{trigger}|{control}|P|{version}"
+        + (f"|||||{charset}" if charset else ""),
+        f"SCH||{booking}^TAKECARE|||||{reason}|{time_type}|{minutes}|MIN|{sch11}"
+        f"||||||||||||||{filler_status}",
+    ]
+    if tq1:
+        segments.append(f"TQ1|1||||||{start}")
+    segments += [
+        f"PID|1||{patient}^^^&{oid}&ISO||Tolvansson^Tolvan",
+        "RGS|1",
+        f"AIG|1||{practitioner}",
+        f"AIL|1||{unit}",
+    ]
+    text = "\r".join(segments) + "\r"
+    codec = "latin-1" if charset == "8859/1" else "utf-8"
+    return text.encode(codec)
+
+
+def mllp_exchange(
+    host: str, port: int, messages: Sequence[bytes], *, chunk: int | None = None, timeout: float = 10
+) -> list[bytes]:
+    """Send messages on one connection (optionally in tiny chunks) and return their ACKs."""
+    payload = b"".join(b"\x0b" + m + b"\x1c\x0d" for m in messages)
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        if chunk is None:
+            sock.sendall(payload)
+        else:
+            for i in range(0, len(payload), chunk):
+                sock.sendall(payload[i : i + chunk])
+                time.sleep(0.001)
+        buf = b""
+        acks: list[bytes] = []
+        while len(acks) < len(messages):
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed before all ACKs arrived")
+            buf += data
+            while b"\x1c\x0d" in buf:
+                framed, buf = buf.split(b"\x1c\x0d", 1)
+                acks.append(framed.lstrip(b"\x0b"))
+    return acks
+
+
+def ack_fields(ack: bytes, segment: str) -> list[str]:
+    for line in ack.decode("latin-1").split("\r"):
+        if line.startswith(segment + "|"):
+            return line.split("|")
+    raise AssertionError(f"no {segment} segment in ACK: {ack!r}")
+
+
+def ack_code(ack: bytes) -> str:
+    return ack_fields(ack, "MSA")[1]
