@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from gateway.domain.identity import IdKind
+from gateway.domain.identity import IdKind, PersonId, recognise
 from gateway.errors import ConfigurationError
 
 AppointmentStatus = Literal[
@@ -110,6 +110,18 @@ class Mappings:
             for m in self.identifiers.persons
             if m.kind is IdKind.RESERVNUMMER and m.pattern
         }
+
+    def _oid_of(self, kind: IdKind) -> str:
+        return next(m.oid for m in self.identifiers.persons if m.kind is kind)
+
+    def recognise(self, text: str) -> PersonId:
+        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables."""
+        return recognise(
+            text,
+            personnummer_oid=self._oid_of(IdKind.PERSONNUMMER),
+            samordningsnummer_oid=self._oid_of(IdKind.SAMORDNINGSNUMMER),
+            reservnummer_patterns=self.reservnummer_patterns,
+        )
 
     def fhir_system_for(self, authority: str) -> str:
         return self.persons_by_oid[authority].fhir_system

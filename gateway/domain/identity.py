@@ -9,6 +9,7 @@ region's, given as a pattern by the mapping files.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -102,6 +103,28 @@ def parse_reservnummer(text: str, authority: str, pattern: re.Pattern[str]) -> P
     if not pattern.fullmatch(value):
         raise InvalidIdentifier(f"reservnummer does not match the pattern {pattern.pattern}")
     return PersonId(IdKind.RESERVNUMMER, value, authority)
+
+
+def recognise(
+    text: str,
+    *,
+    personnummer_oid: str,
+    samordningsnummer_oid: str,
+    reservnummer_patterns: Mapping[str, re.Pattern[str]],
+) -> PersonId:
+    """A bare number with no issuing authority (typed by staff, a URL path) to a checked id.
+
+    A region's reservnummer pattern wins (R-ID-2: ``99`` + 10 digits in Region Stockholm could
+    otherwise read as a date in 1999); then day of birth over 60 means samordningsnummer (R-ID-1).
+    """
+    compact = text.strip().replace("-", "")
+    for oid, pattern in reservnummer_patterns.items():
+        if pattern.fullmatch(compact):
+            return PersonId(IdKind.RESERVNUMMER, compact, oid)
+    value = normalize_twelve(text)
+    if int(value[6:8]) > 60:
+        return parse_swedish_id(value, IdKind.SAMORDNINGSNUMMER, samordningsnummer_oid)
+    return parse_swedish_id(value, IdKind.PERSONNUMMER, personnummer_oid)
 
 
 def age_on(person: PersonId, today: date) -> int | None:

@@ -1,4 +1,10 @@
-"""How a stored message is shown: a protected person's identity never leaves (R-ID-3)."""
+"""How a stored message is shown: a protected person's identity never leaves (R-ID-3).
+
+The PID segment (number, name, address) is shown only for a message whose patient the
+register has checked and found unprotected. Everything else keeps it hidden: a message still
+waiting for the register, one that failed or was rejected before any check, and a duplicate
+(its own row was never checked) could each be about a protected person.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 from gateway.domain.identity import mask_ids_in_text
 from gateway.errors import GatewayError
 from gateway.journal_adapter import er7
+from gateway.store.inbox import PROCESSED
 
 HIDDEN = "Dold uppgift"
 
@@ -20,7 +27,7 @@ def message_view(row: dict[str, Any]) -> dict[str, Any]:
         text, _ = er7.decode(raw)
     except GatewayError:
         text = raw.decode("latin-1")
-    if view.get("restricted"):
+    if view.get("restricted") or view.get("state") != PROCESSED:
         segments = [
             f"PID|{HIDDEN}" if s.startswith("PID") else s for s in text.replace("\n", "\r").split("\r")
         ]

@@ -160,3 +160,38 @@ def test_r_id_7_person_not_in_the_register_is_not_exposed(
     wait_processed(http)
     assert _visible_for(http, unknown) == []
     assert register.calls[unknown] == 1
+
+
+def test_r_id_3_unchecked_and_duplicate_messages_never_show_the_patients_identity(
+    gateway: GatewayThread, http: httpx.Client, register: FakeRegister
+) -> None:
+    """A message shows its PID only once the register has checked the patient and found no
+    protection: a message waiting for the register, or a duplicate (whose own row is never
+    checked), could be about a protected person."""
+    register.down = True
+    booking = _protected_booking(SKYDDAD, "BK-SKY-DUP", "Folkbokförd", "Skyddad")
+    assert _push(gateway, booking, booking) == ["AA", "AA"]
+    deadline = time.monotonic() + 10
+    while http.get("/messages", params={"state": "waiting"}).json()["total"] < 1:
+        assert time.monotonic() < deadline, "the message never reached the waiting state"
+        time.sleep(0.05)
+    register.down = False
+    while http.get("/messages", params={"state": "waiting"}).json()["total"]:
+        assert time.monotonic() < deadline + 10, "the message never left the waiting state"
+        time.sleep(0.05)
+    items = http.get("/messages", params={"limit": 10}).json()["items"]
+    assert sorted(m["state"] for m in items) == ["duplicate", "processed"]
+    for item in items:
+        text = json.dumps(http.get(f"/messages/{item['id']}").json(), ensure_ascii=False)
+        assert "PID|Dold uppgift" in text
+        for secret in (SKYDDAD, "19820315-2452", "Folkbokförd", "Hemliga gatan"):
+            assert secret not in text, (secret, item["state"])
+
+
+def test_an_ordinary_checked_message_shows_its_pid_to_operators(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    assert _push(gateway, siu(booking="BK-PLAIN")) == ["AA"]
+    wait_processed(http)
+    (item,) = http.get("/messages").json()["items"]
+    assert f"PID|1||{TOLVAN}" in http.get(f"/messages/{item['id']}").json()["raw"]

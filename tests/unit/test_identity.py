@@ -17,6 +17,7 @@ from gateway.domain.identity import (
     mask_ids_in_text,
     parse_reservnummer,
     parse_swedish_id,
+    recognise,
 )
 from gateway.errors import InvalidIdentifier
 
@@ -87,3 +88,32 @@ def test_masking_hides_the_last_four_digits_in_any_text() -> None:
     masked = mask_ids_in_text(text)
     assert "1212121212" not in masked and "-1212" not in masked
     assert masked.count("****") == 3
+
+
+def _recognise(text: str) -> tuple[IdKind, str, str]:
+    person = recognise(
+        text,
+        personnummer_oid=PNR,
+        samordningsnummer_oid=SAMO,
+        reservnummer_patterns={RESERV: RESERV_PATTERN},
+    )
+    return person.kind, person.value, person.authority
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("19121212-1212", (IdKind.PERSONNUMMER, "191212121212", PNR)),
+        ("199002712934", (IdKind.SAMORDNINGSNUMMER, "199002712934", SAMO)),
+        ("999929-013705", (IdKind.RESERVNUMMER, "999929013705", RESERV)),
+    ],
+)
+def test_r_id_2_a_bare_number_is_recognised_as_its_kind_reservnummer_from_the_region_pattern(
+    text: str, expected: tuple[IdKind, str, str]
+) -> None:
+    assert _recognise(text) == expected
+
+
+def test_r_id_1_a_bare_number_with_a_wrong_check_digit_is_refused() -> None:
+    with pytest.raises(InvalidIdentifier, match="check digit"):
+        _recognise("191212121213")
