@@ -32,6 +32,7 @@ from gateway.journal_adapter import er7
 from gateway.journal_adapter.siu import check_header, read_header, to_booking_event
 from gateway.mappings import Mappings
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
+from gateway.store.lease import WorkerLease
 from gateway.store.tables import appointments, messages
 
 log = structlog.get_logger(__name__)
@@ -235,18 +236,27 @@ class Processor:
         )
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:
-        """Work until ``stop`` is set; woken by new messages or every ``poll_interval``."""
-        while not stop.is_set():
-            wake.clear()  # before looking, so a commit during the batch is not missed
-            try:
-                handled = await self.process_batch()
-            except SQLAlchemyError as exc:
-                log.error("processing.batch_failed", error=type(exc).__name__)
+        """Work until ``stop`` is set; woken by new messages or every ``poll_interval``.
+
+        With several instances on one PostgreSQL, only the holder of the worker lease processes;
+        the others stand by and take over when it goes away (``gateway/store/lease.py``).
+        """
+        lease = WorkerLease(self._engine)
+        try:
+            while not stop.is_set():
+                wake.clear()  # before looking, so a commit during the batch is not missed
                 handled = 0
-            if handled:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
+                if await asyncio.to_thread(lease.acquire):
+                    try:
+                        handled = await self.process_batch()
+                    except SQLAlchemyError as exc:
+                        log.error("processing.batch_failed", error=type(exc).__name__)
+                if handled:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), poll_interval)
+        finally:
+            await asyncio.to_thread(lease.release)
 
 
 def _refile(event: BookingEvent, current: PersonId) -> BookingEvent:
