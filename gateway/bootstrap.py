@@ -14,14 +14,18 @@ import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
+import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
+from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
+from gateway.domain.accounts import AccountDirectory
 from gateway.domain.register import PopulationRegister
+from gateway.errors import ConfigurationError
 from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.mllp import MllpServer
 from gateway.mappings import Mappings
@@ -30,6 +34,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
+from mocks.services import MockServices
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +49,7 @@ class Gateway:
     processor: Processor
     app: FastAPI
     mllp: MllpServer
+    outside: Outside
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     http_port: int | None = None
     _uvicorn: uvicorn.Server | None = None
@@ -90,6 +96,7 @@ class Gateway:
                 await asyncio.wait_for(worker, 10)
             stop_task.cancel()
             await asyncio.to_thread(self.inbox.stop)
+            await self.outside.aclose()
             log.info("gateway.stopped")
 
     def stop(self) -> None:
@@ -123,17 +130,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build(settings: Settings, *, register: PopulationRegister | None = None) -> Gateway:
+def build(
+    settings: Settings,
+    *,
+    register: PopulationRegister | None = None,
+    accounts: AccountDirectory | None = None,
+) -> Gateway:
     """Build the gateway from settings; tests may pass their own adapters for the ports."""
-    if register is None:
-        register = default_register(settings)
     mappings = mapping_tables.load(settings.mappings_dir)
+    outside = connect_outside(settings, register=register, accounts=accounts)
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
     inbox = Inbox(engine)
     intake = Intake(mappings, inbox, sender=(settings.ack_application, settings.ack_facility))
-    processor = Processor(engine, mappings, register, batch_size=settings.worker_batch)
-    app = create_app(settings, engine, intake)
+    processor = Processor(engine, mappings, outside.register, batch_size=settings.worker_batch)
+    app = create_app(
+        settings, engine, intake, mappings=mappings, register=outside.register, accounts=outside.accounts
+    )
     gw = Gateway(
         settings=settings,
         mappings=mappings,
@@ -142,6 +155,7 @@ def build(settings: Settings, *, register: PopulationRegister | None = None) -> 
         intake=intake,
         processor=processor,
         app=app,
+        outside=outside,
         mllp=MllpServer(
             handler=lambda raw, peer: gw._handle_mllp(raw, peer),
             host=settings.mllp_host,
@@ -156,8 +170,14 @@ def build(settings: Settings, *, register: PopulationRegister | None = None) -> 
 class GatewayThread:
     """Runs a whole gateway in a background thread with its own loop (demo, tests, benchmarks)."""
 
-    def __init__(self, settings: Settings, *, register: PopulationRegister | None = None) -> None:
-        self.gateway = build(settings, register=register)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        register: PopulationRegister | None = None,
+        accounts: AccountDirectory | None = None,
+    ) -> None:
+        self.gateway = build(settings, register=register, accounts=accounts)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -211,6 +231,65 @@ class GatewayThread:
             self._loop.call_soon_threadsafe(self.gateway.stop_event.set)
             self._thread.join(timeout=30)
         self.gateway.engine.dispose()
+
+
+@dataclass
+class Outside:
+    """The adapters to outside systems, the HTTP clients they own, and the embedded mocks."""
+
+    register: PopulationRegister
+    accounts: AccountDirectory
+    mocks: MockServices | None = None
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        if self.mocks is not None:
+            await asyncio.to_thread(self.mocks.stop)
+
+
+def connect_outside(
+    settings: Settings,
+    *,
+    register: PopulationRegister | None = None,
+    accounts: AccountDirectory | None = None,
+) -> Outside:
+    """Build each adapter from its own settings; a system with no URL gets its built-in mock.
+
+    Tests pass their own adapters for the ports they replace.
+    """
+    mocks: MockServices | None = None
+    clients: list[httpx.AsyncClient] = []
+
+    def mock_url(missing: str) -> str:
+        nonlocal mocks
+        if not settings.mocks:
+            raise ConfigurationError(f"{missing} is not set and the built-in mocks are off (GATEWAY_MOCKS)")
+        if mocks is None:
+            mocks = MockServices.default(host=settings.mocks_host, port=settings.mocks_port).start()
+            log.info("mocks.started", url=mocks.url, mocks=sorted(mocks.apps))
+        return mocks.url
+
+    def http_client() -> httpx.AsyncClient:
+        client = httpx.AsyncClient()
+        clients.append(client)
+        return client
+
+    try:
+        if accounts is None:
+            accounts_settings = AccountsSettings()
+            if accounts_settings.url is None:
+                url = mock_url("GATEWAY_ACCOUNTS_URL")
+                accounts_settings = accounts_settings.model_copy(update={"url": url})
+            accounts = AccountsClient(accounts_settings, http_client())
+        if register is None:
+            register = default_register(settings)
+    except Exception:
+        if mocks is not None:
+            mocks.stop()
+        raise
+    return Outside(register=register, accounts=accounts, mocks=mocks, clients=clients)
 
 
 def default_register(settings: Settings) -> PopulationRegister:

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     fhir_base_url: str | None = Field(
         None, description="Public base URL of /fhir for links; default from the request."
     )
+    mocks: bool = Field(
+        True,
+        description="Serve the built-in mocks (SPAR, accounts, journal booking service) in-process "
+        "for every outside system whose URL is not configured.",
+    )
+    mocks_host: str = "127.0.0.1"
+    mocks_port: int = Field(8089, ge=0, description="One port for every built-in mock (0: any free port).")
     worker_batch: int = Field(200, gt=0)
     worker_poll_interval: float = Field(1.0, gt=0)
 

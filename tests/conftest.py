@@ -17,7 +17,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
-from tests.fakes import FakeRegister
+from tests.fakes import FakeAccounts, FakeRegister
 
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -65,6 +65,7 @@ def _settings(tmp_path: Path, db_url: str | None = None) -> Settings:
         db_url=db_url,
         http_port=0,
         mllp_port=0,
+        mocks_port=0,
         mllp_idle_timeout=2.0,
         worker_poll_interval=0.2,
         log_level="WARNING",
@@ -77,9 +78,14 @@ def register() -> FakeRegister:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, register: FakeRegister) -> Iterator[GatewayThread]:
-    """A whole gateway (HTTP, MLLP, worker) on SQLite and ephemeral ports."""
-    with GatewayThread(_settings(tmp_path), register=register) as gw:
+def accounts() -> FakeAccounts:
+    return FakeAccounts()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, register: FakeRegister, accounts: FakeAccounts) -> Iterator[GatewayThread]:
+    """A whole gateway (HTTP, MLLP, worker) on SQLite and ephemeral ports, with fake outside systems."""
+    with GatewayThread(_settings(tmp_path), register=register, accounts=accounts) as gw:
         yield gw
 
 
@@ -92,7 +98,8 @@ def gateway_on(tmp_path: Path, store_url: str) -> Iterator[GatewayThread]:
         for table in reversed(metadata.sorted_tables):
             conn.execute(table.delete())
     eng.dispose()
-    with GatewayThread(_settings(tmp_path, store_url), register=FakeRegister()) as gw:
+    settings = _settings(tmp_path, store_url)
+    with GatewayThread(settings, register=FakeRegister(), accounts=FakeAccounts()) as gw:
         yield gw
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from gateway.domain.accounts import Account, no_account
 from gateway.domain.identity import IdKind, PersonId
-from gateway.domain.register import Deregistration, Protection, RegisterRecord
+from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord
 from gateway.errors import TransientUpstreamError
 
 PNR = "1.2.752.129.2.1.3.1"
@@ -30,7 +31,12 @@ def record(value: str, **kwargs: object) -> RegisterRecord:
 
 
 # Register answers for the persons the tests use (numbers as in mocks/persons.yaml).
-TOLVAN = record("191212121212", given_name="Tolvan", family_name="Tolvansson")
+TOLVAN = record(
+    "191212121212",
+    given_name="Tolvan",
+    family_name="Tolvansson",
+    address=Address(None, "Tolvansvägen 12", None, "12345", "Tolvåsen"),
+)
 CHILD = record("201605152386")
 TEEN = record("200903012391")
 SEKRET = record(
@@ -41,6 +47,7 @@ SKYDDAD = record(
     protection=Protection.SKYDDAD_FOLKBOKFORING,
     given_name="Skyddad",
     family_name="Folkbokförd",
+    address=Address("Skatteverket", "Särskild postförmedling", "Box 2820", "40320", "Göteborg"),
 )
 DECEASED = record("193804262628", deregistration=Deregistration.DECEASED)
 EMIGRATED = record("195511302134", deregistration=Deregistration.EMIGRATED)
@@ -82,3 +89,16 @@ class FakeRegister:
         if self.down:
             raise TransientUpstreamError("register unreachable (fake outage)")
         return self.records.get(person.value)
+
+
+@dataclass
+class FakeAccounts:
+    """An in-memory account service (the port the platform's account adapter implements)."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    down: bool = False
+
+    async def account(self, person: PersonId) -> Account:
+        if self.down:
+            raise TransientUpstreamError("account service unreachable (fake outage)")
+        return self.accounts.get(person.value) or no_account(person)

@@ -10,16 +10,33 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
-from gateway.api import journal, messages
+from gateway.api import journal, messages, patients
 from gateway.api.deps import NotAcceptable
-from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.domain.accounts import AccountDirectory
+from gateway.domain.register import PopulationRegister
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+)
 from gateway.fhir import routes as fhir_routes
 from gateway.fhir.outcome import outcome
 from gateway.journal_adapter.intake import Intake
+from gateway.mappings import Mappings
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings, engine: Engine, intake: Intake) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    intake: Intake,
+    *,
+    mappings: Mappings,
+    register: PopulationRegister,
+    accounts: AccountDirectory,
+) -> FastAPI:
     app = FastAPI(
         title="Healthcare integration gateway",
         version=gateway.__version__,
@@ -28,9 +45,13 @@ def create_app(settings: Settings, engine: Engine, intake: Intake) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.intake = intake
+    app.state.mappings = mappings
+    app.state.register = register
+    app.state.accounts = accounts
     app.include_router(fhir_routes.router)
     app.include_router(journal.router)
     app.include_router(messages.router)
+    app.include_router(patients.router)
 
     @app.get("/health", tags=["Operations"], summary="Liveness and database check")
     async def health() -> Response:
@@ -52,6 +73,10 @@ def create_app(settings: Settings, engine: Engine, intake: Intake) -> FastAPI:
             return outcome(400, "invalid", str(exc))
         if isinstance(exc, NotAcceptable):
             return outcome(406, "not-supported", str(exc))
+        if isinstance(exc, TransientUpstreamError):
+            return outcome(503, "transient", f"an outside system is unavailable, try again: {exc}")
+        if isinstance(exc, PermanentUpstreamError):
+            return outcome(502, "exception", f"an outside system refused the request: {exc}")
         return outcome(500, "exception", "internal error")
 
     @app.exception_handler(RequestValidationError)

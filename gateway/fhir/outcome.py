@@ -19,6 +19,7 @@ IssueCode = Literal[
     "login",
     "processing",
     "too-costly",
+    "transient",
 ]
 
 

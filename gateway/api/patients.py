@@ -1,0 +1,131 @@
+"""Staff view of a person: ``GET /patients/{id}`` (like Vårdportalen's Invånarprofil)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import or_, select
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from gateway.api.deps import StoreDep
+from gateway.domain.accounts import AccountDirectory, no_account
+from gateway.domain.identity import PersonId
+from gateway.domain.profile import HIDDEN, PersonProfile, person_profile
+from gateway.domain.register import Address, PopulationRegister
+from gateway.errors import InvalidIdentifier, InvalidRequest
+from gateway.mappings import Mappings
+from gateway.processing import resolve
+from gateway.store.tables import appointments
+
+router = APIRouter(tags=["Staff"])
+
+
+def _identifier(mappings: Mappings, person: PersonId) -> dict[str, str]:
+    return {"system": mappings.fhir_system_for(person.authority), "value": person.value, "kind": person.kind}
+
+
+def _address(address: Address | str | None) -> dict[str, Any] | str | None:
+    if address is None or isinstance(address, str):
+        return address
+    return asdict(address)
+
+
+def _bookings(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
+    numbers = {profile.asked.value, profile.current.value}
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(
+                appointments.c.id,
+                appointments.c.booking_id,
+                appointments.c.status,
+                appointments.c.start,
+                appointments.c.time_type,
+                appointments.c.visible,
+                appointments.c.withheld_reason,
+            )
+            .where(
+                or_(
+                    appointments.c.patient_value.in_(numbers),
+                    appointments.c.journal_patient_value.in_(numbers),
+                )
+            )
+            .order_by(appointments.c.start)
+        ).all()
+    return [
+        {
+            "appointment": row.id,
+            "booking_id": row.booking_id,
+            "status": row.status,
+            "start": row.start.isoformat(),
+            "time_type": row.time_type,
+            "shown_to_citizen": row.visible,
+            "withheld_reason": row.withheld_reason,
+        }
+        for row in rows
+    ]
+
+
+def profile_json(
+    mappings: Mappings, profile: PersonProfile, bookings: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "identifier": _identifier(mappings, profile.asked),
+        "current_identifier": _identifier(mappings, profile.current) if profile.changed_number else None,
+        "name": profile.name,
+        "address": _address(profile.address),
+        "age": profile.age,
+        "flags": {
+            "in_register": profile.in_register,
+            "protection": profile.protection,
+            "protected": profile.protected,
+            "deceased": profile.deceased,
+            "deceased_date": profile.deceased_date.isoformat() if profile.deceased_date else None,
+            "emigrated": profile.emigrated,
+            "deregistration_date": (
+                profile.deregistration_date.isoformat() if profile.deregistration_date else None
+            ),
+            "reservnummer": profile.reservnummer,
+            "changed_number": profile.changed_number,
+        },
+        "guardians_automatic": profile.guardians_automatic,
+        "mailbox_allowed": profile.mailbox_allowed,
+        "account": {
+            "status": profile.account,
+            "locked": profile.locked,
+            "listing_unit": profile.listing_unit,
+            "sms_consent": profile.sms_consent,
+            "proxies": [
+                {
+                    "identifier": _identifier(mappings, p.person) if p.person else HIDDEN,
+                    "relation": p.relation,
+                    "blocked": p.blocked,
+                    "active": p.active,
+                }
+                for p in profile.proxies
+            ],
+        },
+        "bookings": bookings,
+    }
+
+
+@router.get("/patients/{person_id}", summary="A person as the register and the platform know them")
+async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSONResponse:
+    state = request.app.state
+    mappings: Mappings = state.mappings
+    register: PopulationRegister = state.register
+    accounts: AccountDirectory = state.accounts
+    try:
+        asked = mappings.recognise(person_id)
+    except InvalidIdentifier as exc:
+        raise InvalidRequest(f"patient id: {exc}") from exc
+    resolved = await resolve(register, asked)
+    # R-ID-2: a reservnummer has no BankID, so no account to ask for.
+    account = no_account(asked) if asked.is_reservnummer else await accounts.account(resolved.current)
+    today: date = datetime.now(UTC).date()
+    profile = person_profile(asked, resolved.current, resolved.record, account, today)
+    bookings = await run_in_threadpool(_bookings, store, profile)
+    return JSONResponse(profile_json(mappings, profile, bookings))

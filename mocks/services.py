@@ -1,0 +1,86 @@
+"""All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/journal-ws/…``.
+
+Each mock is its own ASGI app whose routes already carry its prefix; this dispatcher only
+picks the app by the first path segment, so the mocks stay independent and each can also be
+served alone (tests stop one to show an outage of that system only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mocks.population import Population
+from mocks.population import load as load_population
+from mocks.runner import ServedApp
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class PrefixDispatcher:
+    """Route by the first path segment to one of several ASGI apps; 404 otherwise."""
+
+    def __init__(self, apps: dict[str, ASGIApp]) -> None:
+        self.apps = apps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        first = scope.get("path", "/").lstrip("/").split("/", 1)[0]
+        app = self.apps.get(first)
+        if app is None:
+            body = f"no mock at /{first}; mocks: {', '.join('/' + p for p in sorted(self.apps))}".encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 404,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+
+@dataclass
+class MockServices:
+    """The built-in mocks on one port; ``apps`` maps a path prefix to its ASGI app."""
+
+    population: Population
+    apps: dict[str, ASGIApp] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0
+    _served: ServedApp | None = None
+
+    @classmethod
+    def default(
+        cls, population: Population | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> MockServices:
+        population = population or load_population()
+        return cls(population, build_apps(population), host=host, port=port)
+
+    @property
+    def url(self) -> str:
+        if self._served is None:
+            raise RuntimeError("mocks are not started")
+        return self._served.url
+
+    def start(self) -> MockServices:
+        self._served = ServedApp(PrefixDispatcher(self.apps), host=self.host, port=self.port).start()
+        self.port = self._served.port
+        return self
+
+    def stop(self) -> None:
+        if self._served is not None:
+            self._served.stop()
+
+
+def build_apps(population: Population) -> dict[str, ASGIApp]:
+    """Every built-in mock that answers from the population, by its path prefix."""
+    from mocks.accounts import create_app as accounts_app
+
+    return {"accounts": accounts_app(population)}
