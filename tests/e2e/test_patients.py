@@ -43,7 +43,9 @@ def accounts() -> FakeAccounts:
     )
 
 
-def test_ordinary_adult_shows_register_data_account_and_bookings(http: httpx.Client, gateway: GatewayThread) -> None:
+def test_ordinary_adult_shows_register_data_account_and_bookings(
+    http: httpx.Client, gateway: GatewayThread
+) -> None:
     host, port = gateway.mllp_address
     assert [ack_code(a) for a in mllp_exchange(host, port, [siu(booking="BK-P1")])] == ["AA"]
     wait_processed(http)
