@@ -56,6 +56,43 @@ def serve(**options: Any) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8089, show_default=True, help="One port for every mock.")
+@click.option(
+    "--persons",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Population file (default: GATEWAY_MOCK_PERSONS or the built-in mocks/persons.yaml).",
+)
+def mocks(host: str, port: int, persons: Path | None) -> None:
+    """Run the built-in mocks standalone (SPAR, accounts, journal booking service) until Ctrl-C."""
+    from pydantic import ValidationError
+
+    from mocks.population import load as load_population
+    from mocks.services import MockServices
+
+    try:
+        population = load_population(persons)
+    except (OSError, ValidationError) as exc:
+        raise click.ClickException(f"population file: {exc}") from exc
+    try:
+        services = MockServices.default(population, host=host, port=port).start()
+    except (OSError, RuntimeError) as exc:
+        cause = exc.__cause__ or exc
+        raise click.ClickException(f"could not start the mocks on {host}:{port} ({cause})") from exc
+    click.echo(f"Mocks for {len(population.persons)} test persons at {services.url}:")
+    for prefix in sorted(services.apps):
+        click.echo(f"  {services.url}/{prefix}/")
+    click.echo("Ctrl-C stops them.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        services.stop()
+
+
+@main.command()
 @click.option("--bookings", default=40, show_default=True, help="New bookings in the simulated day.")
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--mllp-port", type=int, default=2575, show_default=True)
@@ -75,7 +112,9 @@ def demo(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
         db_url = f"sqlite:///{demo_db.as_posix()}"
-    settings = Settings(http_port=http_port, mllp_port=mllp_port, db_url=db_url, log_level="WARNING")
+    settings = Settings(
+        http_port=http_port, mllp_port=mllp_port, mocks_port=0, db_url=db_url, log_level="WARNING"
+    )
     gw_logging.configure("console", "WARNING")
     try:
         runner = GatewayThread(settings)
