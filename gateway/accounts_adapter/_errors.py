@@ -1,0 +1,80 @@
+"""httpx's exceptions and bad responses, translated into the gateway's tree at the adapter's edge.
+
+Every exception httpx exports has an explicit entry (a test fails when httpx adds one without a
+mapping); base classes are there too so an unmapped newcomer still lands somewhere sensible.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamError
+
+#: What the adapter catches around one HTTP exchange.
+HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, httpx.StreamError)
+
+T = TransientUpstreamError
+P = PermanentUpstreamError
+
+EXCEPTION_MAP: dict[type[Exception], type[UpstreamError]] = {
+    # Timeouts: the service may be slow right now.
+    httpx.TimeoutException: T,
+    httpx.ConnectTimeout: T,
+    httpx.ReadTimeout: T,
+    httpx.WriteTimeout: T,
+    httpx.PoolTimeout: T,
+    # The network or the service is down or restarting.
+    httpx.HTTPError: T,
+    httpx.RequestError: T,
+    httpx.TransportError: T,
+    httpx.NetworkError: T,
+    httpx.ConnectError: T,
+    httpx.ReadError: T,
+    httpx.WriteError: T,
+    httpx.CloseError: T,
+    httpx.ProxyError: T,
+    # The server broke the exchange (e.g. closed mid-answer, a truncated body): may pass.
+    httpx.RemoteProtocolError: T,
+    httpx.ProtocolError: T,
+    # Our side is wrong (configuration, a bug): asking again sends the same thing.
+    httpx.LocalProtocolError: P,
+    httpx.UnsupportedProtocol: P,
+    httpx.InvalidURL: P,
+    httpx.TooManyRedirects: P,
+    httpx.CookieConflict: P,
+    httpx.StreamError: P,
+    httpx.StreamConsumed: P,
+    httpx.StreamClosed: P,
+    httpx.ResponseNotRead: P,
+    httpx.RequestNotRead: P,
+    # A complete answer we cannot decode (bad Content-Encoding): the same next time.
+    httpx.DecodingError: P,
+    # Only raised by raise_for_status(), which the adapter does not use; classified by status.
+    httpx.HTTPStatusError: P,
+}
+
+
+def error_class(exc: Exception) -> type[UpstreamError]:
+    """The gateway error class for an httpx exception (most specific mapping in its MRO)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return status_error_class(exc.response.status_code)
+    for cls in type(exc).__mro__:
+        if cls in EXCEPTION_MAP:
+            return EXCEPTION_MAP[cls]
+    return PermanentUpstreamError
+
+
+def translate(exc: Exception, what: str) -> UpstreamError:
+    """``raise translate(exc, "accounts: GET ...") from exc`` at the edge."""
+    name = type(exc).__name__
+    return error_class(exc)(f"{what}: {name}: {exc}" if str(exc) else f"{what}: {name}")
+
+
+#: 408 Request Timeout and 429 Too Many Requests say "try later" as plainly as a 5xx does.
+RETRYABLE_4XX = frozenset({408, 429})
+
+
+def status_error_class(status: int) -> type[UpstreamError]:
+    if status >= 500 or status in RETRYABLE_4XX:
+        return TransientUpstreamError
+    return PermanentUpstreamError
