@@ -48,3 +48,31 @@ class BookingEvent:
     @property
     def minutes(self) -> int:
         return int((self.end - self.start).total_seconds() // 60)
+
+
+class JournalStatus(StrEnum):
+    """A booking's status as the journal's booking service tells it (R-BK-4)."""
+
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    NOSHOW = "noshow"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalBooking:
+    """A booking as the journal holds it now, read back from its booking service (R-BK-4).
+
+    ``patient_id`` is the number as the journal wrote it; the caller checks it is the patient it
+    asked about before anything is filed under that patient.
+    """
+
+    booking_id: str
+    patient_id: str
+    start: datetime
+    end: datetime
+    status: JournalStatus
+    time_type: str | None = None
+    time_type_name: str | None = None
+    reason: str | None = None
+    practitioners: tuple[Resource, ...] = field(default_factory=tuple)
+    units: tuple[Resource, ...] = field(default_factory=tuple)

@@ -1,10 +1,13 @@
 """Generate a day of bookings as a TakeCare-like journal would push them, and send them.
 
-Messages are written as ER7 text by hand (fast enough for benchmarks); ``tests/unit/
+Messages are written as ER7 text by the gateway's one SIU builder
+(``gateway/journal_adapter/siu_builder.py``; fast enough for benchmarks); ``tests/unit/
 test_journal_mock.py`` validates them with hl7apy, the reference implementation. The mix is
 realistic: mostly v2.5.1 with TQ1 and ISO 8859-1 (as Swedish journals commonly send), some
 v2.3 with SCH-11 and UTF-8; time types visible and hidden; reschedules, modifications,
 cancellations, deletions and no-shows; reasons with å, ä, ö and characters that must be escaped.
+Every booking it makes or changes is also written to its ``book`` (``book.py``), which its
+booking web service (``booking_ws.py``) answers from.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from datetime import date, datetime, time, timedelta
 from typing import TypedDict
 from zoneinfo import ZoneInfo
 
-from gateway.journal_adapter.er7 import escape
+from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.journal_adapter.mllp import MllpClient
+from gateway.journal_adapter.siu_builder import Practitioner, SiuBooking, build_siu
+from mocks.journal.book import JournalBook
 from mocks.population import Population, TestPerson
 from mocks.population import load as load_population
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
+NAMESPACE = "TAKECARE"  # SCH-2.2: the namespace of the journal's booking ids
 
 
 @dataclass(frozen=True)
@@ -106,8 +112,17 @@ class JournalSimulator:
     sending_application = "TAKECARE"
     sending_facility = "SLL"
 
-    def __init__(self, population: Population | None = None, *, seed: int = 1, run_id: str = "") -> None:
+    def __init__(
+        self,
+        population: Population | None = None,
+        *,
+        seed: int = 1,
+        run_id: str = "",
+        book: JournalBook | None = None,
+    ) -> None:
         self.population = population or load_population()
+        #: What the journal holds now; its booking web service answers from this (R-BK-4).
+        self.book = book if book is not None else JournalBook(p.id for p in self.population.persons)
         self.rng = random.Random(seed)
         self.run_id = run_id
         self._seq = 0
@@ -127,40 +142,37 @@ class JournalSimulator:
         filler_status: str = "Booked",
         now: datetime | None = None,
     ) -> JournalMessage:
-        e = escape
         now = now or datetime.now(STOCKHOLM)
         control_id = self._control_id()
         p = booking.person
-        start = booking.start.astimezone(STOCKHOLM)
-        ts = start.strftime("%Y%m%d%H%M%S")
         pr_id, pr_family, pr_given = booking.practitioner
-        structure = "^SIU_S12" if version >= "2.4" else ""  # every SIU trigger uses SIU_S12
-        msh = (
-            f"MSH|^~\\&|{self.sending_application}|{self.sending_facility}|GATEWAY|REGION|"
-            f"{now:%Y%m%d%H%M%S}||SIU^{trigger}{structure}|{control_id}|P|{version}"
-            + ("|||||" + charset if charset else "")
+        data = build_siu(
+            trigger,
+            SiuBooking(
+                booking_id=booking.booking_id,
+                namespace=NAMESPACE,
+                patient_id=p.id,
+                patient_oid=p.oid,
+                start=booking.start,
+                minutes=booking.minutes,
+                time_type=booking.time_type,
+                time_type_name=TYPE_NAMES[booking.time_type],
+                reason=booking.reason,
+                unit=Resource(booking.unit.hsa_id, booking.unit.name),
+                practitioner=Practitioner(pr_id, pr_family, pr_given),
+                family=p.family,
+                given=p.given,
+            ),
+            control_id=control_id,
+            now=now,
+            sending=(self.sending_application, self.sending_facility),
+            version=version,
+            charset=charset,
+            filler_status=filler_status,
         )
-        sch11 = f"^^{booking.minutes}^{ts}" if version == "2.3" else ""
-        segments = [
-            msh,
-            f"SCH||{e(booking.booking_id)}^TAKECARE||||"
-            f"|^{e(booking.reason)}|{booking.time_type}^{e(TYPE_NAMES[booking.time_type])}"
-            f"|{booking.minutes}|MIN|{sch11}||||||||||||||{filler_status}",
-        ]
-        if version != "2.3":
-            segments.append(f"TQ1|1||||||{ts}")
-        segments.append(f"PID|1||{p.id}^^^&{p.oid}&ISO||{e(p.family)}^{e(p.given)}")
-        segments.append("RGS|1")
-        segments.append(
-            f"AIS|1||{booking.time_type}^{e(TYPE_NAMES[booking.time_type])}|{ts}|||{booking.minutes}|MIN"
-        )
-        segments.append(f"AIG|1||{pr_id}^{e(pr_given)} {e(pr_family)}")
-        segments.append(f"AIL|1||{booking.unit.hsa_id}^^^^^^^^{e(booking.unit.name)}")
-        segments.append(f"AIP|1||{pr_id}^{e(pr_family)}^{e(pr_given)}")
-        text = "\r".join(segments) + "\r"
-        codec = {"8859/1": "latin-1", "UNICODE UTF-8": "utf-8", "": "utf-8"}[charset]
+        self._record(trigger, booking)
         return JournalMessage(
-            data=text.encode(codec),
+            data=data,
             control_id=control_id,
             trigger=trigger,
             booking_id=booking.booking_id,
@@ -169,6 +181,39 @@ class JournalSimulator:
             charset=charset,
             version=version,
         )
+
+    def _record(self, trigger: str, booking: _Booking) -> None:
+        """Keep the journal's own book in step with what it sends (R-BK-4)."""
+        if trigger == "S17":
+            self.book.remove(booking.booking_id)
+            return
+        status = {"S15": JournalStatus.CANCELLED, "S26": JournalStatus.NOSHOW}.get(
+            trigger, JournalStatus.BOOKED
+        )
+        self.book.put(self.journal_booking(booking, status))
+
+    @staticmethod
+    def journal_booking(booking: _Booking, status: JournalStatus = JournalStatus.BOOKED) -> JournalBooking:
+        """A simulated booking as the journal's booking service tells it."""
+        pr_id, pr_family, pr_given = booking.practitioner
+        return JournalBooking(
+            booking_id=booking.booking_id,
+            patient_id=booking.person.id,
+            start=booking.start,
+            end=booking.start + timedelta(minutes=booking.minutes),
+            status=status,
+            time_type=booking.time_type,
+            time_type_name=TYPE_NAMES[booking.time_type],
+            reason=booking.reason,
+            practitioners=(Resource(pr_id, f"{pr_given} {pr_family}"),),
+            units=(Resource(booking.unit.hsa_id, booking.unit.name),),
+        )
+
+    def lost_booking(self, day: date, person: TestPerson | None = None, *, hidden: bool = False) -> _Booking:
+        """A booking the journal made whose message never reached the gateway: only in the book."""
+        booking = self.new_booking(day, person, hidden=hidden)
+        self.book.put(self.journal_booking(booking))
+        return booking
 
     def new_booking(
         self, day: date, person: TestPerson | None = None, *, hidden: bool | None = None
