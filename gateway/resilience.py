@@ -106,7 +106,11 @@ class RetryPolicy:
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Await ``fn()``, trying again on ``TransientUpstreamError`` up to ``attempts`` times."""
-        result: T = await self._retrying()(fn)
+
+        async def attempt() -> T:  # tenacity awaits only coroutine functions, not any callable
+            return await fn()
+
+        result: T = await self._retrying()(attempt)
         return result
 
 

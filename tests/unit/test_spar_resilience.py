@@ -123,3 +123,13 @@ async def test_ttl_cache_of_size_zero_is_off() -> None:
     await cache.get_or_load("a", calls)
     await cache.get_or_load("a", calls)
     assert calls.count == 2
+
+
+async def test_retry_policy_awaits_a_plain_lambda_returning_a_coroutine() -> None:
+    calls = Calls(TransientUpstreamError("a"), "answer")
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    assert await RetryPolicy(attempts=2, sleep=sleep).call(lambda: calls()) == "answer"
+    assert calls.count == 2

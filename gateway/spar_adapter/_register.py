@@ -1,0 +1,156 @@
+"""``SparRegister``: the ``PopulationRegister`` port over SPAR PersonSök (zeep on async httpx)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+import structlog
+import zeep
+from lxml import etree
+from zeep.helpers import serialize_object
+from zeep.proxy import AsyncServiceProxy
+from zeep.transports import AsyncTransport
+
+from gateway.domain.identity import PersonId
+from gateway.domain.register import RegisterRecord
+from gateway.errors import ConfigurationError
+from gateway.resilience import CircuitBreaker, RetryPolicy, TtlCache
+from gateway.spar_adapter._errors import translate_exception
+from gateway.spar_adapter._settings import SparSettings
+from gateway.spar_adapter._translate import translate
+
+log = structlog.get_logger(__name__)
+
+BINDING = "{http://skatteverket.se/spar/personsok/2021.1}PersonsokBinding"
+OPERATION = "PersonSok"
+#: Refuse DTDs and entities in answers; zeep checks element order and required elements.
+ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+
+
+def ssl_context(settings: SparSettings) -> ssl.SSLContext:
+    """Verify SPAR's certificate (``ca_file`` or the system's) and present ours (mutual TLS)."""
+    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.client_cert is not None:
+        password = settings.client_key_password.get_secret_value() if settings.client_key_password else None
+        context.load_cert_chain(
+            str(settings.client_cert),
+            str(settings.client_key) if settings.client_key else None,
+            password=password,
+        )
+    return context
+
+
+def http_client(settings: SparSettings) -> httpx.AsyncClient:
+    """The default transport: timeouts from settings, mutual TLS when configured."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout), verify=ssl_context(settings))
+
+
+def load_contract(
+    wsdl: str, settings: SparSettings, http: httpx.AsyncClient
+) -> tuple[zeep.AsyncClient, AsyncServiceProxy]:
+    """Read the WSDL (a file: no network) and bind PersonSök to ``settings.url``."""
+    with httpx.Client(timeout=settings.timeout, verify=ssl_context(settings)) as wsdl_http:
+        transport = AsyncTransport(client=http, wsdl_client=wsdl_http)  # type: ignore[no-untyped-call]
+        try:
+            client = zeep.AsyncClient(wsdl, transport=transport, settings=ZEEP_SETTINGS)  # type: ignore[no-untyped-call]
+            binding = client.wsdl.bindings[BINDING]
+        except (OSError, httpx.HTTPError, zeep.exceptions.Error, etree.LxmlError, KeyError) as exc:
+            raise ConfigurationError(f"SPAR WSDL {wsdl!r} cannot be used: {exc}") from exc
+    return client, AsyncServiceProxy(client, binding, address=settings.url)  # type: ignore[no-untyped-call]
+
+
+class SparRegister:
+    """Asks SPAR PersonSök; retries transient failures, fails fast while SPAR is down, caches.
+
+    Pass ``client`` to swap the HTTP transport (tests, replay); the register closes only a
+    client it made. ``clock`` and ``sleep`` drive the breaker, the cache and the retry waits.
+    """
+
+    def __init__(
+        self,
+        settings: SparSettings | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings if settings is not None else SparSettings()
+        self._owns_client = client is None
+        self._http = client if client is not None else http_client(self.settings)
+        self._zeep, self._service = load_contract(self.settings.wsdl, self.settings, self._http)
+        s = self.settings
+        self.retry = RetryPolicy(
+            attempts=s.retry_attempts,
+            backoff=s.retry_backoff,
+            max_backoff=s.retry_max_backoff,
+            name="spar",
+            sleep=sleep,
+        )
+        self.breaker = CircuitBreaker(
+            "spar",
+            failure_threshold=s.breaker_failure_threshold,
+            reset_timeout=s.breaker_reset_time,
+            clock=clock,
+        )
+        self.cache: TtlCache[PersonId, RegisterRecord | None] = TtlCache(
+            maxsize=s.cache_size, ttl=s.cache_ttl, clock=clock
+        )
+        self._identification = {
+            "KundNrLeveransMottagare": s.kund_nr_leverans_mottagare,
+            "KundNrSlutkund": s.kund_nr_slutkund,
+            "UppdragId": s.uppdrag_id,
+            "SlutAnvandarId": s.slut_anvandar_id,
+        }
+
+    async def lookup(self, person: PersonId) -> RegisterRecord | None:
+        """The register's record for ``person``; ``None`` when it has no svarspost."""
+        return await self.cache.get_or_load(
+            person, lambda: self.breaker.call(lambda: self.retry.call(lambda: self._ask(person)))
+        )
+
+    async def _ask(self, person: PersonId) -> RegisterRecord | None:
+        started = time.monotonic()
+        try:
+            reply = await self._service[OPERATION](
+                Identifieringsinformation=self._identification,
+                PersonsokningFraga={"IdNummer": person.value},
+            )
+            answer: Mapping[str, Any] | None = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
+            record = translate(answer, person)
+        except Exception as exc:
+            error = translate_exception(exc)
+            if error is None:
+                raise  # not an outside failure: a bug, let it surface
+            log.warning(
+                "spar.lookup_failed",
+                person=person.masked(),
+                error_class=type(error).__name__,
+                cause=type(exc).__name__,
+                error=str(error),
+                ms=round((time.monotonic() - started) * 1000),
+            )
+            if error is exc:
+                raise
+            raise error from exc
+        log.debug(
+            "spar.lookup",
+            person=person.masked(),
+            found=record is not None,
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        return record
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> SparRegister:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
