@@ -15,7 +15,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import appointments, messages, metadata
-from tests.fakes import FakeRegister
+from tests.fakes import FakeAccounts, FakeRegister
 from tests.support import ack_code, mllp_exchange, siu
 
 pytestmark = pytest.mark.postgres
@@ -27,6 +27,7 @@ def _settings(tmp_path: Path, url: str, name: str) -> Settings:
         db_url=url,
         http_port=0,
         mllp_port=0,
+        mocks_port=0,
         worker_poll_interval=0.1,
         log_level="WARNING",
     )
@@ -64,8 +65,12 @@ def test_two_instances_share_the_work_each_message_is_applied_once_and_in_order(
     tmp_path: Path, empty_pg: str
 ) -> None:
     with (
-        GatewayThread(_settings(tmp_path, empty_pg, "a"), register=FakeRegister()) as a,
-        GatewayThread(_settings(tmp_path, empty_pg, "b"), register=FakeRegister()) as b,
+        GatewayThread(
+            _settings(tmp_path, empty_pg, "a"), register=FakeRegister(), accounts=FakeAccounts()
+        ) as a,
+        GatewayThread(
+            _settings(tmp_path, empty_pg, "b"), register=FakeRegister(), accounts=FakeAccounts()
+        ) as b,
     ):
         sent = 0
         for n in range(20):
@@ -90,9 +95,9 @@ def test_two_instances_share_the_work_each_message_is_applied_once_and_in_order(
 
 
 def test_when_the_processing_instance_stops_a_standby_takes_over(tmp_path: Path, empty_pg: str) -> None:
-    a = GatewayThread(_settings(tmp_path, empty_pg, "a"), register=FakeRegister())
+    a = GatewayThread(_settings(tmp_path, empty_pg, "a"), register=FakeRegister(), accounts=FakeAccounts())
     a.start()
-    b = GatewayThread(_settings(tmp_path, empty_pg, "b"), register=FakeRegister())
+    b = GatewayThread(_settings(tmp_path, empty_pg, "b"), register=FakeRegister(), accounts=FakeAccounts())
     b.start()
     try:
         mllp_exchange(*a.mllp_address, [siu(booking="BK-LEAD-1")])
