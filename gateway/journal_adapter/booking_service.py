@@ -144,6 +144,14 @@ class JournalBookingService:
         self._service: Any = None
         self._loading = threading.Lock()
 
+    @property
+    def namespace(self) -> str:
+        return self.settings.namespace
+
+    @property
+    def facility(self) -> str:
+        return self.settings.facility
+
     async def aclose(self) -> None:
         """Close what this object made itself (the WSDL client); ``http`` is the caller's."""
         if self._own_wsdl_http:

@@ -1,0 +1,290 @@
+"""R-BK-4 "Uppdatera nu": fetch a patient's bookings again from the journal and repair the gap.
+
+The journal's booking service says what the journal holds now; the ``appointments`` table says
+what the gateway made of the messages it got. For each booking the journal has and the gateway
+is missing, or holds differently (start, end, time type, reason, status), one SIU message is
+written with the shared builder and fed through the one intake pipeline, exactly as if the
+journal had pushed it: stored durably, shown in ``GET /messages``, processed by the worker
+with its register checks (R-ID-3 and the rest). Bookings that agree produce nothing.
+
+Which trigger a repair uses (the message always carries the booking's full current state):
+
+- the journal says cancelled -> S15, no-show -> S26 (so the Appointment reads as if the
+  journal's own message had arrived, cancelation reason included);
+- missing in the gateway -> S12;
+- a different start or end -> S13;
+- anything else that differs -> S14.
+
+A repair's MSH-10 is derived from what it says and from the gateway's state of the booking,
+so asking twice before the worker has caught up stores the second as a ``duplicate`` of the
+first instead of a second change, and asking again later, when all agrees, sends nothing.
+Bookings only the gateway knows are left alone: the journal's answer may be limited to a unit
+or a date range, and a deletion reaches the gateway as its own message (S17).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import orjson
+import structlog
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.domain.booking import JournalBooking, JournalStatus
+from gateway.domain.identity import PersonId
+from gateway.errors import StoreError
+from gateway.journal_adapter.intake import Intake
+from gateway.journal_adapter.siu_builder import Practitioner, SiuBooking, build_siu
+from gateway.mappings import Mappings
+from gateway.store.tables import appointments
+
+log = structlog.get_logger(__name__)
+
+#: ``messages.transport`` of a repair (the column holds 8 characters).
+TRANSPORT = "refresh"
+
+_FILLER_STATUS = {
+    JournalStatus.BOOKED: "Booked",
+    JournalStatus.CANCELLED: "Cancelled",
+    JournalStatus.NOSHOW: "Noshow",
+}
+#: Appointment statuses the journal's service reports as plain "Booked" (it has no words for
+#: arrived or fulfilled, so those are not a difference to repair).
+_ACTIVE = frozenset({"proposed", "pending", "booked", "arrived", "fulfilled", "checked-in", "waitlist"})
+
+
+class BookingSource(Protocol):
+    """The port: what the journal holds now. ``JournalBookingService`` is the real adapter."""
+
+    @property
+    def namespace(self) -> str:
+        """The journal's booking-id namespace (SCH-2.2), also MSH-3 of the repairs."""
+        ...
+
+    @property
+    def facility(self) -> str:
+        """MSH-4 of the repairs."""
+        ...
+
+    @property
+    def url(self) -> str: ...
+
+    async def get_bookings(
+        self,
+        patient: PersonId,
+        *,
+        unit: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[JournalBooking]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What one refresh did. ``message_ids`` are the stored repairs, in the order sent."""
+
+    created: int
+    updated: int
+    unchanged: int
+    message_ids: tuple[int, ...]
+    #: Repairs an earlier refresh had already sent and the worker had not yet applied.
+    already_sent: int = 0
+    #: Booking ids whose repair the intake refused (AE/AR), with its reason, for staff to see.
+    refused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """The gateway's current state of one booking."""
+
+    status: str
+    start: datetime
+    end: datetime
+    time_type: str | None
+    reason: str | None
+    last_message_id: int
+
+
+async def refresh_bookings(
+    person: PersonId,
+    unit: str | None,
+    *,
+    client: BookingSource,
+    intake: Intake,
+    engine: Engine,
+    mappings: Mappings,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RefreshResult:
+    """Bring the gateway in line with the journal for ``person`` (at ``unit``, or every unit).
+
+    Raises ``TransientUpstreamError``/``PermanentUpstreamError`` when the journal cannot be asked
+    (nothing is changed then), ``StoreError`` when a repair could not be stored.
+    """
+    journal = await client.get_bookings(person, unit=unit, start=start, end=end)
+    known = await asyncio.to_thread(_known, engine, client.namespace, [b.booking_id for b in journal])
+    peer = (urlsplit(client.url).netloc or client.url)[:64]
+    now = clock()
+    created = updated = unchanged = already_sent = 0
+    ids: list[int] = []
+    refused: list[str] = []
+    for booking in journal:
+        current = known.get(booking.booking_id)
+        trigger = _trigger(booking, current)
+        if trigger is None:
+            unchanged += 1
+            continue
+        raw = build_siu(
+            trigger,
+            _content(booking, person, client.namespace, mappings),
+            control_id=_control_id(client.namespace, booking, trigger, current),
+            now=now,
+            sending=(client.namespace, client.facility),
+            charset="UNICODE UTF-8",
+            filler_status=_FILLER_STATUS[booking.status],
+        )
+        result = await intake.handle(raw, transport=TRANSPORT, peer=peer)
+        if result.message_id is None:
+            raise StoreError(f"refresh: the repair of booking {booking.booking_id} could not be stored")
+        ids.append(result.message_id)
+        if result.ack_code != "AA":
+            refused.append(booking.booking_id)
+            continue
+        if result.duplicate_of is not None:
+            already_sent += 1
+        if current is None:
+            created += 1
+        else:
+            updated += 1
+    outcome = RefreshResult(created, updated, unchanged, tuple(ids), already_sent, tuple(refused))
+    log.info(
+        "refresh.done",
+        unit=unit,
+        journal_bookings=len(journal),
+        created=created,
+        updated=updated,
+        unchanged=unchanged,
+        already_sent=already_sent,
+        refused=len(refused),
+        message_ids=list(ids),
+    )
+    return outcome
+
+
+def _trigger(booking: JournalBooking, current: _Known | None) -> str | None:
+    """The SIU trigger that repairs the gateway's state, or None when it agrees."""
+    if current is not None and _agrees(booking, current):
+        return None
+    if booking.status is JournalStatus.CANCELLED:
+        return "S15"
+    if booking.status is JournalStatus.NOSHOW:
+        return "S26"
+    if current is None:
+        return "S12"
+    if _second(booking.start) != current.start or _second(booking.end) != current.end:
+        return "S13"
+    return "S14"
+
+
+def _agrees(booking: JournalBooking, current: _Known) -> bool:
+    if booking.status is JournalStatus.BOOKED:
+        same_status = current.status in _ACTIVE
+    else:
+        same_status = current.status == booking.status.value
+    return (
+        same_status
+        and _second(booking.start) == current.start
+        and _second(booking.end) == current.end
+        and booking.time_type == current.time_type
+        and (booking.reason or None) == current.reason
+    )
+
+
+def _second(moment: datetime) -> datetime:
+    """SIU times carry whole seconds, so that is what the gateway can hold."""
+    return moment.replace(microsecond=0)
+
+
+def _content(booking: JournalBooking, person: PersonId, namespace: str, mappings: Mappings) -> SiuBooking:
+    minutes = int((_second(booking.end) - _second(booking.start)).total_seconds() // 60)
+    practitioner = booking.practitioners[0] if booking.practitioners else None
+    unit = booking.units[0] if booking.units else None
+    return SiuBooking(
+        booking_id=booking.booking_id,
+        namespace=namespace,
+        patient_id=person.value,
+        patient_oid=person.authority,
+        start=booking.start,
+        minutes=max(minutes, 1),
+        time_type=booking.time_type,
+        time_type_name=booking.time_type_name or _display(mappings, booking.time_type),
+        reason=booking.reason,
+        unit=unit,
+        # The service names a practitioner whole; AIG and AIP then read the same name back.
+        practitioner=Practitioner(practitioner.hsa_id or "", practitioner.name or "")
+        if practitioner is not None
+        else None,
+    )
+
+
+def _display(mappings: Mappings, code: str | None) -> str | None:
+    found = mappings.time_types.time_types.get(code or "")
+    return found.display if found is not None else None
+
+
+def _control_id(namespace: str, booking: JournalBooking, trigger: str, current: _Known | None) -> str:
+    """MSH-10 from the repair's content and the gateway's state it repairs (20 characters)."""
+    basis = "|".join(
+        (
+            namespace,
+            booking.booking_id,
+            trigger,
+            booking.start.isoformat(),
+            booking.end.isoformat(),
+            booking.time_type or "",
+            booking.reason or "",
+            booking.status.value,
+            str(current.last_message_id if current is not None else 0),
+        )
+    )
+    return "RF" + hashlib.sha256(basis.encode()).hexdigest()[:18].upper()
+
+
+def _known(engine: Engine, namespace: str, booking_ids: Iterable[str]) -> dict[str, _Known]:
+    ids = list(booking_ids)
+    if not ids:
+        return {}
+    query = select(
+        appointments.c.booking_id,
+        appointments.c.status,
+        appointments.c.start,
+        appointments.c.end,
+        appointments.c.time_type,
+        appointments.c.resource,
+        appointments.c.last_message_id,
+    ).where(appointments.c.namespace == namespace, appointments.c.booking_id.in_(ids))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(query).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"refresh: could not read the gateway's bookings ({type(exc).__name__})") from exc
+    out: dict[str, _Known] = {}
+    for row in rows:
+        resource: dict[str, Any] = orjson.loads(row.resource)
+        out[row.booking_id] = _Known(
+            status=row.status,
+            start=row.start,
+            end=row.end,
+            time_type=row.time_type,
+            reason=resource.get("description"),
+            last_message_id=row.last_message_id,
+        )
+    return out
