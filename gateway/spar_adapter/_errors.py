@@ -140,6 +140,7 @@ MAPPING: dict[type[BaseException], Translate] = {
     # lxml, if it escapes zeep.
     etree.XMLSyntaxError: _transient("answer is not XML"),
     etree.LxmlError: _permanent("answer could not be read as XML"),
+    etree.Error: _permanent("answer could not be read as XML"),
 }
 
 
