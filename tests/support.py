@@ -47,7 +47,7 @@ def siu(
     sch11 = extra_sch11 if extra_sch11 is not None else ("" if tq1 else f"^^{minutes}^{start}")
     segments = [
         f"MSH|^~\\&|{sending}|GATEWAY|REGION|20261124080000||{message_type}^{trigger}|{control}|P|{version}"
-        + (f"|||||{charset}" if charset else ""),
+        + (f"||||||{charset}" if charset else ""),
         f"SCH||{booking}^TAKECARE|||||{reason}|{time_type}|{minutes}|MIN|{sch11}"
         f"||||||||||||||{filler_status}",
     ]

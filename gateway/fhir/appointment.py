@@ -43,24 +43,14 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
             "status": "accepted",
         }
     ]
-    for res in event.practitioners + event.personnel:
+    # AIG resources are primary performers, AIP personnel secondary; decided by the segment the
+    # resource came from (the same person in both segments is listed once for each role).
+    performers = [(res, "PPRF", "primary performer") for res in event.practitioners]
+    performers += [(res, "SPRF", "secondary performer") for res in event.personnel]
+    for res, code, display in performers:
         participants.append(
             {
-                "type": [
-                    {
-                        "coding": [
-                            {"system": PARTICIPATION_TYPE, "code": "PPRF", "display": "primary performer"}
-                        ]
-                    }
-                ]
-                if res in event.practitioners
-                else [
-                    {
-                        "coding": [
-                            {"system": PARTICIPATION_TYPE, "code": "SPRF", "display": "secondary performer"}
-                        ]
-                    }
-                ],
+                "type": [{"coding": [{"system": PARTICIPATION_TYPE, "code": code, "display": display}]}],
                 "actor": _actor("Practitioner", res.hsa_id, res.name, hsa_system),
                 "required": "required",
                 "status": "accepted",

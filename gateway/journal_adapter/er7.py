@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from gateway.errors import Location, MalformedMessage
 
-# MSH-18 values (HL7 table 0211) -> Python codec.
+# MSH-18 values (HL7 table 0211) -> codec, named as IANA registers it (the HTTP transport puts
+# the name in its Content-Type charset) and Python knows it.
 CHARSETS: dict[str, str] = {
     "": "utf-8",  # not stated: try UTF-8, then ISO 8859-1 (see decode)
-    "ASCII": "ascii",
-    "8859/1": "latin-1",
-    "8859/15": "iso8859-15",
+    "ASCII": "us-ascii",
+    "8859/1": "iso-8859-1",
+    "8859/15": "iso-8859-15",
     "UNICODE UTF-8": "utf-8",
     "UNICODE": "utf-8",
 }

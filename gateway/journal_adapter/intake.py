@@ -9,12 +9,12 @@ from the stored raw bytes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 
-from gateway.errors import InboundError, Location, MalformedMessage, StoreError, UnsupportedMessage
+from gateway.errors import InboundError, StoreError, UnsupportedMessage
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
 from gateway.journal_adapter.siu import Header, check_header, read_header, to_booking_event
@@ -66,6 +66,8 @@ class Intake:
             code, error = "AR", exc
         except InboundError as exc:
             code, error = "AE", exc
+            if header is None:
+                header = _header_for_nack(raw)
         ack_text = build_ack(code, header, now, sender=self._sender, error=error)
         record = InboundRecord(
             received_at=now,
@@ -88,11 +90,12 @@ class Intake:
         try:
             stored = await self._inbox.put(record)
         except StoreError as exc:
-            # Not stored, so not accepted: the journal must send it again.
-            failure = MalformedMessage(str(exc), Location("MSH", 10), code="207")
-            ack_text = build_ack("AE", header, now, sender=self._sender, error=failure)
+            # Not stored, so not accepted. AR, not AE: the failure is ours, not the content's
+            # (HL7 table 0008), so the journal sends the same message again.
+            failure = InboundError(f"{exc}; send the message again")  # HL7 0357 code 207
+            ack_text = build_ack("AR", header, now, sender=self._sender, error=failure)
             log.error("intake.store_failed", transport=transport, control_id=record.control_id)
-            return IntakeResult(_encode(ack_text, codec), "AE", None, None, codec)
+            return IntakeResult(_encode(ack_text, codec), "AR", None, None, codec)
         log.info(
             "intake.acknowledged",
             message_id=stored.id,
@@ -104,6 +107,22 @@ class Intake:
             error=record.error,
         )
         return IntakeResult(_encode(ack_text, codec), code, stored.id, stored.duplicate_of, codec)
+
+
+def _header_for_nack(raw: bytes) -> Header | None:
+    """The MSH of a message that failed before its header was read (bytes not in the declared
+    character set, a broken later segment), so its NACK still echoes MSH-10.
+
+    The MSH is ASCII and ISO 8859-1 decodes any byte, so the MSH line alone reads the same
+    whatever the rest holds. The NACK does not claim a character set that may have failed.
+    """
+    text = raw.decode("latin-1").lstrip("\r\n\x0b ")
+    msh_line = text.replace("\n", "\r").split("\r", 1)[0]
+    try:
+        header = read_header(er7.parse(msh_line))
+    except InboundError:
+        return None
+    return replace(header, charset="")
 
 
 def _encode(text: str, codec: str) -> bytes:

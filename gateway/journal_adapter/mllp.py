@@ -48,9 +48,13 @@ class FrameReader:
                 del self._buf[:start]
             end = self._buf.find(END, 1)
             if end < 0:
-                if len(self._buf) > self._max + 1:
+                # START + the content so far + perhaps the 0x1C of an END split across reads.
+                if len(self._buf) > self._max + 2:
                     raise FrameTooLarge(f"frame larger than {self._max} bytes")
                 return frames
+            if end - 1 > self._max:
+                # A frame that arrived whole in one read is held to the same limit.
+                raise FrameTooLarge(f"frame larger than {self._max} bytes")
             frames.append(bytes(self._buf[1:end]))
             del self._buf[: end + 2]
 

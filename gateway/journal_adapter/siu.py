@@ -169,10 +169,12 @@ def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> Bookin
         start = parse_dtm(tq1.get(7), Location("TQ1", 7))
         if tq1.get(8):
             end = parse_dtm(tq1.get(8), Location("TQ1", 8))
-    elif sch.get(11, 4):
-        start = parse_dtm(sch.get(11, 4), Location("SCH", 11, 4))
-        if sch.get(11, 5):
-            end = parse_dtm(sch.get(11, 5), Location("SCH", 11, 5))
+    elif sch.get(11, 4, 1):
+        # SCH-11 is a TQ: its start/end are TS components, so a v2.3 degree of precision
+        # (TS.2) arrives as a subcomponent ("200612010900&M"); the time is subcomponent 1.
+        start = parse_dtm(sch.get(11, 4, 1), Location("SCH", 11, 4))
+        if sch.get(11, 5, 1):
+            end = parse_dtm(sch.get(11, 5, 1), Location("SCH", 11, 5))
     elif ais is not None and ais.get(4):
         start = parse_dtm(ais.get(4), Location("AIS", 4))
     if start is None:
