@@ -1,6 +1,6 @@
 """HL7 v2 acknowledgements: the one place that turns outcomes and InboundErrors into ACKs.
 
-Built from a template, not with hl7apy (5 ms an ACK there); ``tests/unit/test_ack.py`` parses
+Built from a template, not with hl7apy (5 ms an ACK there); ``tests/unit/test_hl7_reference.py`` parses
 and validates every kind with hl7apy.
 """
 

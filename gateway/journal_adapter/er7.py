@@ -3,7 +3,7 @@
 hl7apy is the reference for HL7 v2 (it builds the test messages' structure checks and validates
 ACKs in the tests), but a full hl7apy parse costs ~8 ms a message. The intake hot path only
 needs to split on the message's own delimiters and decode escapes, which costs microseconds;
-``tests/unit/test_er7.py`` checks this reader against hl7apy on the same messages.
+``tests/unit/test_hl7_reference.py`` checks this reader against hl7apy on the same messages.
 """
 
 from __future__ import annotations
