@@ -28,8 +28,9 @@ log = structlog.get_logger(__name__)
 
 BINDING = "{http://skatteverket.se/spar/personsok/2021.1}PersonsokBinding"
 OPERATION = "PersonSok"
-#: Refuse DTDs and entities in answers; zeep checks element order and required elements.
-ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+#: Refuse DTDs and entities in answers (so no external entity either); zeep checks element order
+#: and required elements. External references stay allowed: a WSDL URL imports its XSDs by URL.
+ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=False)
 
 
 def ssl_context(settings: SparSettings) -> ssl.SSLContext:
