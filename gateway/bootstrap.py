@@ -31,10 +31,13 @@ from gateway.journal_adapter.mllp import MllpServer
 from gateway.mappings import Mappings
 from gateway.processing import Processor
 from gateway.settings import Settings
+from gateway.spar_adapter import SparRegister, SparSettings
+from gateway.spar_adapter import http_client as spar_http_client
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
 from mocks.services import MockServices
+from mocks.spar import PATH as SPAR_MOCK_PATH
 
 log = structlog.get_logger(__name__)
 
@@ -284,13 +287,15 @@ def connect_outside(
                 accounts_settings = accounts_settings.model_copy(update={"url": url})
             accounts = AccountsClient(accounts_settings, http_client())
         if register is None:
-            register = default_register(settings)
+            spar_settings = SparSettings()
+            if "url" not in spar_settings.model_fields_set:  # GATEWAY_SPAR_URL not given
+                url = mock_url("GATEWAY_SPAR_URL") + SPAR_MOCK_PATH
+                spar_settings = spar_settings.model_copy(update={"url": url})
+            spar_client = spar_http_client(spar_settings)
+            clients.append(spar_client)
+            register = SparRegister(spar_settings, client=spar_client)
     except Exception:
         if mocks is not None:
             mocks.stop()
         raise
     return Outside(register=register, accounts=accounts, mocks=mocks, clients=clients)
-
-
-def default_register(settings: Settings) -> PopulationRegister:
-    raise NotImplementedError("wired to the SPAR adapter when it lands")

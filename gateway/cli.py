@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from gateway import logging as gw_logging
+from gateway.domain.identity import mask_id
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.settings import Settings
 from gateway.store.inbox import STATES
@@ -184,15 +185,45 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
             status = entry["resource"]["status"]
             by_status[status] = by_status.get(status, 0) + 1
         click.echo(f"\nAll visible appointments by status: {by_status}")
+        _print_people(client, sorted({m.person_id for m in messages}))
     click.echo(
         "\nWhere to look:\n"
         f"  {base}/fhir/Appointment?patient:identifier={system}|{pid}\n"
+        f"  {base}/patients/{pid}                (staff view: register flags, account, bookings)\n"
         f"  {base}/fhir/metadata                      (what the FHIR API supports)\n"
         f"  {base}/messages                           (every inbound message with its ACK)\n"
         f"  {base}/docs                               (OpenAPI)\n"
         "  gateway messages --db-url <database>         (the same from the command line)\n"
         "Run with --keep-running to keep the gateway up and explore."
     )
+
+
+def _print_people(client: httpx.Client, person_ids: list[str]) -> None:
+    """What the register and the account service said of each patient, and what was withheld."""
+    click.echo("\nEach patient as staff see them (GET /patients/{id}); numbers masked here:")
+    for person_id in person_ids:
+        view = client.get(f"/patients/{person_id}").json()
+        flags = view["flags"]
+        marks = [
+            name
+            for name, on in (
+                (str(flags["protection"]), flags["protected"]),
+                ("deceased", flags["deceased"]),
+                ("emigrated", flags["emigrated"]),
+                ("reservnummer", flags["reservnummer"]),
+                ("changed number", flags["changed_number"]),
+                ("not in SPAR", not flags["in_register"] and not flags["reservnummer"]),
+            )
+            if on
+        ]
+        shown = sum(1 for b in view["bookings"] if b["shown_to_citizen"])
+        reasons = {b["withheld_reason"].split(":")[0] for b in view["bookings"] if b["withheld_reason"]}
+        withheld = sorted(reasons)
+        click.echo(
+            f"  {mask_id(person_id):<15} {view['name'] or '-':<24} {', '.join(marks) or 'ordinary':<26} "
+            f"account {view['account']['status']:<7} bookings shown {shown}, withheld "
+            f"{len(view['bookings']) - shown}{' (' + ', '.join(withheld) + ')' if withheld else ''}"
+        )
 
 
 def _print_appointment(resource: dict[str, Any]) -> None:

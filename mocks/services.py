@@ -82,5 +82,6 @@ class MockServices:
 def build_apps(population: Population) -> dict[str, ASGIApp]:
     """Every built-in mock that answers from the population, by its path prefix."""
     from mocks.accounts import create_app as accounts_app
+    from mocks.spar import create_app as spar_app
 
-    return {"accounts": accounts_app(population)}
+    return {"spar": spar_app(population), "accounts": accounts_app(population)}
