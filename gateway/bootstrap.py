@@ -11,7 +11,7 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,16 +26,20 @@ from gateway.api.app import create_app
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.register import PopulationRegister
 from gateway.errors import ConfigurationError
+from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
+from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.mllp import MllpServer
 from gateway.mappings import Mappings
 from gateway.processing import Processor
+from gateway.refresh import BookingSource
 from gateway.settings import Settings
 from gateway.spar_adapter import SparRegister, SparSettings
 from gateway.spar_adapter import http_client as spar_http_client
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
+from mocks.journal.book import JournalBook
 from mocks.services import MockServices
 from mocks.spar import PATH as SPAR_MOCK_PATH
 
@@ -138,17 +142,27 @@ def build(
     *,
     register: PopulationRegister | None = None,
     accounts: AccountDirectory | None = None,
+    journal: BookingSource | None = None,
+    journal_book: JournalBook | None = None,
 ) -> Gateway:
     """Build the gateway from settings; tests may pass their own adapters for the ports."""
     mappings = mapping_tables.load(settings.mappings_dir)
-    outside = connect_outside(settings, register=register, accounts=accounts)
+    outside = connect_outside(
+        settings, register=register, accounts=accounts, journal=journal, journal_book=journal_book
+    )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
     inbox = Inbox(engine)
     intake = Intake(mappings, inbox, sender=(settings.ack_application, settings.ack_facility))
     processor = Processor(engine, mappings, outside.register, batch_size=settings.worker_batch)
     app = create_app(
-        settings, engine, intake, mappings=mappings, register=outside.register, accounts=outside.accounts
+        settings,
+        engine,
+        intake,
+        mappings=mappings,
+        register=outside.register,
+        accounts=outside.accounts,
+        journal_service=outside.journal,
     )
     gw = Gateway(
         settings=settings,
@@ -179,8 +193,12 @@ class GatewayThread:
         *,
         register: PopulationRegister | None = None,
         accounts: AccountDirectory | None = None,
+        journal: BookingSource | None = None,
+        journal_book: JournalBook | None = None,
     ) -> None:
-        self.gateway = build(settings, register=register, accounts=accounts)
+        self.gateway = build(
+            settings, register=register, accounts=accounts, journal=journal, journal_book=journal_book
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -242,10 +260,14 @@ class Outside:
 
     register: PopulationRegister
     accounts: AccountDirectory
+    journal: BookingSource
     mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
+        for close in self.closers:
+            await close()
         for client in self.clients:
             await client.aclose()
         if self.mocks is not None:
@@ -257,6 +279,8 @@ def connect_outside(
     *,
     register: PopulationRegister | None = None,
     accounts: AccountDirectory | None = None,
+    journal: BookingSource | None = None,
+    journal_book: JournalBook | None = None,
 ) -> Outside:
     """Build each adapter from its own settings; a system with no URL gets its built-in mock.
 
@@ -264,13 +288,16 @@ def connect_outside(
     """
     mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = []
+    closers: list[Callable[[], Awaitable[None]]] = []
 
     def mock_url(missing: str) -> str:
         nonlocal mocks
         if not settings.mocks:
             raise ConfigurationError(f"{missing} is not set and the built-in mocks are off (GATEWAY_MOCKS)")
         if mocks is None:
-            mocks = MockServices.default(host=settings.mocks_host, port=settings.mocks_port).start()
+            mocks = MockServices.default(
+                journal_book=journal_book, host=settings.mocks_host, port=settings.mocks_port
+            ).start()
             log.info("mocks.started", url=mocks.url, mocks=sorted(mocks.apps))
         return mocks.url
 
@@ -294,8 +321,20 @@ def connect_outside(
             spar_client = spar_http_client(spar_settings)
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
+        if journal is None:
+            journal_settings = JournalServiceSettings()
+            if journal_settings.url is None:
+                url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking"
+                journal_settings = journal_settings.model_copy(update={"url": url})
+            journal_http = make_journal_http_client(journal_settings)
+            clients.append(journal_http)
+            service = JournalBookingService(journal_settings, journal_http)
+            closers.append(service.aclose)
+            journal = service
     except Exception:
         if mocks is not None:
             mocks.stop()
         raise
-    return Outside(register=register, accounts=accounts, mocks=mocks, clients=clients)
+    return Outside(
+        register=register, accounts=accounts, journal=journal, mocks=mocks, clients=clients, closers=closers
+    )

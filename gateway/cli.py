@@ -36,6 +36,7 @@ def main() -> None:
 @click.option("--mllp-host", help="MLLP listener address (default 127.0.0.1).")
 @click.option("--mllp-port", type=int, help="MLLP listener port (default 2575).")
 @click.option("--db-url", help="SQLAlchemy URL (default SQLite under ./var/).")
+@click.option("--mocks-port", type=int, help="Port of the built-in mocks (default 8089; 0: any free).")
 @click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
 def serve(**options: Any) -> None:
     """Run the HTTP API, the MLLP listener and the workers in one process."""

@@ -61,7 +61,12 @@ class ServedApp:
             return self
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            where = f"{self.host}:{self.port}"
+            raise OSError(exc.errno, f"mock cannot listen on {where}: {exc.strerror}") from exc
         sock.listen(512)
         self.port = sock.getsockname()[1]
         options: dict[str, Any] = {}

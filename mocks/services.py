@@ -1,4 +1,4 @@
-"""All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/journal-ws/…``.
+"""All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/booking`` (the journal's service).
 
 Each mock is its own ASGI app whose routes already carry its prefix; this dispatcher only
 picks the app by the first path segment, so the mocks stay independent and each can also be
@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mocks.journal.book import JournalBook
 from mocks.population import Population
 from mocks.population import load as load_population
 from mocks.runner import ServedApp
@@ -58,10 +59,16 @@ class MockServices:
 
     @classmethod
     def default(
-        cls, population: Population | None = None, *, host: str = "127.0.0.1", port: int = 0
+        cls,
+        population: Population | None = None,
+        *,
+        journal_book: JournalBook | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> MockServices:
+        """``journal_book``: what the journal's booking service answers (the demo shares its own)."""
         population = population or load_population()
-        return cls(population, build_apps(population), host=host, port=port)
+        return cls(population, build_apps(population, journal_book or JournalBook()), host=host, port=port)
 
     @property
     def url(self) -> str:
@@ -79,9 +86,14 @@ class MockServices:
             self._served.stop()
 
 
-def build_apps(population: Population) -> dict[str, ASGIApp]:
-    """Every built-in mock that answers from the population, by its path prefix."""
+def build_apps(population: Population, journal_book: JournalBook) -> dict[str, ASGIApp]:
+    """Every built-in mock by its path prefix."""
     from mocks.accounts import create_app as accounts_app
+    from mocks.journal.booking_ws import create_app as journal_app
     from mocks.spar import create_app as spar_app
 
-    return {"spar": spar_app(population), "accounts": accounts_app(population)}
+    return {
+        "spar": spar_app(population),
+        "accounts": accounts_app(population),
+        "booking": journal_app(journal_book),
+    }

@@ -25,6 +25,7 @@ from gateway.fhir import routes as fhir_routes
 from gateway.fhir.outcome import outcome
 from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings
+from gateway.refresh import BookingSource
 from gateway.settings import Settings
 
 
@@ -36,6 +37,7 @@ def create_app(
     mappings: Mappings,
     register: PopulationRegister,
     accounts: AccountDirectory,
+    journal_service: BookingSource,
 ) -> FastAPI:
     app = FastAPI(
         title="Healthcare integration gateway",
@@ -48,6 +50,7 @@ def create_app(
     app.state.mappings = mappings
     app.state.register = register
     app.state.accounts = accounts
+    app.state.journal_service = journal_service
     app.include_router(fhir_routes.router)
     app.include_router(journal.router)
     app.include_router(messages.router)

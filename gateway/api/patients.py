@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
@@ -19,6 +19,7 @@ from gateway.domain.register import Address, PopulationRegister
 from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
 from gateway.processing import resolve
+from gateway.refresh import refresh_bookings
 from gateway.store.tables import appointments
 
 router = APIRouter(tags=["Staff"])
@@ -129,3 +130,35 @@ async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSON
     profile = person_profile(asked, resolved.current, resolved.record, account, today)
     bookings = await run_in_threadpool(_bookings, store, profile)
     return JSONResponse(profile_json(mappings, profile, bookings))
+
+
+@router.post(
+    "/patients/{person_id}/refresh-bookings",
+    summary="Fetch the patient's bookings from the journal again and repair what the gateway missed",
+)
+async def refresh_patient_bookings(
+    person_id: str,
+    request: Request,
+    store: StoreDep,
+    unit: Annotated[str | None, Query(description="HSA-id of the unit (default: all units)")] = None,
+) -> JSONResponse:
+    """R-BK-4 ("Uppdatera nu"): each missing or changed booking becomes a message like any other."""
+    state = request.app.state
+    mappings: Mappings = state.mappings
+    try:
+        person = mappings.recognise(person_id)
+    except InvalidIdentifier as exc:
+        raise InvalidRequest(f"patient id: {exc}") from exc
+    result = await refresh_bookings(
+        person, unit, client=state.journal_service, intake=state.intake, engine=store, mappings=mappings
+    )
+    return JSONResponse(
+        {
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "message_ids": list(result.message_ids),
+            "already_sent": result.already_sent,
+            "refused": list(result.refused),
+        }
+    )

@@ -27,6 +27,7 @@ def _free_port() -> int:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["GATEWAY_MOCKS_PORT"] = "0"  # the built-in mocks on any free port: tests run side by side
     return env
 
 
