@@ -324,7 +324,7 @@ def connect_outside(
         if journal is None:
             journal_settings = JournalServiceSettings()
             if journal_settings.url is None:
-                url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking"
+                url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking/BookingService"
                 journal_settings = journal_settings.model_copy(update={"url": url})
             journal_http = make_journal_http_client(journal_settings)
             clients.append(journal_http)
