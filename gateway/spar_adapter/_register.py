@@ -69,7 +69,9 @@ class SparRegister:
     """Asks SPAR PersonSök; retries transient failures, fails fast while SPAR is down, caches.
 
     Pass ``client`` to swap the HTTP transport (tests, replay); the register closes only a
-    client it made. ``clock`` and ``sleep`` drive the breaker, the cache and the retry waits.
+    client it made. Use one register per event loop: its httpx client's pooled connections
+    belong to the loop that opened them. ``clock`` and ``sleep`` drive the breaker, the cache
+    and the retry waits.
     """
 
     def __init__(
