@@ -108,7 +108,10 @@ def test_when_the_processing_instance_stops_a_standby_takes_over(tmp_path: Path,
         eng = make_engine(empty_pg)
         with eng.connect() as conn:
             holders = conn.execute(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
             ).scalar_one()
         eng.dispose()
         assert holders == 1
