@@ -9,11 +9,11 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gateway.accounts_adapter._errors import HTTPX_ERRORS, status_error_class, translate
 from gateway.accounts_adapter._settings import AccountsSettings
 from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation, no_account
 from gateway.domain.identity import IdKind, PersonId, parse_swedish_id
 from gateway.errors import ConfigurationError, InvalidIdentifier, PermanentUpstreamError
+from gateway.http_errors import HTTPX_ERRORS, status_error_class, translate
 from gateway.resilience import BreakerState, CircuitBreaker, Clock, RetryPolicy, Sleep, TtlCache
 
 NAME = "accounts"

@@ -28,11 +28,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from gateway.accounts_adapter._errors import HTTPX_ERRORS, status_error_class
-from gateway.accounts_adapter._errors import error_class as httpx_error_class
 from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
 from gateway.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
+from gateway.http_errors import HTTPX_ERRORS, status_error_class
+from gateway.http_errors import error_class as httpx_error_class
 from gateway.journal_adapter.timestamps import STOCKHOLM
 from gateway.resilience import RetryPolicy, Sleep
 

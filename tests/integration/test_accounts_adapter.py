@@ -16,7 +16,6 @@ import respx
 
 import gateway.accounts_adapter as accounts_adapter
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
-from gateway.accounts_adapter._errors import EXCEPTION_MAP, error_class
 from gateway.domain.accounts import AccountStatus, Proxy, ProxyRelation
 from gateway.domain.identity import IdKind, PersonId
 from gateway.errors import (
@@ -25,6 +24,7 @@ from gateway.errors import (
     TransientUpstreamError,
     UpstreamError,
 )
+from gateway.http_errors import EXCEPTION_MAP, error_class
 from gateway.resilience import BreakerState
 from tests.fakes import pnr
 
@@ -298,7 +298,7 @@ def _httpx_exceptions() -> list[type[Exception]]:
 
 def test_every_httpx_exception_has_an_explicit_mapping() -> None:
     missing = [cls.__name__ for cls in _httpx_exceptions() if cls not in EXCEPTION_MAP]
-    assert missing == [], f"map these into gateway.errors in accounts_adapter/_errors.py: {missing}"
+    assert missing == [], f"map these into gateway.errors in gateway/http_errors.py: {missing}"
 
 
 def test_every_mapping_lands_in_the_upstream_branch_of_the_tree() -> None:

@@ -1,4 +1,7 @@
-"""httpx's exceptions and bad responses, translated into the gateway's tree at the adapter's edge.
+"""httpx's exceptions and bad responses, translated into the gateway's tree at an adapter's edge.
+
+Shared by every adapter that talks HTTP through httpx (accounts, the journal's booking service);
+the SPAR adapter keeps its own table because it also words each case for SPAR's operators.
 
 Every exception httpx exports has an explicit entry (a test fails when httpx adds one without a
 mapping); base classes are there too so an unmapped newcomer still lands somewhere sensible.
