@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from gateway import logging as gw_logging
+from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.settings import Settings
@@ -342,3 +343,6 @@ def _engine(db_url: str | None) -> Any:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+main.add_command(lint_template, "lint-template")
