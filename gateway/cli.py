@@ -341,8 +341,8 @@ def _engine(db_url: str | None) -> Any:
     return engine
 
 
+main.add_command(lint_template, "lint-template")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-
-
-main.add_command(lint_template, "lint-template")
