@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -102,7 +102,16 @@ class Inbox:
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[], None]] = []
         dialect = engine.dialect.name
-        self._insert_module: Any = postgresql if dialect == "postgresql" else sqlite
+        insert_module: Any = postgresql if dialect == "postgresql" else sqlite
+        # Built once: the values come as execute() parameters, so SQLAlchemy compiles each
+        # statement once instead of building a new statement (and its cache key) per message.
+        self._insert_plain = insert(messages).returning(messages.c.id)
+        self._insert_new = (
+            insert_module.insert(messages)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(messages.c.id)
+        )
+        self._find_original = select(messages.c.id).where(messages.c.dedup_key == bindparam("key"))
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from the writer thread) after every commit with new work."""
@@ -153,11 +162,9 @@ class Inbox:
                     results.append(self._insert(conn, record))
         except SQLAlchemyError as exc:
             log.error("inbox.write_failed", error=type(exc).__name__, batch=len(batch))
-            for _, loop, future in batch:
-                loop.call_soon_threadsafe(_set_exception, future, StoreError("could not store the message"))
+            _settle(batch, [StoreError("could not store the message") for _ in batch])
             return
-        for (_, loop, future), stored in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_set_result, future, stored)
+        _settle(batch, results)
         if any(
             r.duplicate_of is None and rec.state == RECEIVED
             for (rec, _, _), r in zip(batch, results, strict=True)
@@ -169,21 +176,30 @@ class Inbox:
         row = record.row()
         key = row["dedup_key"]
         if key is None:
-            new_id = conn.execute(insert(messages).values(**row).returning(messages.c.id)).scalar_one()
-            return Stored(new_id, None)
-        stmt = (
-            self._insert_module.insert(messages)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(messages.c.id)
-        )
-        new_id = conn.execute(stmt).scalar_one_or_none()
+            return Stored(conn.execute(self._insert_plain, row).scalar_one(), None)
+        new_id = conn.execute(self._insert_new, row).scalar_one_or_none()
         if new_id is not None:
             return Stored(new_id, None)
-        original = conn.execute(select(messages.c.id).where(messages.c.dedup_key == key)).scalar_one()
+        original = conn.execute(self._find_original, {"key": key}).scalar_one()
         row.update(state=DUPLICATE, dedup_key=None, duplicate_of=original)
-        dup_id = conn.execute(insert(messages).values(**row).returning(messages.c.id)).scalar_one()
-        return Stored(dup_id, original)
+        return Stored(conn.execute(self._insert_plain, row).scalar_one(), original)
+
+
+def _settle(batch: list[_Item], outcomes: Sequence[Stored | StoreError]) -> None:
+    """Hand each sender its outcome: one wake-up per event loop per batch, not one per message."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | StoreError]]] = {}
+    for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, outcome))
+    for loop, pairs in by_loop.items():
+        loop.call_soon_threadsafe(_settle_in_loop, pairs)
+
+
+def _settle_in_loop(pairs: list[tuple[asyncio.Future[Stored], Stored | StoreError]]) -> None:
+    for future, outcome in pairs:
+        if isinstance(outcome, BaseException):
+            _set_exception(future, outcome)
+        else:
+            _set_result(future, outcome)
 
 
 def _set_result(future: asyncio.Future[Stored], value: Stored) -> None:

@@ -1,0 +1,191 @@
+"""Sustained MLLP ingest: the full gateway against the floor server, same senders, same run.
+
+Eight simulated journals, each on its own persistent MLLP connection, each sending its next
+message when the previous ACK has come (as journals do), for a fixed time after a warm-up. The
+subject is first the floor server (``bench/floor.py``: frame, durable store, ACK) and then the
+whole gateway (``GatewayThread``: decode, parse, check, translate, durable store in the
+``messages`` table, ACK; plus the processing worker and the HTTP server running beside it as
+in production). In full runs the pair is measured twice, alternating, and pooled, so that
+drift in the machine's load hits both alike.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bench.common import (
+    POSTGRESQL,
+    SQLITE,
+    BenchRegister,
+    Context,
+    Figure,
+    PostgresUnavailable,
+    Result,
+    Series,
+    pg_database,
+)
+from bench.floor import FloorStore, FloorThread
+from bench.loadgen import LoadSpec, drive
+from gateway.bootstrap import GatewayThread
+from gateway.settings import Settings
+from gateway.store import queries
+
+NAME = "ingest"
+TITLE = "MLLP ingest, 8 concurrent senders: full gateway vs floor server"
+SENDERS = 8
+GOAL_RATIO = 0.5
+GOAL_SQLITE_RATE = 1000.0
+
+
+def run(ctx: Context) -> Result:
+    result = Result(NAME, TITLE, ctx.quick)
+    warmup, duration = (0.3, 1.5) if ctx.quick else (1.0, 6.0)
+    rounds = {SQLITE: 1 if ctx.quick else 2, POSTGRESQL: 1}
+    # Quick runs (the smoke test) stay on SQLite; full runs add PostgreSQL when it is there.
+    backends = [b for b in ctx.backends if not (ctx.quick and b == POSTGRESQL)]
+    result.params = {
+        "senders": SENDERS,
+        "warmup_s": warmup,
+        "window_s": duration,
+        "rounds": {b: rounds[b] for b in backends},
+        "log_level": ctx.log_level,
+        "load": "separate process; one message in flight per connection",
+    }
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        pool.submit(_warm).result()  # pay the process start-up and imports before measuring
+        for backend in backends:
+            try:
+                _run_backend(ctx, result, pool, backend, rounds[backend], warmup, duration)
+            except PostgresUnavailable as exc:
+                result.skipped[backend] = str(exc)
+    return result
+
+
+def _warm() -> int:
+    return 0
+
+
+def _run_backend(
+    ctx: Context,
+    result: Result,
+    pool: concurrent.futures.Executor,
+    backend: str,
+    rounds: int,
+    warmup: float,
+    duration: float,
+) -> None:
+    runs: dict[str, list[dict[str, Any]]] = {"floor": [], "gateway": []}
+    for r in range(rounds):
+        for subject in ("floor", "gateway"):
+            spec_args = {
+                "senders": SENDERS,
+                "warmup_s": warmup,
+                "duration_s": duration,
+                "run_id": f"{subject[0].upper()}{r}",
+                "seed": 1,
+            }
+            runner = _floor_run if subject == "floor" else _gateway_run
+            runs[subject].append(runner(ctx, pool, backend, spec_args))
+    rate = {s: _rate(rs) for s, rs in runs.items()}
+    lat = {
+        s: Series.of(backend, s, "ACK latency", [x for r in rs for x in r["latencies_ms"]])
+        for s, rs in runs.items()
+    }
+    result.series += [lat["floor"], lat["gateway"]]
+    ratio_ok = rate["gateway"] >= GOAL_RATIO * rate["floor"]
+    if backend == SQLITE:
+        goal = f">= {GOAL_RATIO:.0%} of floor and >= {GOAL_SQLITE_RATE:,.0f} msg/s"
+        met = ratio_ok and rate["gateway"] >= GOAL_SQLITE_RATE
+    else:
+        goal = f">= {GOAL_RATIO:.0%} of floor"
+        met = ratio_ok
+    result.figures.append(
+        Figure(backend, "throughput", "msg/s", rate["gateway"], rate["floor"], "floor", goal, met)
+    )
+    for q in ("p50", "p99"):
+        result.figures.append(
+            Figure(
+                backend,
+                f"ACK latency {q}",
+                "ms",
+                getattr(lat["gateway"], q),
+                getattr(lat["floor"], q),
+                "floor",
+            )
+        )
+    result.details[backend] = {
+        s: [{k: v for k, v in r.items() if k != "latencies_ms"} for r in rs] for s, rs in runs.items()
+    }
+    not_aa = sum(n for r in runs["gateway"] for code, n in r["ack_codes"].items() if code != "AA")
+    if not_aa:
+        result.notes.append(f"{backend}: the gateway answered {not_aa} messages with something other than AA")
+
+
+def _rate(runs: list[dict[str, Any]]) -> float:
+    window = sum(r["window_s"] for r in runs)
+    return sum(len(r["latencies_ms"]) for r in runs) / window if window else 0.0
+
+
+@contextmanager
+def _database(ctx: Context, backend: str, tag: str) -> Iterator[str]:
+    if backend == SQLITE:
+        yield f"sqlite:///{(ctx.workdir / f'{tag}-{uuid.uuid4().hex[:8]}.db').as_posix()}"
+    else:
+        with pg_database(ctx.pg_admin_url, prefix=f"gw_bench_{tag}") as url:
+            yield url
+
+
+def _drive(
+    pool: concurrent.futures.Executor, address: tuple[str, int], spec_args: dict[str, Any]
+) -> dict[str, Any]:
+    spec = LoadSpec(host=address[0], port=address[1], **spec_args)
+    out: dict[str, Any] = pool.submit(drive, spec).result(timeout=spec.warmup_s + spec.duration_s + 120)
+    return out
+
+
+def _floor_run(
+    ctx: Context, pool: concurrent.futures.Executor, backend: str, spec_args: dict[str, Any]
+) -> dict[str, Any]:
+    with _database(ctx, backend, "floor") as url:
+        store = FloorStore.sqlite(_sqlite_path(url)) if backend == SQLITE else FloorStore.postgresql(url)
+        with FloorThread(store) as floor:
+            out = _drive(pool, floor.mllp_address, spec_args)
+        out.update(stored=store.stored, commits=store.commits)
+    out["mean_commit_batch"] = out["stored"] / out["commits"] if out["commits"] else 0.0
+    out["rate"] = len(out["latencies_ms"]) / out["window_s"]
+    return out
+
+
+def _gateway_run(
+    ctx: Context, pool: concurrent.futures.Executor, backend: str, spec_args: dict[str, Any]
+) -> dict[str, Any]:
+    with _database(ctx, backend, "gateway") as url:
+        settings = Settings(
+            data_dir=ctx.workdir,
+            db_url=url,
+            http_host="127.0.0.1",
+            http_port=0,
+            mllp_host="127.0.0.1",
+            mllp_port=0,
+            log_level=ctx.log_level,
+        )
+        gw = GatewayThread(settings, register=BenchRegister())
+        with gw:
+            out = _drive(pool, gw.mllp_address, spec_args)
+            with gw.gateway.engine.connect() as conn:
+                out["states_at_end"] = queries.count_by_state(conn)
+    out["stored"] = sum(out["states_at_end"].values())
+    out["rate"] = len(out["latencies_ms"]) / out["window_s"]
+    return out
+
+
+def _sqlite_path(url: str) -> Any:
+    from pathlib import Path
+
+    return Path(url.removeprefix("sqlite:///"))

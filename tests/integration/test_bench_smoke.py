@@ -1,0 +1,67 @@
+"""The benchmarks still run and still produce well-formed figures (never how fast: see bench/).
+
+Runs ``python -m bench.run --quick`` in a subprocess (the benchmarks configure logging for the
+whole process and start worker processes), on tiny sizes: ingest on SQLite, search on SQLite
+and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _check(result: dict[str, Any], backends: set[str]) -> None:
+    assert result["quick"] is True
+    assert result["skipped"] == {}, result["skipped"]
+    figures = result["figures"]
+    assert figures and {f["backend"] for f in figures} == backends
+    for f in figures:
+        assert f["value"] is not None and f["value"] > 0, f
+        assert f["baseline"] is not None and f["baseline"] > 0, f
+        assert math.isclose(f["ratio"], f["value"] / f["baseline"], rel_tol=1e-9), f
+    for s in result["series"]:
+        assert s["count"] > 0, s
+        assert 0 < s["p50"] <= s["p90"] <= s["p99"] <= s["max"], s
+
+
+@pytest.mark.postgres
+def test_benchmarks_run_in_quick_mode_and_report_ratios(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "bench.run",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--pg-url",
+            PG_ADMIN_URL,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    ingest = json.loads((tmp_path / "ingest-latest.json").read_text(encoding="utf-8"))
+    search = json.loads((tmp_path / "search-latest.json").read_text(encoding="utf-8"))
+    _check(ingest, {"sqlite"})
+    assert {f["name"] for f in ingest["figures"]} >= {"throughput", "ACK latency p50", "ACK latency p99"}
+    assert {s["subject"] for s in ingest["series"]} == {"floor", "gateway"}
+    _check(search, {"sqlite", "postgresql"})
+    assert {f["name"] for f in search["figures"]} >= {"search p50", "search p99"}
+    assert all(not search["details"][b]["problems"] for b in ("sqlite", "postgresql")), search["details"]
+    assert "ratio" in done.stdout  # the table was printed
