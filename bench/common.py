@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.domain.identity import PersonId
 from gateway.domain.register import Protection, RegisterRecord
+from gateway.settings import Settings
 
 DEFAULT_PG_ADMIN_URL = os.environ.get(
     "GATEWAY_BENCH_PG_URL",
@@ -145,6 +146,23 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def gateway_settings(ctx: Context, db_url: str) -> Settings:
+    """A gateway on ephemeral ports, with its files in the run's temporary directory."""
+    extra: dict[str, Any] = {}
+    if "mocks_port" in Settings.model_fields:  # built-in mocks for ports not passed in
+        extra["mocks_port"] = 0
+    return Settings(
+        data_dir=ctx.workdir,
+        db_url=db_url,
+        http_host="127.0.0.1",
+        http_port=0,
+        mllp_host="127.0.0.1",
+        mllp_port=0,
+        log_level=ctx.log_level,
+        **extra,
+    )
 
 
 class BenchRegister:

@@ -16,6 +16,7 @@ import multiprocessing
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
@@ -27,12 +28,12 @@ from bench.common import (
     PostgresUnavailable,
     Result,
     Series,
+    gateway_settings,
     pg_database,
 )
 from bench.floor import FloorStore, FloorThread
 from bench.loadgen import LoadSpec, drive
 from gateway.bootstrap import GatewayThread
-from gateway.settings import Settings
 from gateway.store import queries
 
 NAME = "ingest"
@@ -166,15 +167,7 @@ def _gateway_run(
     ctx: Context, pool: concurrent.futures.Executor, backend: str, spec_args: dict[str, Any]
 ) -> dict[str, Any]:
     with _database(ctx, backend, "gateway") as url:
-        settings = Settings(
-            data_dir=ctx.workdir,
-            db_url=url,
-            http_host="127.0.0.1",
-            http_port=0,
-            mllp_host="127.0.0.1",
-            mllp_port=0,
-            log_level=ctx.log_level,
-        )
+        settings = gateway_settings(ctx, url)
         gw = GatewayThread(settings, register=BenchRegister())
         with gw:
             out = _drive(pool, gw.mllp_address, spec_args)
@@ -185,7 +178,5 @@ def _gateway_run(
     return out
 
 
-def _sqlite_path(url: str) -> Any:
-    from pathlib import Path
-
+def _sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))

@@ -42,11 +42,11 @@ from bench.common import (
     Result,
     Series,
     Stopwatch,
+    gateway_settings,
     pg_database,
 )
 from gateway.bootstrap import GatewayThread
 from gateway.fhir.search import STOCKHOLM, parse_appointment_query
-from gateway.settings import Settings
 from gateway.store import migrate, queries
 from gateway.store.db import make_engine
 from gateway.store.tables import appointments
@@ -164,15 +164,7 @@ def _measure(
     stats: dict[str, Any],
     rounds: int,
 ) -> Samples:
-    settings = Settings(
-        data_dir=ctx.workdir,
-        db_url=url,
-        http_host="127.0.0.1",
-        http_port=0,
-        mllp_host="127.0.0.1",
-        mllp_port=0,
-        log_level=ctx.log_level,
-    )
+    settings = gateway_settings(ctx, url)
     rng = random.Random(11)
     patients = sorted(p for p in stats["visible_by_patient"] if p != dataset.HEAVY_PATIENT)
     stamps: list[datetime] = stats["last_updated"]
@@ -206,7 +198,9 @@ def _measure(
                 items = parse_qsl(parts.query, keep_blank_values=True)
                 bundle = search(kind, items)
 
-        def health() -> None:
+        def health(record: bool) -> None:
+            if not record:
+                return
             watch = Stopwatch()
             response = client.get("/health")
             out.health.append(watch.seconds * 1000)
@@ -223,7 +217,7 @@ def _measure(
                 out.problems.append(
                     f"patient total {bundle.get('total')} != {stats['visible_by_patient'][who]}"
                 )
-            health() if record else None
+            health(record)
             search(
                 "patient, date>=today",
                 patient_items(rng.choice(patients), ("date", f"ge{today}")),
@@ -235,7 +229,7 @@ def _measure(
                 [("date", f"ge{day}"), ("date", f"lt{day + timedelta(days=1)}"), ("_count", "50")],
                 record=record,
             )
-            health() if record else None
+            health(record)
             heavy = search("heavy patient, page 1", patient_items(dataset.HEAVY_PATIENT), record=record)
             follow("next link", heavy, NEXT_HOPS if record else 0)
             since = stamps[max(0, len(stamps) - rng.randrange(60, min(2000, len(stamps)) + 1))]
@@ -245,7 +239,7 @@ def _measure(
                 record=record,
             )
             follow("next link", sync, NEXT_HOPS if record else 0)
-            health() if record else None
+            health(record)
 
         for _ in range(3):  # warm-up: connections, statement caches, pages
             one_round(record=False)
