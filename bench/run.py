@@ -26,6 +26,7 @@ from bench.common import DEFAULT_PG_ADMIN_URL, POSTGRESQL, SQLITE, Context, Resu
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest",
     "search": "bench.search",
+    "register": "bench.register",
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

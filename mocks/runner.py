@@ -61,6 +61,7 @@ class ServedApp:
             return self
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see gateway.bootstrap.bind_socket
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
