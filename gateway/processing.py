@@ -25,9 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.domain.booking import BookingEvent
 from gateway.domain.identity import PersonId
 from gateway.domain.register import PopulationRegister, RegisterRecord
-from gateway.domain.rules import booking_exposure
+from gateway.domain.rules import Exposure, booking_exposure
 from gateway.errors import GatewayError, PermanentUpstreamError, TransientUpstreamError
-from gateway.fhir.appointment import appointment_id, build_appointment, content_hash, finalize
+from gateway.fhir.appointment import appointment_id, build_appointment, check, content_hash, render
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.siu import check_header, read_header, to_booking_event
 from gateway.mappings import Mappings
@@ -62,6 +62,18 @@ async def resolve(register: PopulationRegister, person: PersonId) -> Resolved:
         current = record.referred_to
         record = await register.lookup(current)
     return Resolved(current, record)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Everything about one message's booking that needs no database: built and validated
+    before the write transaction opens, so the store is locked only for the writes."""
+
+    appt_id: str
+    patient: PersonId
+    exposure: Exposure
+    resource: dict[str, Any]
+    digest: str
 
 
 @dataclass(slots=True)
@@ -131,6 +143,15 @@ class Processor:
         now = self._clock()
         # meta.lastUpdated shows milliseconds; store the same so `_lastUpdated=gt<seen>` is exact.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        prepared: dict[int, _Prepared | GatewayError | ValueError] = {}
+        for item in items:
+            answer = lookups.get(item.event.patient) if item.event is not None else None
+            if item.event is None or not isinstance(answer, Resolved):
+                continue
+            try:
+                prepared[item.message_id] = self._prepare(item.event, answer)
+            except (GatewayError, ValueError) as exc:
+                prepared[item.message_id] = exc
         with self._engine.begin() as conn:
             for index, item in enumerate(items):
                 if item.event is None:
@@ -154,12 +175,12 @@ class Processor:
                     conn.execute(
                         update(messages).where(messages.c.id == item.message_id).values(restricted=True)
                     )
-                try:
-                    self._apply(conn, item.message_id, item.event, answer, now)
-                except (GatewayError, ValueError) as exc:
-                    self._finish(conn, item.message_id, FAILED, str(exc), now)
-                else:
+                ready = prepared[item.message_id]
+                if isinstance(ready, _Prepared):
+                    self._apply(conn, item.message_id, item.event, ready, now)
                     self._finish(conn, item.message_id, PROCESSED, None, now)
+                else:
+                    self._finish(conn, item.message_id, FAILED, str(ready), now)
                 done += 1
         return done
 
@@ -179,17 +200,29 @@ class Processor:
             .values(state=WAITING, error=reason, attempts=messages.c.attempts + 1)
         )
 
-    def _apply(
-        self, conn: Any, message_id: int, event: BookingEvent, resolved: Resolved, now: datetime
-    ) -> None:
-        appt_id = appointment_id(event.namespace, event.booking_id)
+    def _prepare(self, event: BookingEvent, resolved: Resolved) -> _Prepared:
         patient = resolved.current
         exposure = booking_exposure(
             self._mappings.time_type_visible(event.time_type), patient, resolved.record
         )
         filed = event if patient == event.patient else _refile(event, patient)
         resource = build_appointment(filed, self._mappings)
+        check(resource)
         digest = content_hash({"visible": exposure.visible, "why": exposure.reason, "resource": resource})
+        return _Prepared(
+            appointment_id(event.namespace, event.booking_id), patient, exposure, resource, digest
+        )
+
+    def _apply(
+        self, conn: Any, message_id: int, event: BookingEvent, ready: _Prepared, now: datetime
+    ) -> None:
+        appt_id, patient, exposure, resource, digest = (
+            ready.appt_id,
+            ready.patient,
+            ready.exposure,
+            ready.resource,
+            ready.digest,
+        )
         current = conn.execute(
             select(
                 appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
@@ -216,7 +249,7 @@ class Processor:
                     booking_id=event.booking_id,
                     version_id=1,
                     last_updated=now,
-                    resource=finalize(resource, 1, now),
+                    resource=render(resource, 1, now),
                     **values,
                 )
             )
@@ -232,7 +265,7 @@ class Processor:
         conn.execute(
             update(appointments)
             .where(appointments.c.id == appt_id)
-            .values(version_id=version, last_updated=now, resource=finalize(resource, version, now), **values)
+            .values(version_id=version, last_updated=now, resource=render(resource, version, now), **values)
         )
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:

@@ -108,9 +108,8 @@ def content_hash(resource: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def finalize(resource: dict[str, Any], version_id: int, last_updated: datetime) -> bytes:
-    """Add meta, validate with the R4B model, and return the JSON to store and serve."""
-    with_meta = {
+def _with_meta(resource: dict[str, Any], version_id: int, last_updated: datetime) -> dict[str, Any]:
+    return {
         "resourceType": resource["resourceType"],
         "id": resource["id"],
         "meta": {
@@ -121,5 +120,20 @@ def finalize(resource: dict[str, Any], version_id: int, last_updated: datetime) 
         },
         **{k: v for k, v in resource.items() if k not in ("resourceType", "id")},
     }
+
+
+def check(resource: dict[str, Any]) -> None:
+    """Validate with the R4B model; raises (a ValueError) if the mapping produced invalid FHIR."""
+    Appointment.model_validate(resource)
+
+
+def render(resource: dict[str, Any], version_id: int, last_updated: datetime) -> bytes:
+    """The JSON to store and serve, with meta; for a resource :func:`check` has passed."""
+    return orjson.dumps(_with_meta(resource, version_id, last_updated))
+
+
+def finalize(resource: dict[str, Any], version_id: int, last_updated: datetime) -> bytes:
+    """Add meta, validate with the R4B model, and return the JSON to store and serve."""
+    with_meta = _with_meta(resource, version_id, last_updated)
     Appointment.model_validate(with_meta)  # raises if the mapping produced invalid FHIR
     return orjson.dumps(with_meta)
