@@ -176,3 +176,21 @@ def test_r_bk_4_staff_refresh_over_http_repairs_a_booking_the_gateway_never_got(
         assert again["created"] == 0 and again["unchanged"] == 1
         bad = http.post("/patients/191212121213/refresh-bookings")
         assert bad.status_code == 400 and "check digit" in bad.json()["issue"][0]["diagnostics"]
+
+
+def test_r_id_7_identity_and_protection_come_from_the_register_not_from_what_was_typed(
+    real: tuple[GatewayThread, httpx.Client],
+) -> None:
+    """The journal's PID-5 (typed by someone) is never shown; an unknown number is never exposed."""
+    gw, http = real
+    typed = siu(booking="BK-TYPED").replace(b"Tolvansson^Tolvan", b"Felskriven^Person")
+    unknown = siu(patient="198512242242", booking="BK-UNKNOWN")
+    assert [ack_code(a) for a in mllp_exchange(*gw.mllp_address, [typed, unknown])] == ["AA", "AA"]
+    _wait_settled(http)
+    view = http.get(f"/patients/{TOLVAN}").json()
+    assert view["name"] == "Tolvan Tolvansson"  # SPAR's answer over SOAP
+    (appt,) = _visible(http, TOLVAN)
+    assert "Felskriven" not in json.dumps(appt, ensure_ascii=False)
+    assert _visible(http, "198512242242") == []
+    (withheld,) = http.get("/patients/198512242242").json()["bookings"]
+    assert withheld["shown_to_citizen"] is False and withheld["withheld_reason"].startswith("R-ID-7")
