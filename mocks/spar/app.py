@@ -56,6 +56,7 @@ class Switches(BaseModel):
     generellt_fel: bool = Field(False, description="Answer Undantag GENERELLT_FEL.")
     http_500: bool = Field(False, description="Answer HTTP 500 with a plain-text body (no SOAP).")
     fail_next: int = Field(0, ge=0, description="Answer HTTP 500 to the next N requests, then normally.")
+    outage: bool = Field(False, description="Service down: 503, as a load balancer with no SPAR behind.")
     garbage: bool = Field(False, description="Answer HTTP 200 with XML cut off mid-way.")
 
 
@@ -189,6 +190,8 @@ def create_app(population: Population | None = None, switches: Switches | None =
 
     @app.post(PATH)
     async def personsok(request: Request) -> Response:
+        if state.outage:
+            return Response("Service Unavailable\n", status_code=503, media_type="text/plain")
         if state.latency:
             await asyncio.sleep(state.latency)
         if state.fail_next:

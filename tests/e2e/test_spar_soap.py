@@ -124,7 +124,7 @@ async def test_an_invalid_idnummer_is_a_permanent_error(register: SparRegister, 
     assert counted.requests == 1
 
 
-@pytest.mark.parametrize("switch", ["generellt_fel", "http_500", "garbage"])
+@pytest.mark.parametrize("switch", ["generellt_fel", "http_500", "garbage", "outage"])
 async def test_failure_switches_are_transient_and_retried(
     register: SparRegister, counted: Counted, switches: Switches, switch: str
 ) -> None:
