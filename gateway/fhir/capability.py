@@ -8,17 +8,28 @@ from typing import Any
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 import gateway
+from gateway.fhir.appointment import BOOKING_ID_SYSTEM
 
 _SEARCH = [
     (
         "patient:identifier",
         "token",
-        "The patient's identifier, SYSTEM|VALUE (personnummer, samordningsnummer, reservnummer).",
+        "The patient's identifier, SYSTEM|VALUE or VALUE (any system) (personnummer, "
+        "samordningsnummer, reservnummer). Repeated: AND (all must match).",
     ),
-    ("identifier", "token", "The booking id (SCH-2), NAMESPACE|ID or ID."),
-    ("date", "date", "Appointment start; prefixes eq, ne, gt, lt, ge, le."),
-    ("status", "token", "Appointment status; comma-separated for any of several."),
-    ("_lastUpdated", "date", "When the gateway last changed the resource (incremental sync)."),
+    (
+        "identifier",
+        "token",
+        f"The booking id (SCH-2): {BOOKING_ID_SYSTEM}|NAMESPACE|ID, or NAMESPACE|ID or ID with any system; "
+        "|VALUE (no system) matches nothing. Repeated: AND (all must match).",
+    ),
+    ("date", "date", "Appointment start; prefixes eq, ne, gt, lt, ge, le. Repeated: AND (a range)."),
+    (
+        "status",
+        "token",
+        "Appointment status; comma-separated for any of several. Repeated: AND (in every one).",
+    ),
+    ("_lastUpdated", "date", "When the gateway last changed the resource (incremental sync). Repeated: AND."),
     ("_count", "number", "Page size, 0-500 (default 50)."),
     ("_offset", "number", "Index of the first result on the page (used by the next links)."),
     ("_sort", "string", "date, -date, _lastUpdated or -_lastUpdated (default date)."),

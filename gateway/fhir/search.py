@@ -41,13 +41,21 @@ class DateFilter:
     high: datetime
 
 
+# A token as (system, value): system None is any system ("VALUE"), "" is no system ("|VALUE").
+Token = tuple[str | None, str]
+
+
 @dataclass(slots=True)
 class AppointmentQuery:
-    patient: tuple[str | None, str] | None = None
-    identifier: tuple[str | None, str] | None = None
+    """Repeated parameters are AND (FHIR search): every token in ``patients`` and
+    ``identifiers`` must match, and the status must be in ``statuses``, the intersection of
+    each ``status`` parameter's comma-separated (OR) values; None is no status filter."""
+
+    patients: list[Token] = field(default_factory=list)
+    identifiers: list[Token] = field(default_factory=list)
     dates: list[DateFilter] = field(default_factory=list)
     last_updated: list[DateFilter] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=list)
+    statuses: list[str] | None = None
     count: int = DEFAULT_COUNT
     offset: int = 0
     sort: list[tuple[SortKey, bool]] = field(default_factory=lambda: [("date", False)])
@@ -120,12 +128,12 @@ def parse_date(param: str, raw: str) -> DateFilter:
     return DateFilter(prefix, low, high)
 
 
-def _token(param: str, raw: str) -> tuple[str | None, str]:
+def _token(param: str, raw: str) -> Token:
     if "|" in raw:
         system, value = raw.split("|", 1)
         if not value:
             raise InvalidRequest(f"{param}: a value is needed after '|'")
-        return (system or None), value
+        return system, value
     if not raw:
         raise InvalidRequest(f"{param}: empty value")
     return None, raw
@@ -148,18 +156,20 @@ def parse_appointment_query(items: list[tuple[str, str]]) -> AppointmentQuery:
             continue
         if name in ("patient:identifier", "patient.identifier"):
             system, value = _token(name, raw)
-            q.patient = (system, value.replace("-", ""))
+            q.patients.append((system, value.replace("-", "")))
         elif name == "identifier":
-            q.identifier = _token(name, raw)
+            q.identifiers.append(_token(name, raw))
         elif name == "date":
             q.dates.append(parse_date(name, raw))
         elif name == "_lastUpdated":
             q.last_updated.append(parse_date(name, raw))
         elif name == "status":
+            any_of: list[str] = []
             for status in raw.split(","):
                 if status not in APPOINTMENT_STATUSES:
                     raise InvalidRequest(f"status: {status!r} is not an Appointment status")
-                q.statuses.append(status)
+                any_of.append(status)
+            q.statuses = any_of if q.statuses is None else [s for s in q.statuses if s in any_of]
         elif name == "_count":
             q.count = _int(name, raw, 0, MAX_COUNT)
         elif name == "_offset":

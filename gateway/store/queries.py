@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select
 
-from gateway.fhir.search import AppointmentQuery, DateFilter
+from gateway.fhir.appointment import BOOKING_ID_SYSTEM
+from gateway.fhir.search import AppointmentQuery, DateFilter, Token
 from gateway.store.tables import appointments, messages
 
 
@@ -26,27 +27,38 @@ def _date_clause(column: ColumnElement[datetime], f: DateFilter) -> ColumnElemen
     return column < f.low  # lt
 
 
+def _booking_id_clause(token: Token) -> ColumnElement[bool]:
+    """The booking identifier is stored as system BOOKING_ID_SYSTEM, value NAMESPACE|ID.
+
+    ``SYSTEM|NAMESPACE|ID`` matches system and value; ``|VALUE`` (no system) matches nothing;
+    ``ID`` or ``NAMESPACE|ID`` alone is the value with any system (the second form is read that
+    way because its first part is not our system).
+    """
+    system, value = token
+    full = appointments.c.namespace + "|" + appointments.c.booking_id
+    if system is None:
+        return or_(appointments.c.booking_id == value, full == value)
+    if system == "":
+        return false()
+    if system == BOOKING_ID_SYSTEM:
+        return full == value
+    return full == f"{system}|{value}"
+
+
 def search_appointments(conn: Connection, q: AppointmentQuery) -> tuple[int | None, list[bytes]]:
     """Visible appointments only (R-BK-1): hidden time types are never returned."""
     where: list[ColumnElement[bool]] = [appointments.c.visible.is_(True)]
-    if q.patient is not None:
-        system, value = q.patient
+    for system, value in q.patients:  # repeated parameters are AND
         where.append(appointments.c.patient_value == value)
         if system is not None:
             where.append(appointments.c.patient_system == system)
-    if q.identifier is not None:
-        _, value = q.identifier
-        where.append(
-            or_(
-                appointments.c.booking_id == value,
-                (appointments.c.namespace + "|" + appointments.c.booking_id) == value,
-            )
-        )
+    for token in q.identifiers:
+        where.append(_booking_id_clause(token))
     for f in q.dates:
         where.append(_date_clause(appointments.c.start, f))
     for f in q.last_updated:
         where.append(_date_clause(appointments.c.last_updated, f))
-    if q.statuses:
+    if q.statuses is not None:  # empty: the status parameters have no value in common
         where.append(appointments.c.status.in_(q.statuses))
     total = None
     if q.total:

@@ -16,6 +16,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhirpy import AsyncFHIRClient
 
 from gateway.bootstrap import GatewayThread
+from gateway.fhir.appointment import BOOKING_ID_SYSTEM
 from tests.conftest import wait_processed
 from tests.support import PNR_SYSTEM, TOLVAN, mllp_exchange, siu
 
@@ -59,6 +60,43 @@ def test_search_by_patient_identifier_returns_a_valid_searchset_bundle(
     assert _search(http, **{"patient:identifier": f"{PNR_SYSTEM}|{OTHER}"})["total"] == 3
     assert _search(http, **{"patient:identifier": TOLVAN})["total"] == 12  # any system
     assert _search(http, **{"patient:identifier": f"urn:oid:9.9|{TOLVAN}"})["total"] == 0
+
+
+def _total(http: httpx.Client, params: list[tuple[str, str]]) -> int:
+    response = http.get("/fhir/Appointment", params=params)
+    assert response.status_code == 200, response.text
+    total: int = response.json()["total"]
+    return total
+
+
+def test_search_by_booking_identifier_matches_system_and_value(
+    seeded: GatewayThread, http: httpx.Client
+) -> None:
+    """FHIR token search: SYSTEM|VALUE needs both, |VALUE means no system, VALUE any system."""
+    assert _total(http, [("identifier", f"{BOOKING_ID_SYSTEM}|TAKECARE|T03")]) == 1
+    assert _total(http, [("identifier", f"{BOOKING_ID_SYSTEM}|TAKECARE|NOPE")]) == 0
+    assert _total(http, [("identifier", f"{BOOKING_ID_SYSTEM}|T03")]) == 0  # the value is NAMESPACE|ID
+    assert _total(http, [("identifier", "urn:oid:9.9|T03")]) == 0  # another system
+    assert _total(http, [("identifier", "|T03")]) == 0  # every booking id has a system
+    assert _total(http, [("identifier", "T03")]) == 1  # any system
+    assert _total(http, [("identifier", "TAKECARE|T03")]) == 1  # the value NAMESPACE|ID, any system
+    assert _total(http, [("identifier", "OTHERNS|T03")]) == 0
+    assert _total(http, [("patient:identifier", f"|{TOLVAN}")]) == 0  # every patient id has a system
+
+
+def test_repeated_search_parameters_are_anded(seeded: GatewayThread, http: httpx.Client) -> None:
+    """A repeated parameter is AND; comma-separated values in one parameter are OR."""
+    pat = ("patient:identifier", f"{PNR_SYSTEM}|{TOLVAN}")
+    assert _total(http, [pat, ("status", "booked,cancelled")]) == 12
+    assert _total(http, [pat, ("status", "booked"), ("status", "cancelled")]) == 0
+    assert _total(http, [pat, ("status", "booked,cancelled"), ("status", "cancelled")]) == 1
+    assert _total(http, [pat, ("patient:identifier", f"{PNR_SYSTEM}|{OTHER}")]) == 0
+    assert _total(http, [("patient:identifier", OTHER), pat]) == 0
+    assert _total(http, [pat, ("patient:identifier", TOLVAN)]) == 12
+    assert _total(http, [("identifier", "T03"), ("identifier", "T04")]) == 0
+    assert _total(http, [("identifier", "T03"), ("identifier", "TAKECARE|T03")]) == 1
+    assert _total(http, [pat, ("date", "ge2026-12-01"), ("date", "le2026-12-31")]) == 12
+    assert _total(http, [pat, ("date", "ge2026-12-03"), ("date", "le2026-12-05")]) == 3
 
 
 def test_search_by_date_prefixes(seeded: GatewayThread, http: httpx.Client) -> None:

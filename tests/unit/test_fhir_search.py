@@ -57,6 +57,24 @@ def test_a_full_query_parses() -> None:
             ("_format", "json"),
         ]
     )
-    assert q.patient == ("http://electronichealth.se/identifier/personnummer", "191212121212")
+    assert q.patients == [("http://electronichealth.se/identifier/personnummer", "191212121212")]
     assert len(q.dates) == 2 and q.statuses == ["booked", "cancelled"]
     assert q.count == 10 and q.sort == [("date", True)]
+
+
+def test_repeated_parameters_are_and_and_commas_are_or() -> None:
+    q = parse_appointment_query(
+        [
+            ("status", "booked,cancelled,noshow"),
+            ("status", "noshow,booked"),
+            ("patient:identifier", "191212121212"),
+            ("patient:identifier", "|201605152386"),
+            ("identifier", "T1"),
+            ("identifier", "TAKECARE|T2"),
+        ]
+    )
+    assert q.statuses == ["booked", "noshow"]
+    assert q.patients == [(None, "191212121212"), ("", "201605152386")]  # "" is no system
+    assert q.identifiers == [(None, "T1"), ("TAKECARE", "T2")]
+    assert parse_appointment_query([("status", "booked"), ("status", "cancelled")]).statuses == []
+    assert parse_appointment_query([]).statuses is None
