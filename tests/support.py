@@ -40,13 +40,14 @@ def siu(
     unit: str = "SE2321000016-15CQ^^^^^^^^Vårdcentralen Tolvåsen",
     practitioner: str = "SE2321000016-1A2B^Anna Läkare",
     extra_sch11: str | None = None,
+    processing: str = "P",
 ) -> bytes:
     """One SIU message in the profile's shape (docs/hl7-profile.md); every part can be bent."""
     control = control or control_id()
     tq1 = version != "2.3"
     sch11 = extra_sch11 if extra_sch11 is not None else ("" if tq1 else f"^^{minutes}^{start}")
     segments = [
-        f"MSH|^~\\&|{sending}|GATEWAY|REGION|20261124080000||{message_type}^{trigger}|{control}|P|{version}"
+        f"MSH|^~\\&|{sending}|GATEWAY|REGION|20261124080000||{message_type}^{trigger}|{control}|{processing}|{version}"
         + (f"||||||{charset}" if charset else ""),
         f"SCH||{booking}^TAKECARE|||||{reason}|{time_type}|{minutes}|MIN|{sch11}"
         f"||||||||||||||{filler_status}",

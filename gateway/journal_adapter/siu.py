@@ -17,6 +17,9 @@ from gateway.journal_adapter.timestamps import parse_dtm
 from gateway.mappings import Mappings
 
 SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
+#: MSH-11.1 (HL7 table 0103) taken: a production gateway takes production messages only, not
+#: T (training/test) or D (debugging).
+PROCESSING_ID = "P"
 
 TRIGGERS: dict[str, BookingAction] = {
     "S12": BookingAction.NEW,
@@ -69,6 +72,12 @@ def check_header(header: Header) -> None:
             f"HL7 version {header.version!r} is not supported (2.3 to 2.5.1)",
             Location("MSH", 12),
             code="203",
+        )
+    if header.processing_id != PROCESSING_ID:
+        raise UnsupportedMessage(
+            f"processing id {header.processing_id!r} is not taken here (P, production, only)",
+            Location("MSH", 11),
+            code="202",
         )
     if header.message_type != "SIU":
         raise UnsupportedMessage(

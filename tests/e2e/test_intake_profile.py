@@ -439,6 +439,31 @@ def test_r_bk_1_hidden_time_types_are_processed_but_absent_from_read_search_and_
 # --- Character sets and escapes ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", ["mllp", "http"])
+@pytest.mark.parametrize("processing", ["T", "D", "T^T", "X"])
+def test_a_message_not_for_production_gets_ar_202_naming_msh_11_and_is_not_processed(
+    gateway: GatewayThread, http: httpx.Client, processing: str, transport: str
+) -> None:
+    cid = control_id()
+    raw = siu(control=cid, booking="BK-TEST", processing=processing)
+    ack = _mllp(gateway, raw)[0] if transport == "mllp" else _post(http, raw).content
+    assert ack_code(ack) == "AR" and ack_fields(ack, "MSA")[2] == cid
+    assert ack_fields(ack, "MSH")[10] == processing.split("^")[0]  # MSH-11 echoed
+    err = ack_fields(ack, "ERR")
+    assert err[2] == "MSH^1^11^1" and err[3] == "202^Unsupported processing id^HL70357"
+    assert _states(http) == {"rejected": 1}
+    assert _by_booking(http, "TAKECARE|BK-TEST") is None
+
+
+def test_a_production_message_with_a_processing_mode_is_taken(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    (ack,) = _mllp(gateway, siu(booking="BK-PROD", processing="P^T"))
+    assert ack_code(ack) == "AA"
+    wait_processed(http)
+    assert _by_booking(http, "TAKECARE|BK-PROD") is not None
+
+
 def test_utf8_declared_over_8859_1_bytes_gets_ae_naming_msh_18_and_still_echoes_msh_10(
     gateway: GatewayThread,
 ) -> None:
