@@ -2,7 +2,7 @@
 
 Messages are written as ER7 text by the gateway's one SIU builder
 (``gateway/journal_adapter/siu_builder.py``; fast enough for benchmarks); ``tests/unit/
-test_journal_mock.py`` validates them with hl7apy, the reference implementation. The mix is
+test_hl7_reference.py`` validates them with hl7apy, the reference implementation. The mix is
 realistic: mostly v2.5.1 with TQ1 and ISO 8859-1 (as Swedish journals commonly send), some
 v2.3 with SCH-11 and UTF-8; time types visible and hidden; reschedules, modifications,
 cancellations, deletions and no-shows; reasons with å, ä, ö and characters that must be escaped.
