@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.domain.booking import BookingEvent
@@ -38,6 +38,15 @@ from gateway.store.tables import appointments, messages
 log = structlog.get_logger(__name__)
 
 MAX_NUMBER_CHANGES = 3
+
+# Built once: a statement built per message cost the worker a third of its time (bench/README).
+# The SET columns of the updates and the insert come from each execution's parameter names.
+_FINISH = update(messages).where(messages.c.id == bindparam("b_id")).values(attempts=messages.c.attempts + 1)
+_CURRENT = select(
+    appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
+).where(appointments.c.id == bindparam("b_id"))
+_INSERT = appointments.insert()
+_UPDATE = update(appointments).where(appointments.c.id == bindparam("b_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +194,7 @@ class Processor:
         return done
 
     def _finish(self, conn: Any, message_id: int, state: str, error: str | None, now: datetime) -> None:
-        conn.execute(
-            update(messages)
-            .where(messages.c.id == message_id)
-            .values(state=state, error=error, processed_at=now, attempts=messages.c.attempts + 1)
-        )
+        conn.execute(_FINISH, {"b_id": message_id, "state": state, "error": error, "processed_at": now})
         if state == FAILED:
             log.warning("processing.failed", message_id=message_id, error=error)
 
@@ -223,11 +228,7 @@ class Processor:
             ready.resource,
             ready.digest,
         )
-        current = conn.execute(
-            select(
-                appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
-            ).where(appointments.c.id == appt_id)
-        ).first()
+        current = conn.execute(_CURRENT, {"b_id": appt_id}).first()
         values = {
             "patient_system": self._mappings.fhir_system_for(patient.authority),
             "patient_value": patient.value,
@@ -243,29 +244,33 @@ class Processor:
         }
         if current is None:
             conn.execute(
-                appointments.insert().values(
-                    id=appt_id,
-                    namespace=event.namespace,
-                    booking_id=event.booking_id,
-                    version_id=1,
-                    last_updated=now,
-                    resource=render(resource, 1, now),
+                _INSERT,
+                {
+                    "id": appt_id,
+                    "namespace": event.namespace,
+                    "booking_id": event.booking_id,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "resource": render(resource, 1, now),
                     **values,
-                )
+                },
             )
             return
         if current.last_message_id > message_id:
             return  # an older message reprocessed: the booking has moved on since
         if current.content_hash == digest:
-            conn.execute(
-                update(appointments).where(appointments.c.id == appt_id).values(last_message_id=message_id)
-            )
+            conn.execute(_UPDATE, {"b_id": appt_id, "last_message_id": message_id})
             return
         version = current.version_id + 1
         conn.execute(
-            update(appointments)
-            .where(appointments.c.id == appt_id)
-            .values(version_id=version, last_updated=now, resource=render(resource, version, now), **values)
+            _UPDATE,
+            {
+                "b_id": appt_id,
+                "version_id": version,
+                "last_updated": now,
+                "resource": render(resource, version, now),
+                **values,
+            },
         )
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:
