@@ -11,7 +11,7 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -24,6 +24,8 @@ from gateway import mappings as mapping_tables
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.domain.accounts import AccountDirectory
+from gateway.domain.documents import NO_MAILBOX, MailboxDirectory, MailboxReachability
+from gateway.domain.identity import PersonId
 from gateway.domain.register import PopulationRegister
 from gateway.errors import ConfigurationError
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
@@ -145,13 +147,19 @@ def build(
     *,
     register: PopulationRegister | None = None,
     accounts: AccountDirectory | None = None,
+    mailbox: MailboxDirectory | None = None,
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
 ) -> Gateway:
     """Build the gateway from settings; tests may pass their own adapters for the ports."""
     mappings = mapping_tables.load(settings.mappings_dir)
     outside = connect_outside(
-        settings, register=register, accounts=accounts, journal=journal, journal_book=journal_book
+        settings,
+        register=register,
+        accounts=accounts,
+        mailbox=mailbox,
+        journal=journal,
+        journal_book=journal_book,
     )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
@@ -196,11 +204,17 @@ class GatewayThread:
         *,
         register: PopulationRegister | None = None,
         accounts: AccountDirectory | None = None,
+        mailbox: MailboxDirectory | None = None,
         journal: BookingSource | None = None,
         journal_book: JournalBook | None = None,
     ) -> None:
         self.gateway = build(
-            settings, register=register, accounts=accounts, journal=journal, journal_book=journal_book
+            settings,
+            register=register,
+            accounts=accounts,
+            mailbox=mailbox,
+            journal=journal,
+            journal_book=journal_book,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -257,12 +271,20 @@ class GatewayThread:
         self.gateway.engine.dispose()
 
 
+class NoMailboxes:
+    """A mailbox directory where nobody has a mailbox."""
+
+    async def reachability(self, persons: Sequence[PersonId]) -> Mapping[PersonId, MailboxReachability]:
+        return dict.fromkeys(persons, NO_MAILBOX)
+
+
 @dataclass
 class Outside:
     """The adapters to outside systems, the HTTP clients they own, and the embedded mocks."""
 
     register: PopulationRegister
     accounts: AccountDirectory
+    mailbox: MailboxDirectory
     journal: BookingSource
     mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
@@ -282,6 +304,7 @@ def connect_outside(
     *,
     register: PopulationRegister | None = None,
     accounts: AccountDirectory | None = None,
+    mailbox: MailboxDirectory | None = None,
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
 ) -> Outside:
@@ -324,6 +347,9 @@ def connect_outside(
             spar_client = spar_http_client(spar_settings)
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
+        if mailbox is None:
+            # Until the Mina meddelanden client is wired (issue 5): nobody has a mailbox.
+            mailbox = NoMailboxes()
         if journal is None:
             journal_settings = JournalServiceSettings()
             if journal_settings.url is None:
@@ -339,5 +365,11 @@ def connect_outside(
             mocks.stop()
         raise
     return Outside(
-        register=register, accounts=accounts, journal=journal, mocks=mocks, clients=clients, closers=closers
+        register=register,
+        accounts=accounts,
+        mailbox=mailbox,
+        journal=journal,
+        mocks=mocks,
+        clients=clients,
+        closers=closers,
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gateway.domain.accounts import Account, no_account
+from gateway.domain.documents import NO_MAILBOX, MailboxReachability
 from gateway.domain.identity import IdKind, PersonId
 from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord
 from gateway.errors import TransientUpstreamError
@@ -102,3 +104,18 @@ class FakeAccounts:
         if self.down:
             raise TransientUpstreamError("account service unreachable (fake outage)")
         return self.accounts.get(person.value) or no_account(person)
+
+
+@dataclass
+class FakeMailbox:
+    """The recipient service as a dict: person value -> reachability (default: no mailbox)."""
+
+    answers: dict[str, MailboxReachability] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    down: bool = False
+
+    async def reachability(self, persons: Sequence[PersonId]) -> Mapping[PersonId, MailboxReachability]:
+        self.calls.append(tuple(p.value for p in persons))
+        if self.down:
+            raise TransientUpstreamError("mailbox recipient service is down (fake)")
+        return {p: self.answers.get(p.value, NO_MAILBOX) for p in persons}

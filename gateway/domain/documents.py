@@ -49,10 +49,11 @@ Decisions where DOMAIN.md and the seeds leave room:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from gateway.control_codes import CodeKind, ControlCodeScan
 from gateway.domain.accounts import (
@@ -480,3 +481,13 @@ def kallelse_outdated_by(action: BookingAction) -> bool:
         BookingAction.CANCEL,
         BookingAction.DELETE,
     )
+
+
+class MailboxDirectory(Protocol):
+    """The port to the national recipient service (Mina meddelanden ``isReachable``)."""
+
+    async def reachability(self, persons: Sequence[PersonId]) -> Mapping[PersonId, MailboxReachability]:
+        """Each person's mailbox, asked in as few calls as the service allows. A person the
+        service does not know is :data:`NO_MAILBOX`. Raises TransientUpstreamError or
+        PermanentUpstreamError (gateway.errors) when the service cannot answer."""
+        ...

@@ -48,6 +48,9 @@ messages = Table(
     Column("processed_at", UTCDateTime, nullable=True),
     # About a protected person (R-ID-3): shown with its PID segment masked.
     Column("restricted", Boolean, nullable=False, default=False, server_default=false()),
+    # A message waiting for something other than the register (a kallelse for a booking not yet
+    # received) is tried again from this time, without holding up the messages after it.
+    Column("retry_at", UTCDateTime, nullable=True),
     UniqueConstraint("dedup_key", name="uq_messages_dedup_key"),
 )
 Index("ix_messages_state_id", messages.c.state, messages.c.id)
@@ -88,3 +91,105 @@ Index(
 )
 Index("ix_appointments_start", appointments.c.start, appointments.c.id)
 Index("ix_appointments_last_updated", appointments.c.last_updated, appointments.c.id)
+
+# One row per e-document (journal namespace + TXA-12): its latest version, the routing decision
+# and the FHIR Communication served for it. ``text`` is the letter (for the PDF); never logged.
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("namespace", String(180), nullable=False),
+    Column("document_number", String(180), nullable=False),
+    Column("document_type", String(12), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("patient_system", String(120), nullable=False),
+    Column("patient_value", String(32), nullable=False),
+    Column("journal_patient_value", String(32), nullable=True),
+    Column("booking_id", String(180), nullable=True),
+    Column("appointment_id", String(64), nullable=True),
+    Column("unit_hsa_id", String(64), nullable=True),
+    Column("unit_name", String(200), nullable=True),
+    Column("author", String(200), nullable=True),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("written_at", UTCDateTime, nullable=True),
+    # The routing decision (gateway.domain.documents.RoutingDecision).
+    Column("outcome", String(12), nullable=False),
+    Column("rules", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("flags", String(200), nullable=False, default=""),
+    # JSON list of {"channel", "system", "value", "provider"}: who got a copy.
+    Column("recipients", Text, nullable=False, default="[]"),
+    Column("mailbox_provider", String(40), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("read_at", UTCDateTime, nullable=True),
+    Column("last_read_at", UTCDateTime, nullable=True),
+    # R-DOC-5: when a platform-only delivery goes to the print list unless read before it.
+    Column("print_due_at", UTCDateTime, nullable=True),
+    # R-BK-3: a kallelse whose booking changed after it was sent.
+    Column("outdated_at", UTCDateTime, nullable=True),
+    Column("outdated_reason", Text, nullable=True),
+    # About a protected person (R-ID-3); never served to the platform unless released by staff.
+    Column("restricted", Boolean, nullable=False, default=False),
+    # Served over FHIR to the citizen platform.
+    Column("visible", Boolean, nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_updated", UTCDateTime, nullable=False),
+    Column("last_message_id", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("resource", LargeBinary, nullable=False),
+    UniqueConstraint("namespace", "document_number", name="uq_documents_number"),
+)
+Index("ix_documents_patient", documents.c.patient_value, documents.c.patient_system, documents.c.last_updated)
+Index("ix_documents_last_updated", documents.c.last_updated, documents.c.id)
+Index("ix_documents_appointment", documents.c.appointment_id)
+Index("ix_documents_outcome", documents.c.outcome, documents.c.last_updated)
+Index("ix_documents_print_due", documents.c.print_due_at)
+
+# The bilagor of a document's latest version (OBX ED), in message order.
+document_attachments = Table(
+    "document_attachments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+Index("ix_document_attachments_document", document_attachments.c.document_id, document_attachments.c.position)
+
+# The staff print list (utskriftslista, R-DOC-5, R-DOC-9): one item per document; handled or not.
+# Every change is also a row in document_events, so the history is kept.
+print_items = Table(
+    "print_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", String(64), nullable=False),
+    Column("unit_hsa_id", String(64), nullable=True),
+    Column("kind", String(24), nullable=False),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("rules", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("handled_at", UTCDateTime, nullable=True),
+    Column("handled_by", String(120), nullable=True),
+    UniqueConstraint("document_id", name="uq_print_items_document"),
+)
+Index("ix_print_items_open", print_items.c.handled_at, print_items.c.added_at)
+
+# What happened to each document, append-only: received, routed, held, released, printed,
+# print-list handled/unhandled, read, outdated, replaced. Staff views read their history here.
+document_events = Table(
+    "document_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(24), nullable=False),
+    Column("actor", String(120), nullable=True),
+    Column("detail", Text, nullable=True),
+)
+Index("ix_document_events_document", document_events.c.document_id, document_events.c.id)
