@@ -118,8 +118,6 @@ documents = Table(
     Column("rules", String(200), nullable=False),
     Column("reason", Text, nullable=False),
     Column("flags", String(200), nullable=False, default=""),
-    # JSON list of {"channel", "system", "value", "provider"}: who got a copy.
-    Column("recipients", Text, nullable=False, default="[]"),
     Column("mailbox_provider", String(40), nullable=True),
     Column("status", String(20), nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
@@ -147,6 +145,20 @@ Index("ix_documents_last_updated", documents.c.last_updated, documents.c.id)
 Index("ix_documents_appointment", documents.c.appointment_id)
 Index("ix_documents_outcome", documents.c.outcome, documents.c.last_updated)
 Index("ix_documents_print_due", documents.c.print_due_at)
+
+# Who got a copy of a document (routing's deliveries): the person, a mailbox, guardians, proxies.
+document_recipients = Table(
+    "document_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", String(64), nullable=False),
+    Column("channel", String(12), nullable=False),
+    Column("system", String(120), nullable=False),
+    Column("value", String(32), nullable=False),
+    Column("provider", String(40), nullable=True),
+)
+Index("ix_document_recipients_document", document_recipients.c.document_id)
+Index("ix_document_recipients_value", document_recipients.c.value, document_recipients.c.document_id)
 
 # The bilagor of a document's latest version (OBX ED), in message order.
 document_attachments = Table(

@@ -45,7 +45,6 @@ def upgrade() -> None:
         sa.Column("rules", sa.String(200), nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("flags", sa.String(200), nullable=False, server_default=""),
-        sa.Column("recipients", sa.Text, nullable=False, server_default="[]"),
         sa.Column("mailbox_provider", sa.String(40), nullable=True),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("sent_at", UTCDateTime, nullable=True),
@@ -69,6 +68,17 @@ def upgrade() -> None:
     op.create_index("ix_documents_patient", "documents", ["patient_value", "patient_system", "last_updated"])
     op.create_index("ix_documents_print_due", "documents", ["print_due_at"])
     op.create_index("ix_documents_outcome", "documents", ["outcome", "last_updated"])
+    op.create_table(
+        "document_recipients",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("document_id", sa.String(64), nullable=False),
+        sa.Column("channel", sa.String(12), nullable=False),
+        sa.Column("system", sa.String(120), nullable=False),
+        sa.Column("value", sa.String(32), nullable=False),
+        sa.Column("provider", sa.String(40), nullable=True),
+    )
+    op.create_index("ix_document_recipients_document", "document_recipients", ["document_id"])
+    op.create_index("ix_document_recipients_value", "document_recipients", ["value", "document_id"])
     op.create_table(
         "document_attachments",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -107,7 +117,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("document_events", "print_items", "document_attachments", "documents"):
+    for table in (
+        "document_events",
+        "print_items",
+        "document_attachments",
+        "document_recipients",
+        "documents",
+    ):
         op.drop_table(table)
     with op.batch_alter_table("messages") as batch:
         batch.drop_column("retry_at")
