@@ -188,8 +188,12 @@ def parse(text: str) -> Message:
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 
-def unescape(value: str, d: Delimiters = DEFAULT_DELIMITERS) -> str:
-    """Decode HL7 escape sequences: \\F\\ \\S\\ \\T\\ \\R\\ \\E\\, \\.br\\, \\Xhh..\\; drop \\H\\ \\N\\."""
+def unescape(value: str, d: Delimiters = DEFAULT_DELIMITERS, *, formatted: bool = False) -> str:
+    """Decode HL7 escape sequences: \\F\\ \\S\\ \\T\\ \\R\\ \\E\\, \\.br\\, \\Xhh..\\; drop \\H\\ \\N\\.
+
+    ``formatted`` reads the value as FT (formatted text): its formatting commands become plain
+    text too (see :func:`_formatting`) instead of being kept as they are.
+    """
     esc = d.escape
     if esc not in value:
         return value
@@ -224,9 +228,30 @@ def unescape(value: str, d: Delimiters = DEFAULT_DELIMITERS) -> str:
             continue
         elif seq.startswith("X") and _HEX.match(seq[1:]) and len(seq) % 2 == 1:
             out.append(bytes.fromhex(seq[1:]).decode("latin-1"))
+        elif formatted and seq.startswith("."):
+            out.append(_formatting(seq))
         else:
             out.append(esc + seq + esc)
     return "".join(out)
+
+
+_COMMAND = re.compile(r"^\.([a-z]{2})\s*([+-]?\d*)$")
+
+
+def _formatting(seq: str) -> str:
+    """An FT formatting command (HL7 v2 2.7) as plain text, keeping only what shapes the text:
+    ``.sp<n>`` n line breaks (one without n), ``.sk<n>`` n spaces. Layout commands (``.fi``
+    ``.nf`` ``.in`` ``.ti`` ``.ce``) and unknown ones are dropped: the citizen reads plain text."""
+    match = _COMMAND.match(seq)
+    if match is None:
+        return ""
+    command, number = match.groups()
+    count = max(int(number), 0) if number.lstrip("+-") else 1
+    if command == "sp":
+        return "\n" * count
+    if command == "sk":
+        return " " * count
+    return ""
 
 
 def escape(value: str, d: Delimiters = DEFAULT_DELIMITERS) -> str:

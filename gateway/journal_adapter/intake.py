@@ -17,7 +17,8 @@ import structlog
 from gateway.errors import InboundError, StoreError, UnsupportedMessage
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
-from gateway.journal_adapter.siu import Header, check_header, read_header, to_booking_event
+from gateway.journal_adapter.header import Header, check_header, read_header
+from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox
 
@@ -58,7 +59,7 @@ class Intake:
             msg = er7.parse(text)
             header = read_header(msg)
             check_header(header)
-            event = to_booking_event(msg, header, self._mappings)
+            event = translate(msg, header, self._mappings)  # a BookingEvent or a DocumentEvent
             patient = event.patient.value
             code: AckCode = "AA"
             error: InboundError | None = None

@@ -1,0 +1,103 @@
+"""The MSH of an inbound message: what it says (:class:`Header`) and whether it is taken at all.
+
+:func:`check_header` decides AR (not taken) before the content is looked at, for every message
+type the profile takes (``docs/hl7-profile.md``): SIU bookings and MDM e-documents. Which
+trigger means what is here too, so the AR check and the translators (``siu.py``, ``mdm.py``)
+cannot disagree about which events are taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.domain.booking import BookingAction
+from gateway.domain.letter import DocumentAction
+from gateway.errors import Location, MalformedMessage, UnsupportedMessage
+from gateway.journal_adapter.er7 import Message
+
+SUPPORTED_VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
+#: MSH-11.1 (HL7 table 0103) taken: a production gateway takes production messages only, not
+#: T (training/test) or D (debugging).
+PROCESSING_ID = "P"
+
+#: SIU trigger events (MSH-9.2) taken, and what each does to a booking.
+SIU_TRIGGERS: dict[str, BookingAction] = {
+    "S12": BookingAction.NEW,
+    "S13": BookingAction.RESCHEDULE,
+    "S14": BookingAction.MODIFY,
+    "S15": BookingAction.CANCEL,
+    "S17": BookingAction.DELETE,
+    "S26": BookingAction.NOSHOW,
+}
+
+#: MDM trigger events taken: T02 a new document, T10 a new version of one (same TXA-12).
+MDM_TRIGGERS: dict[str, DocumentAction] = {
+    "T02": DocumentAction.NEW,
+    "T10": DocumentAction.REPLACE,
+}
+
+#: Message types (MSH-9.1) taken, each with its trigger events.
+TAKEN: dict[str, tuple[str, ...]] = {"SIU": tuple(SIU_TRIGGERS), "MDM": tuple(MDM_TRIGGERS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What the MSH tells about a message; read before anything else can fail."""
+
+    sending_application: str
+    sending_facility: str
+    receiving_application: str
+    receiving_facility: str
+    control_id: str
+    message_type: str
+    trigger: str
+    version: str
+    processing_id: str
+    charset: str
+
+
+def read_header(msg: Message) -> Header:
+    msh = msg.msh
+    return Header(
+        sending_application=msh.get(3),
+        sending_facility=msh.get(4),
+        receiving_application=msh.get(5),
+        receiving_facility=msh.get(6),
+        control_id=msh.get(10),
+        message_type=msh.get(9, 1),
+        trigger=msh.get(9, 2),
+        version=msh.get(12, 1),
+        processing_id=msh.get(11, 1) or "P",
+        charset=msh.get(18, 1),
+    )
+
+
+def check_header(header: Header) -> None:
+    """Checks that decide AR (not taken at all) before the content is looked at."""
+    if not header.control_id:
+        raise MalformedMessage("MSH-10 message control id is missing", Location("MSH", 10), code="101")
+    if header.version not in SUPPORTED_VERSIONS:
+        raise UnsupportedMessage(
+            f"HL7 version {header.version!r} is not supported (2.3 to 2.5.1)",
+            Location("MSH", 12),
+            code="203",
+        )
+    if header.processing_id != PROCESSING_ID:
+        raise UnsupportedMessage(
+            f"processing id {header.processing_id!r} is not taken here (P, production, only)",
+            Location("MSH", 11),
+            code="202",
+        )
+    triggers = TAKEN.get(header.message_type)
+    if triggers is None:
+        raise UnsupportedMessage(
+            f"message type {header.message_type or '(empty)'} is not taken here (SIU or MDM only)",
+            Location("MSH", 9, 1),
+            code="200",
+        )
+    if header.trigger not in triggers:
+        raise UnsupportedMessage(
+            f"trigger event {header.trigger or '(empty)'} is not taken ({', '.join(triggers)})",
+            Location("MSH", 9, 2),
+            code="201",
+        )
