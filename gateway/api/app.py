@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
-from gateway.api import journal, messages, patients
+from gateway.api import journal, messages, patients, print_list, reports
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.register import PopulationRegister
@@ -55,6 +55,8 @@ def create_app(
     app.include_router(journal.router)
     app.include_router(messages.router)
     app.include_router(patients.router)
+    app.include_router(print_list.router)
+    app.include_router(reports.router)
 
     @app.get("/health", tags=["Operations"], summary="Liveness and database check")
     async def health() -> Response:
