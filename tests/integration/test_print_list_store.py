@@ -50,7 +50,9 @@ def test_r_doc_9_filters_by_state_kind_and_unit_and_pages(engine: Engine) -> Non
     with engine.begin() as conn:
         a = insert_document(conn, kind="e-kallelse", added_at=T0)
         b = insert_document(conn, kind="e-brev", added_at=T0 + timedelta(minutes=1))
-        c = insert_document(conn, kind="e-brev", unit_hsa_id=OTHER_UNIT_HSA, added_at=T0 + timedelta(minutes=2))
+        c = insert_document(
+            conn, kind="e-brev", unit_hsa_id=OTHER_UNIT_HSA, added_at=T0 + timedelta(minutes=2)
+        )
         d = insert_document(
             conn, kind="e-brev", added_at=T0 + timedelta(minutes=3), handled_at=T0 + timedelta(hours=1)
         )
@@ -116,10 +118,8 @@ def test_r_doc_9_an_unknown_id_is_named_and_nothing_changes(engine: Engine) -> N
         print_list.mark_handled(conn, [item_id, 999998, 999999], "anna")
     with engine.connect() as conn:
         assert conn.execute(select(print_items.c.handled_at)).scalar_one() is None
-        assert (
-            conn.execute(select(document_events.c.id).where(document_events.c.event == "print-handled")).first()
-            is None
-        )
+        handled = select(document_events.c.id).where(document_events.c.event == "print-handled")
+        assert conn.execute(handled).first() is None
 
 
 def test_r_doc_9_unmarking_reopens_the_item_and_the_history_keeps_every_step(engine: Engine) -> None:
