@@ -14,6 +14,7 @@
     └── UpstreamError               an outside system (SPAR, accounts, mailbox) failed
         ├── TransientUpstreamError  worth retrying (timeout, connection error, 5xx)
         └── PermanentUpstreamError  retrying will not help
+            └── MailboxRefused      a mailbox service refused this letter (``code`` says why)
 
 Errors about inbound content carry *where* the problem is (segment, field, component) so the
 one place that builds NACKs can write an ERR segment naming it.
@@ -125,6 +126,19 @@ class TransientUpstreamError(UpstreamError):
 
 class PermanentUpstreamError(UpstreamError):
     """An outside system failed in a way retrying will not fix."""
+
+
+class MailboxRefused(PermanentUpstreamError):
+    """The mailbox recipient or delivery service refused one letter or question.
+
+    ``code``: a ``gateway.domain.mailbox.RefusalCode`` value (under-18, not-reachable, ...);
+    ``service_code``: the service's own ``ErrorCode`` when it sent one.
+    """
+
+    def __init__(self, message: str, *, code: str, service_code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.service_code = service_code
 
 
 # HL7 v2 table 0357, the codes the gateway uses.

@@ -91,6 +91,19 @@ class TestPerson(_Strict):
     spar: RegisterEntry = RegisterEntry()
     account: AccountEntry = AccountEntry()
     mailbox: MailboxChoice = "none"
+    #: False: the person's mailbox does not accept mail from the gateway's sender (any sender in
+    #: the mock). Only with a mailbox operator in ``mailbox``.
+    mailbox_sender_accepted: bool = True
+
+    @model_validator(mode="after")
+    def _mailbox_fits(self) -> TestPerson:
+        if not self.mailbox_sender_accepted and self.mailbox in ("none", "declined"):
+            raise ValueError(
+                f"person {self.id}: mailbox_sender_accepted: false needs a mailbox operator in mailbox"
+            )
+        if self.id_type == "reservnummer" and self.mailbox != "none":
+            raise ValueError(f"person {self.id}: a reservnummer has no digital mailbox (R-ID-2)")
+        return self
 
     @property
     def oid(self) -> str:

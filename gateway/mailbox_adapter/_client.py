@@ -1,0 +1,346 @@
+"""The mailbox clients: the recipient service (``MailboxDirectory``) and the operators' delivery
+services (``MailboxDelivery``), zeep on one async httpx client each, with retries and breakers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+import zeep
+from lxml import etree
+from zeep.helpers import serialize_object
+from zeep.proxy import AsyncServiceProxy
+from zeep.transports import AsyncTransport
+
+from gateway.domain.documents import NO_MAILBOX, MailboxProvider, MailboxReachability
+from gateway.domain.identity import PersonId
+from gateway.domain.mailbox import PDF, MailboxReceipt, OutgoingLetter
+from gateway.errors import ConfigurationError
+from gateway.mailbox_adapter._errors import translate_exception
+from gateway.mailbox_adapter._settings import MailboxSettings
+from gateway.mailbox_adapter._signing import DeliverySigner, SigningIdentity, load_identity
+from gateway.mailbox_adapter._translate import (
+    Reachable,
+    delivery_result,
+    reachability_answer,
+    refusal_before_delivery,
+)
+from gateway.resilience import CircuitBreaker, RetryPolicy
+
+log = structlog.get_logger(__name__)
+
+RECIPIENT_BINDING = "{http://minameddelanden.gov.se/Recipient/v3}RecipientBinding"
+DELIVERY_BINDING = "{http://minameddelanden.gov.se/Service/v3}ServiceBinding"
+#: Refuse DTDs and entities in answers; zeep checks element order and required elements.
+ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=False)
+#: The body of every letter: the document's text as it came, UTF-8.
+TEXT_TYPE = "text/plain; charset=UTF-8"
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def http_client(settings: MailboxSettings) -> httpx.AsyncClient:
+    """The default transport: timeouts from settings."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout))
+
+
+def _load(
+    wsdl: str, binding: str, settings: MailboxSettings, http: httpx.AsyncClient, plugins: list[Any]
+) -> zeep.AsyncClient:
+    with httpx.Client(timeout=settings.timeout) as wsdl_http:
+        transport = AsyncTransport(client=http, wsdl_client=wsdl_http)  # type: ignore[no-untyped-call]
+        try:
+            client = zeep.AsyncClient(wsdl, transport=transport, settings=ZEEP_SETTINGS, plugins=plugins)  # type: ignore[no-untyped-call]
+            client.wsdl.bindings[binding]
+        except (OSError, httpx.HTTPError, zeep.exceptions.Error, etree.LxmlError, KeyError) as exc:
+            raise ConfigurationError(f"mailbox WSDL {wsdl!r} cannot be used: {exc}") from exc
+    return client
+
+
+class _Calls:
+    """Retry and breaker settings shared by both clients."""
+
+    def __init__(self, settings: MailboxSettings, clock: Clock, sleep: Sleep) -> None:
+        self._settings = settings
+        self._clock = clock
+        self.retry = RetryPolicy(
+            attempts=settings.retry_attempts,
+            backoff=settings.retry_backoff,
+            max_backoff=settings.retry_max_backoff,
+            name="mailbox",
+            sleep=sleep,
+        )
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        return CircuitBreaker(
+            name,
+            failure_threshold=self._settings.breaker_failure_threshold,
+            reset_timeout=self._settings.breaker_reset_time,
+            clock=self._clock,
+        )
+
+
+async def _translated(what: str, call: Callable[[], Awaitable[T]], **context: object) -> T:
+    """Await one SOAP call; library exceptions become the gateway's, ``from`` the original."""
+    started = time.monotonic()
+    try:
+        return await call()
+    except Exception as exc:
+        error = translate_exception(exc, what)
+        if error is None:
+            raise  # not an outside failure: a bug, let it surface
+        log.warning(
+            "mailbox.call_failed",
+            service=what,
+            error_class=type(error).__name__,
+            cause=type(exc).__name__,
+            error=str(error),
+            ms=round((time.monotonic() - started) * 1000),
+            **context,
+        )
+        if error is exc:
+            raise
+        raise error from exc
+
+
+class MailboxDirectoryClient:
+    """``MailboxDirectory`` over the recipient service's ``isReachable``, up to ``batch_size``
+    (at most 1,000) persons a call. A reservnummer is never asked about: it has no mailbox (R-ID-2).
+
+    Pass ``client`` to swap the HTTP transport; the directory closes only a client it made. One
+    directory per event loop (its pooled connections belong to the loop that opened them).
+    """
+
+    def __init__(
+        self,
+        settings: MailboxSettings | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings if settings is not None else MailboxSettings()
+        if self.settings.url is None:
+            raise ConfigurationError("GATEWAY_MAILBOX_URL (the recipient service) is not set")
+        self._owns_client = client is None
+        self._http = client if client is not None else http_client(self.settings)
+        self._zeep = _load(self.settings.recipient_wsdl, RECIPIENT_BINDING, self.settings, self._http, [])
+        self._service = AsyncServiceProxy(  # type: ignore[no-untyped-call]
+            self._zeep, self._zeep.wsdl.bindings[RECIPIENT_BINDING], address=self.settings.url
+        )
+        calls = _Calls(self.settings, clock, sleep)
+        self.retry = calls.retry
+        self.breaker = calls.breaker("mailbox-recipient")
+
+    async def reachability(self, persons: Sequence[PersonId]) -> Mapping[PersonId, MailboxReachability]:
+        """Each person's mailbox (see ``docs/mailbox.md`` for how the answer reads)."""
+        return {p: r.reachability for p, r in (await self.lookup(persons)).items()}
+
+    async def lookup(self, persons: Sequence[PersonId]) -> dict[PersonId, Reachable]:
+        """As :meth:`reachability`, with each operator's delivery address."""
+        unique = list(dict.fromkeys(persons))
+        found: dict[PersonId, Reachable] = {p: Reachable(NO_MAILBOX) for p in unique if p.is_reservnummer}
+        asked = [p for p in unique if not p.is_reservnummer]
+        size = self.settings.batch_size
+        for start in range(0, len(asked), size):
+            found |= await self._ask_resilient(asked[start : start + size])
+        return found
+
+    async def _ask_resilient(self, batch: list[PersonId]) -> dict[PersonId, Reachable]:
+        return await self.breaker.call(lambda: self.retry.call(lambda: self._ask(batch)))
+
+    async def _ask(self, batch: list[PersonId]) -> dict[PersonId, Reachable]:
+        started = time.monotonic()
+
+        async def call() -> dict[PersonId, Reachable]:
+            reply = await self._service.isReachable(
+                senderOrgNr=self.settings.sender_org_nr, recipientId=[p.value for p in batch]
+            )
+            answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
+            return reachability_answer(answer, batch, self.settings.suppliers)
+
+        result = await _translated("mailbox recipient service", call, persons=len(batch))
+        log.debug(
+            "mailbox.reachability",
+            persons=len(batch),
+            deliverable=sum(r.reachability.deliverable for r in result.values()),
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        return result
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> MailboxDirectoryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class MailboxDeliveryClient:
+    """``MailboxDelivery``: asks the recipient service where the person's mailbox is *now*, then
+    sends one signed ``SealedDelivery`` to that operator's ``ServiceAdress`` (``deliverSecure``).
+
+    Signed with ``identity`` (default: from settings, or a throwaway certificate when none is
+    set). Each operator has its own circuit breaker: one operator down does not stop the others.
+    Retrying is safe: the operator keys on the message id.
+    """
+
+    def __init__(
+        self,
+        settings: MailboxSettings | None = None,
+        *,
+        directory: MailboxDirectoryClient | None = None,
+        client: httpx.AsyncClient | None = None,
+        identity: SigningIdentity | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings if settings is not None else MailboxSettings()
+        self._owns_client = client is None
+        self._http = client if client is not None else http_client(self.settings)
+        self._owns_directory = directory is None
+        self.directory = (
+            directory
+            if directory is not None
+            else MailboxDirectoryClient(self.settings, client=self._http, clock=clock, sleep=sleep)
+        )
+        self.identity = identity if identity is not None else load_identity(self.settings)
+        self._zeep = _load(
+            self.settings.delivery_wsdl,
+            DELIVERY_BINDING,
+            self.settings,
+            self._http,
+            [DeliverySigner(self.identity)],
+        )
+        self._calls = _Calls(self.settings, clock, sleep)
+        self.retry = self._calls.retry
+        self.breakers: dict[MailboxProvider, CircuitBreaker] = {}
+        self._proxies: dict[str, AsyncServiceProxy] = {}
+        self._now = now
+
+    def breaker(self, provider: MailboxProvider) -> CircuitBreaker:
+        if provider not in self.breakers:
+            self.breakers[provider] = self._calls.breaker(f"mailbox-{provider.value}")
+        return self.breakers[provider]
+
+    def _proxy(self, address: str) -> AsyncServiceProxy:
+        if address not in self._proxies:
+            binding = self._zeep.wsdl.bindings[DELIVERY_BINDING]
+            self._proxies[address] = AsyncServiceProxy(self._zeep, binding, address=address)  # type: ignore[no-untyped-call]
+        return self._proxies[address]
+
+    async def deliver(self, letter: OutgoingLetter) -> MailboxReceipt:
+        """Deliver ``letter``; the same message id again gets the first delivery's receipt."""
+        reachable = (await self.directory.lookup([letter.recipient]))[letter.recipient]
+        refused = refusal_before_delivery(reachable, letter)
+        if refused is not None:
+            log.info(
+                "mailbox.not_sent",
+                message_id=letter.message_id,
+                person=letter.recipient.masked(),
+                code=refused.code,
+            )
+            raise refused
+        provider = reachable.reachability.provider
+        assert provider is not None and reachable.service_address is not None  # deliverable
+        if provider is not letter.provider:
+            log.info(
+                "mailbox.provider_changed",
+                message_id=letter.message_id,
+                planned=letter.provider,
+                now=provider,
+            )
+        proxy = self._proxy(reachable.service_address)
+        request = self._sealed_delivery(letter)
+        what = f"{provider.value} delivery service"
+        started = time.monotonic()
+
+        async def call() -> MailboxReceipt:
+            reply = await proxy.deliverSecure(SealedDelivery=request)
+            answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
+            return delivery_result(answer, letter, provider, self._now())
+
+        async def attempt() -> MailboxReceipt:
+            return await _translated(
+                what, call, message_id=letter.message_id, person=letter.recipient.masked()
+            )
+
+        receipt = await self.breaker(provider).call(lambda: self.retry.call(attempt))
+        log.info(
+            "mailbox.delivered",
+            message_id=letter.message_id,
+            person=letter.recipient.masked(),
+            provider=provider.value,
+            transaction_id=receipt.transaction_id,
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        return receipt
+
+    def _sealed_delivery(self, letter: OutgoingLetter) -> dict[str, Any]:
+        """The request as zeep values; the signer plugin adds the signature when zeep sends it.
+
+        Nothing about the document goes in metadata (004): the subject is a neutral one, the
+        reference is the message id, and attachments are named ``bilaga-N.pdf``.
+        """
+        s = self.settings
+        support: dict[str, Any] = {"Text": s.support_text}
+        if s.support_url:
+            support["URL"] = s.support_url
+        attachments = [
+            {
+                "ContentType": PDF,
+                "Body": a.data,
+                "Checksum": hashlib.md5(a.data).hexdigest(),
+                "Filename": f"bilaga-{i}.pdf",
+            }
+            for i, a in enumerate(letter.attachments, start=1)
+        ]
+        message = {
+            "Header": {
+                "Id": letter.message_id,
+                "Subject": letter.subject.value,
+                "Supportinfo": support,
+                "Language": s.language,
+                "ReceiptRequest": False,
+            },
+            "Body": {"ContentType": TEXT_TYPE, "Body": letter.text.encode("utf-8")},
+            "Attachment": attachments,
+        }
+        delivery = {
+            "Header": {
+                "Sender": {"Id": s.sender_org_nr, "Name": s.sender_name},
+                "Recipient": letter.recipient.value,
+                "Reference": letter.message_id,
+                "CorrelationId": uuid.uuid4().hex,
+            },
+            "Message": [message],
+        }
+        return {
+            "SignedDelivery": {"Delivery": delivery},
+            "Seal": {"ReceivedTime": self._now(), "SignaturesOK": True},
+        }
+
+    async def aclose(self) -> None:
+        if self._owns_directory:
+            await self.directory.aclose()
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> MailboxDeliveryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
