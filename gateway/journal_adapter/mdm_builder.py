@@ -65,7 +65,8 @@ def build_mdm(
     """
     e = escape
     stamp = now.astimezone(STOCKHOLM) if now.tzinfo is not None else now
-    structure = "^MDM_T02" if version >= "2.4" else ""  # T02 and T10 share MDM_T02
+    # T02 and T10 share MDM_T02; MSH-9.3 exists from v2.3.1 on
+    structure = "^MDM_T02" if version >= "2.3.1" else ""
     msh = (
         f"MSH|^~\\&|{e(sending[0])}|{e(sending[1])}|{e(receiving[0])}|{e(receiving[1])}|"
         f"{stamp:%Y%m%d%H%M%S}||MDM^{trigger}{structure}|{control_id}|P|{version}"

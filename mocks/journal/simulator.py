@@ -8,6 +8,12 @@ v2.3 with SCH-11 and UTF-8; time types visible and hidden; reschedules, modifica
 cancellations, deletions and no-shows; reasons with å, ä, ö and characters that must be escaped.
 Every booking it makes or changes is also written to its ``book`` (``book.py``), which its
 booking web service (``booking_ws.py``) answers from.
+
+Beside the bookings, :meth:`JournalSimulator.letters` writes a day's e-documents as MDM (the
+one MDM builder, ``gateway/journal_adapter/mdm_builder.py``): kallelser for bookings it sent,
+e-brev, e-remissbekräftelser, letters with a near-miss control code or none, one with a PDF
+bilaga, and T10 replacements. It draws from a random stream of its own, so asking for letters
+never changes the bookings a seed gives.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from gateway.domain.booking import JournalBooking, JournalStatus, Resource
+from gateway.domain.letter import Attachment
+from gateway.journal_adapter.mdm_builder import MdmDocument, TextType, build_mdm, minimal_pdf
 from gateway.journal_adapter.mllp import MllpClient
 from gateway.journal_adapter.siu_builder import Practitioner, SiuBooking, build_siu
 from mocks.journal.book import JournalBook
@@ -94,6 +103,63 @@ class JournalMessage:
     version: str
 
 
+class LetterKind(StrEnum):
+    """What the simulated journal meant a letter to be (tests and the demo compare with it)."""
+
+    E_KALLELSE = "e-kallelse"
+    E_BREV = "e-brev"  # [4US:LPAT] in the footer
+    E_REMISSBEKRAFTELSE = "e-remissbekräftelse"  # [4US:RPAT]
+    NEAR_MISS = "near-miss"  # "[4US: LPAT]": does not count (R-DOC-2)
+    NO_CODE = "no-code"  # a BREV without any control code (R-DOC-3)
+
+
+@dataclass(frozen=True)
+class JournalLetter:
+    """One MDM message as the journal sends it, with what it is about."""
+
+    data: bytes
+    control_id: str
+    trigger: str  # T02 new, T10 replacement
+    document_number: str  # TXA-12.1; a T10 repeats its T02's
+    document_type: str  # TXA-2: KALLELSE or BREV
+    kind: LetterKind
+    person_id: str
+    booking_id: str | None  # TXA-13 of a kallelse: the SCH-2 booking id it was sent for
+    title: str
+    text: str
+    attachments: tuple[Attachment, ...]
+    charset: str
+    version: str
+    text_type: str
+
+    @property
+    def lane(self) -> str:
+        """A kallelse travels with its booking (after its S12 on one connection), a letter alone."""
+        return self.booking_id or self.document_number
+
+
+@dataclass(frozen=True)
+class _Letter:
+    kind: LetterKind
+    document_type: str
+    document_number: str
+    person: TestPerson
+    unit: Unit
+    author: tuple[str, str, str]
+    title: str
+    text: str
+    booking_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+_LETTER_FLAVOURS: tuple[tuple[str, str, TextType], ...] = (
+    ("2.5.1", "8859/1", "TX"),
+    ("2.5.1", "UNICODE UTF-8", "FT"),
+    ("2.5.1", "8859/1", "FT"),
+    ("2.3", "8859/1", "TX"),
+)
+
+
 @dataclass
 class _Booking:
     booking_id: str
@@ -127,6 +193,10 @@ class JournalSimulator:
         self.run_id = run_id
         self._seq = 0
         self._seq_booking = 0
+        self._seed = seed
+        self._seq_document = 0
+        #: Every booking sent, by id, with the trigger of its latest message (for kallelser).
+        self.sent: dict[str, tuple[_Booking, str]] = {}
 
     def _control_id(self) -> str:
         self._seq += 1
@@ -171,6 +241,7 @@ class JournalSimulator:
             filler_status=filler_status,
         )
         self._record(trigger, booking)
+        self.sent[booking.booking_id] = (booking, trigger)
         return JournalMessage(
             data=data,
             control_id=control_id,
@@ -267,6 +338,181 @@ class JournalSimulator:
                 out.append(self.booking_message("S26", b, filler_status="Noshow", **self._flavour()))
         return out
 
+    def letters(self, day: date, *, kallelser: int = 5, now: datetime | None = None) -> list[JournalLetter]:
+        """A day's e-documents, beside the bookings :meth:`day` sent (call it first for kallelser).
+
+        In order: a kallelse (TXA-13 = the booking's SCH-2) for each of the first ``kallelser``
+        bookings still booked; an e-brev with ``[4US:LPAT]`` in the footer (to Tolvan when the
+        population has him), an e-remissbekräftelse with ``[4US:RPAT]``, a letter with the near
+        miss ``[4US: LPAT]``, one with no code, an e-brev with a PDF bilaga; then T10
+        replacements of the first kallelse and of the e-brev (same TXA-12, whole new text).
+        """
+        rng = random.Random(f"letters:{self._seed}:{self.run_id}:{day.isoformat()}")
+        now = now or datetime.now(STOCKHOLM)
+        letters: list[_Letter] = []
+        booked = [b for b, trigger in self.sent.values() if trigger in ("S12", "S13", "S14")]
+        for booking in booked[:kallelser]:
+            letters.append(self._kallelse(booking, day))
+        persons = self.population.persons
+        tolvan = self.population.find("191212121212")
+        brev = self._brev(LetterKind.E_BREV, tolvan or rng.choice(persons), day, rng)
+        letters.append(brev)
+        for kind in (LetterKind.E_REMISSBEKRAFTELSE, LetterKind.NEAR_MISS, LetterKind.NO_CODE):
+            letters.append(self._brev(kind, rng.choice(persons), day, rng))
+        pdf = Attachment("Provsvar.pdf", "application/pdf", minimal_pdf(f"Provsvar {day.isoformat()}"))
+        letters.append(self._brev(LetterKind.E_BREV, rng.choice(persons), day, rng, attachments=(pdf,)))
+
+        out = [self._send("T02", letter, rng, now) for letter in letters]
+        if letters and letters[0].kind is LetterKind.E_KALLELSE:
+            first = letters[0]
+            corrected = first.text.replace(
+                "Om du inte kan komma", "Ta med giltig legitimation.\n\nOm du inte kan komma"
+            )
+            out.append(self._send("T10", replace(first, text=corrected), rng, now))
+        replaced = brev.text.replace("Hej,", "Hej igen,\n\nVi har rättat ett provsvar i brevet nedan.")
+        out.append(self._send("T10", replace(brev, text=replaced), rng, now))
+        return out
+
+    def _next_document(self, day: date) -> str:
+        self._seq_document += 1
+        return f"D{self.run_id}{day:%y%m%d}{self._seq_document:05d}"
+
+    def _kallelse(self, booking: _Booking, day: date) -> _Letter:
+        p = booking.person
+        _, pr_family, pr_given = booking.practitioner
+        start = booking.start.astimezone(STOCKHOLM)
+        visit = TYPE_NAMES[booking.time_type].lower()
+        text = "\n".join(
+            [
+                booking.unit.name,
+                "",
+                f"Hej {p.given} {p.family},",
+                "",
+                f"Du är välkommen på {visit} {start:%Y-%m-%d} kl. {start:%H.%M}"
+                f" ({booking.minutes} minuter) hos {pr_given} {pr_family}.",
+                f"Besöket gäller: {booking.reason}",
+                "",
+                "Om du inte kan komma, avboka senast 24 timmar före besöket.",
+                "",
+                "Med vänliga hälsningar",
+                booking.unit.name,
+            ]
+        )
+        return _Letter(
+            kind=LetterKind.E_KALLELSE,
+            document_type="KALLELSE",
+            document_number=self._next_document(day),
+            person=p,
+            unit=booking.unit,
+            author=booking.practitioner,
+            title=f"Kallelse till {TYPE_NAMES[booking.time_type].lower()}",
+            text=text,
+            booking_id=booking.booking_id,
+        )
+
+    def _brev(
+        self,
+        kind: LetterKind,
+        person: TestPerson,
+        day: date,
+        rng: random.Random,
+        *,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> _Letter:
+        unit = rng.choice(UNITS)
+        author = rng.choice(unit.practitioners)
+        footer = {
+            LetterKind.E_BREV: "[4US:LPAT]",
+            LetterKind.E_REMISSBEKRAFTELSE: "[4US:RPAT]",
+            LetterKind.NEAR_MISS: "[4US: LPAT]",
+            LetterKind.NO_CODE: "",
+        }[kind]
+        if kind is LetterKind.E_REMISSBEKRAFTELSE:
+            title = "Bekräftelse på mottagen remiss"
+            body = [
+                "Vi har tagit emot en remiss från din vårdcentral. Du får en kallelse när en tid",
+                "har bokats. Väntetiden är för närvarande cirka åtta veckor.",
+            ]
+        else:
+            title = "Svar på provtagning" if not attachments else "Provsvar (se bilaga)"
+            body = [
+                "Här kommer svaret på dina provtagningar: blodstatus | CRP & glukos.",
+                "Alla värden är inom det förväntade och någon åtgärd behövs inte.",
+            ]
+            if attachments:
+                body.append("Provsvaren finns i bilagan.")
+        _, pr_family, pr_given = author
+        lines = [
+            unit.name,
+            "",
+            "Hej,",
+            "",
+            *body,
+            "",
+            "Med vänliga hälsningar",
+            f"{pr_given} {pr_family}",
+            "",
+            f"{unit.name} · Telefon 08-123 456 78" + (f" · {footer}" if footer else ""),
+        ]
+        return _Letter(
+            kind=kind,
+            document_type="BREV",
+            document_number=self._next_document(day),
+            person=person,
+            unit=unit,
+            author=author,
+            title=title,
+            text="\n".join(lines),
+            attachments=attachments,
+        )
+
+    def _send(self, trigger: str, letter: _Letter, rng: random.Random, now: datetime) -> JournalLetter:
+        version, charset, text_type = rng.choice(_LETTER_FLAVOURS)
+        control_id = self._control_id()
+        p = letter.person
+        pr_id, pr_family, pr_given = letter.author
+        data = build_mdm(
+            trigger,
+            MdmDocument(
+                document_number=letter.document_number,
+                namespace=NAMESPACE,
+                document_type=letter.document_type,
+                patient_id=p.id,
+                patient_oid=p.oid,
+                text=letter.text,
+                title=letter.title,
+                booking_id=letter.booking_id,
+                written_at=now,
+                author=Practitioner(pr_id, pr_family, pr_given),
+                unit=Resource(letter.unit.hsa_id, letter.unit.name),
+                attachments=letter.attachments,
+                family=p.family,
+                given=p.given,
+            ),
+            control_id=control_id,
+            now=now,
+            sending=(self.sending_application, self.sending_facility),
+            version=version,
+            charset=charset,
+            text_type=text_type,
+        )
+        return JournalLetter(
+            data=data,
+            control_id=control_id,
+            trigger=trigger,
+            document_number=letter.document_number,
+            document_type=letter.document_type,
+            kind=letter.kind,
+            person_id=p.id,
+            booking_id=letter.booking_id,
+            title=letter.title,
+            text=letter.text,
+            attachments=letter.attachments,
+            charset=charset,
+            version=version,
+            text_type=text_type,
+        )
+
     def _flavour(self) -> _Flavour:
         roll = self.rng.random()
         if roll < 0.7:
@@ -277,16 +523,20 @@ class JournalSimulator:
 
 
 async def push(
-    messages: Sequence[JournalMessage | bytes], host: str, port: int, *, connections: int = 1
+    messages: Sequence[JournalMessage | JournalLetter | bytes], host: str, port: int, *, connections: int = 1
 ) -> list[bytes]:
     """Send over MLLP on ``connections`` parallel connections; return the ACKs in message order.
 
-    Messages about the same booking keep their order: each booking goes on one connection.
+    Messages about the same booking keep their order: each booking goes on one connection, and
+    a kallelse with its booking; a letter's T02 and T10 go on one connection too.
     """
     acks: list[bytes] = [b""] * len(messages)
     lanes: list[list[int]] = [[] for _ in range(connections)]
     for i, m in enumerate(messages):
-        key = m.booking_id if isinstance(m, JournalMessage) else str(i)
+        if isinstance(m, JournalLetter):
+            key = m.lane
+        else:
+            key = m.booking_id if isinstance(m, JournalMessage) else str(i)
         lanes[hash(key) % connections].append(i)
 
     async def lane(indexes: list[int]) -> None:
@@ -295,7 +545,7 @@ async def push(
         async with MllpClient(host, port) as client:
             for i in indexes:
                 m = messages[i]
-                acks[i] = await client.send(m.data if isinstance(m, JournalMessage) else m)
+                acks[i] = await client.send(m if isinstance(m, bytes) else m.data)
 
     await asyncio.gather(*(lane(ix) for ix in lanes))
     return acks

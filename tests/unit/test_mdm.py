@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from gateway.control_codes import CodeKind, scan
 from gateway.domain.booking import BookingEvent, Resource
+from gateway.domain.documents import DocumentKind
 from gateway.domain.identity import IdKind
-from gateway.domain.letter import Attachment, DocumentAction, DocumentEvent, JournalDocumentType
+from gateway.domain.letter import (
+    Attachment,
+    DocumentAction,
+    DocumentEvent,
+    JournalDocumentType,
+    document_kind,
+)
 from gateway.errors import InvalidIdentifier, MalformedMessage, UnsupportedMessage
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import build_ack
@@ -26,6 +33,7 @@ from gateway.journal_adapter.mdm_builder import MdmDocument, Practitioner, build
 from gateway.journal_adapter.siu import to_booking_event
 from gateway.journal_adapter.timestamps import STOCKHOLM
 from gateway.mappings import load
+from mocks.journal import JournalSimulator, LetterKind
 from tests.support import PNR_OID, SAMO_OID, TOLVAN, siu
 
 MAPPINGS = load()
@@ -551,3 +559,75 @@ def test_written_at_keeps_a_sent_offset() -> None:
     assert event.written_at is not None
     assert event.written_at.utcoffset() == timedelta(hours=2)
     assert event.written_at.tzinfo == timezone(timedelta(hours=2))
+
+
+# --- The simulated journal's letters -----------------------------------------------------------
+
+
+def test_r_doc_1_simulated_letters_translate_to_what_the_journal_meant() -> None:
+    journal = JournalSimulator(seed=7, run_id="L")
+    bookings = journal.day(date(2026, 12, 1), bookings=20)
+    letters = journal.letters(date(2026, 12, 1), kallelser=3)
+    sent = {m.booking_id: m for m in bookings}
+    expected = {
+        LetterKind.E_KALLELSE: DocumentKind.E_KALLELSE,
+        LetterKind.E_BREV: DocumentKind.E_BREV,
+        LetterKind.E_REMISSBEKRAFTELSE: DocumentKind.E_REMISSBEKRAFTELSE,
+        LetterKind.NEAR_MISS: DocumentKind.E_BREV,
+        LetterKind.NO_CODE: DocumentKind.E_BREV,
+    }
+    events: list[DocumentEvent] = []
+    for letter in letters:
+        text, _ = er7.decode(letter.data)
+        msg = er7.parse(text)
+        header = read_header(msg)
+        check_header(header)
+        event = translate(msg, header, MAPPINGS)
+        assert isinstance(event, DocumentEvent)
+        events.append(event)
+        assert (event.document_number, event.text, event.attachments) == (
+            letter.document_number,
+            letter.text,
+            letter.attachments,
+        )
+        assert event.patient.value == letter.person_id
+        found = scan(event.text)
+        assert document_kind(event.document_type, found) is expected[letter.kind]
+        assert bool(found.near_misses) == (letter.kind is LetterKind.NEAR_MISS)
+        if letter.kind is LetterKind.E_KALLELSE:
+            assert event.booking_id is not None and event.namespace == "TAKECARE"
+            assert sent[event.booking_id].person_id == letter.person_id  # TXA-13 is its SCH-2
+        else:
+            assert found.kind is not CodeKind.NONE or letter.kind in (
+                LetterKind.NEAR_MISS,
+                LetterKind.NO_CODE,
+            )
+    kinds = [letter.kind for letter in letters if letter.trigger == "T02"]
+    assert kinds.count(LetterKind.E_KALLELSE) == 3
+    assert {LetterKind.NEAR_MISS, LetterKind.NO_CODE, LetterKind.E_REMISSBEKRAFTELSE} <= set(kinds)
+    assert sum(len(e.attachments) for e in events) == 1
+    replacements = [
+        (letter, event) for letter, event in zip(letters, events, strict=True) if letter.trigger == "T10"
+    ]
+    assert [letter.kind for letter, _ in replacements] == [LetterKind.E_KALLELSE, LetterKind.E_BREV]
+    for letter, event in replacements:
+        original = next(
+            o for o in letters if o.trigger == "T02" and o.document_number == letter.document_number
+        )
+        assert event.action is DocumentAction.REPLACE and event.text != original.text
+    assert len({letter.control_id for letter in letters} | {m.control_id for m in bookings}) == len(
+        letters
+    ) + len(bookings)
+
+
+def test_asking_for_letters_leaves_the_bookings_a_seed_gives_unchanged() -> None:
+    def without_msh_7(data: bytes) -> bytes:
+        return re.sub(rb"\|\d{14}\|\|", b"|||", data, count=1)
+
+    plain = JournalSimulator(seed=5, run_id="S")
+    with_letters = JournalSimulator(seed=5, run_id="S")
+    first = [without_msh_7(m.data) for m in plain.day(date(2026, 12, 1), bookings=15)]
+    assert [without_msh_7(m.data) for m in with_letters.day(date(2026, 12, 1), bookings=15)] == first
+    with_letters.letters(date(2026, 12, 1))
+    later = [(m.booking_id, m.trigger, m.person_id) for m in plain.day(date(2026, 12, 2), bookings=15)]
+    assert [(m.booking_id, m.trigger, m.person_id) for m in with_letters.day(date(2026, 12, 2), 15)] == later
