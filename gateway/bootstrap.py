@@ -11,8 +11,9 @@ import contextlib
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 import structlog
@@ -24,14 +25,16 @@ from gateway import mappings as mapping_tables
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.domain.accounts import AccountDirectory
-from gateway.domain.documents import NO_MAILBOX, MailboxDirectory, MailboxReachability
-from gateway.domain.identity import PersonId
+from gateway.domain.documents import MailboxDirectory
+from gateway.domain.mailbox import MailboxDelivery
 from gateway.domain.register import PopulationRegister
 from gateway.errors import ConfigurationError
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.mllp import MllpServer
+from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
+from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
 from gateway.processing import Processor
 from gateway.refresh import BookingSource
@@ -42,6 +45,7 @@ from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
 from mocks.journal.book import JournalBook
+from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
 from mocks.services import MockServices
 from mocks.spar import PATH as SPAR_MOCK_PATH
 
@@ -74,7 +78,12 @@ class Gateway:
         self.inbox.start()
         await self.mllp.start()
         worker = asyncio.create_task(
-            self.processor.run(self.stop_event, wake, poll_interval=self.settings.worker_poll_interval)
+            self.processor.run(
+                self.stop_event,
+                wake,
+                poll_interval=self.settings.worker_poll_interval,
+                timer_interval=self.settings.timer_interval,
+            )
         )
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
@@ -150,8 +159,10 @@ def build(
     mailbox: MailboxDirectory | None = None,
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Gateway:
-    """Build the gateway from settings; tests may pass their own adapters for the ports."""
+    """Build the gateway from settings; tests may pass their own adapters for the ports, and a
+    clock for the worker (its timers, e.g. the 48-hour rule)."""
     mappings = mapping_tables.load(settings.mappings_dir)
     outside = connect_outside(
         settings,
@@ -165,7 +176,17 @@ def build(
     migrate.upgrade(engine)
     inbox = Inbox(engine)
     intake = Intake(mappings, inbox, sender=(settings.ack_application, settings.ack_facility))
-    processor = Processor(engine, mappings, outside.register, batch_size=settings.worker_batch)
+    processor = Processor(
+        engine,
+        mappings,
+        outside.register,
+        accounts=outside.accounts,
+        mailbox=outside.mailbox,
+        units=settings.unit_rules,
+        batch_size=settings.worker_batch,
+        booking_wait=settings.kallelse_booking_wait,
+        **({"clock": clock} if clock is not None else {}),
+    )
     app = create_app(
         settings,
         engine,
@@ -174,6 +195,7 @@ def build(
         register=outside.register,
         accounts=outside.accounts,
         journal_service=outside.journal,
+        **({"clock": clock} if clock is not None else {}),
     )
     gw = Gateway(
         settings=settings,
@@ -207,6 +229,7 @@ class GatewayThread:
         mailbox: MailboxDirectory | None = None,
         journal: BookingSource | None = None,
         journal_book: JournalBook | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.gateway = build(
             settings,
@@ -215,6 +238,7 @@ class GatewayThread:
             mailbox=mailbox,
             journal=journal,
             journal_book=journal_book,
+            clock=clock,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -271,13 +295,6 @@ class GatewayThread:
         self.gateway.engine.dispose()
 
 
-class NoMailboxes:
-    """A mailbox directory where nobody has a mailbox."""
-
-    async def reachability(self, persons: Sequence[PersonId]) -> Mapping[PersonId, MailboxReachability]:
-        return dict.fromkeys(persons, NO_MAILBOX)
-
-
 @dataclass
 class Outside:
     """The adapters to outside systems, the HTTP clients they own, and the embedded mocks."""
@@ -286,6 +303,8 @@ class Outside:
     accounts: AccountDirectory
     mailbox: MailboxDirectory
     journal: BookingSource
+    #: Delivery to digital mailboxes (Mina meddelanden deliverSecure), for the outbox.
+    mailbox_delivery: MailboxDelivery | None = None
     mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -307,6 +326,7 @@ def connect_outside(
     mailbox: MailboxDirectory | None = None,
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
+    mailbox_delivery: MailboxDelivery | None = None,
 ) -> Outside:
     """Build each adapter from its own settings; a system with no URL gets its built-in mock.
 
@@ -347,9 +367,19 @@ def connect_outside(
             spar_client = spar_http_client(spar_settings)
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
-        if mailbox is None:
-            # Until the Mina meddelanden client is wired (issue 5): nobody has a mailbox.
-            mailbox = NoMailboxes()
+        if mailbox is None or mailbox_delivery is None:
+            mailbox_settings = MailboxSettings()
+            if mailbox_settings.url is None:
+                url = mock_url("GATEWAY_MAILBOX_URL") + MAILBOX_MOCK_PATH
+                mailbox_settings = mailbox_settings.model_copy(update={"url": url})
+            mailbox_http = mailbox_http_client(mailbox_settings)
+            clients.append(mailbox_http)
+            directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
+            mailbox = mailbox if mailbox is not None else directory
+            if mailbox_delivery is None:
+                mailbox_delivery = MailboxDeliveryClient(
+                    mailbox_settings, directory=directory, client=mailbox_http
+                )
         if journal is None:
             journal_settings = JournalServiceSettings()
             if journal_settings.url is None:
@@ -369,6 +399,7 @@ def connect_outside(
         accounts=accounts,
         mailbox=mailbox,
         journal=journal,
+        mailbox_delivery=mailbox_delivery,
         mocks=mocks,
         clients=clients,
         closers=closers,

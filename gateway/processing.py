@@ -13,23 +13,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway import document_flow
+from gateway.domain.accounts import Account, AccountDirectory, no_account
 from gateway.domain.booking import BookingEvent
+from gateway.domain.documents import (
+    NO_EXCEPTIONS,
+    NO_MAILBOX,
+    MailboxDirectory,
+    MailboxReachability,
+    UnitExceptions,
+)
 from gateway.domain.identity import PersonId
+from gateway.domain.letter import DocumentEvent
 from gateway.domain.register import PopulationRegister, RegisterRecord
 from gateway.domain.rules import Exposure, booking_exposure
 from gateway.errors import GatewayError, PermanentUpstreamError, TransientUpstreamError
 from gateway.fhir.appointment import appointment_id, build_appointment, check, content_hash, render
 from gateway.journal_adapter import er7
-from gateway.journal_adapter.siu import check_header, read_header, to_booking_event
+from gateway.journal_adapter.header import check_header, read_header
+from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
 from gateway.store.lease import WorkerLease
@@ -88,8 +99,24 @@ class _Prepared:
 @dataclass(slots=True)
 class _Item:
     message_id: int
-    event: BookingEvent | None = None
+    received_at: datetime
+    attempts: int
+    event: BookingEvent | DocumentEvent | None = None
     error: str | None = None
+
+
+# What the account service and the mailbox directory said of a document's person.
+_Reach = tuple[Account, MailboxReachability]
+
+
+def _needs_reach(resolved: Resolved) -> bool:
+    """Whether routing can get as far as the recipients (R-DOC-4): only then are the account
+    service and the mailbox directory asked. Held, refused and reservnummer documents never go
+    to the platform or a mailbox by themselves."""
+    record = resolved.record
+    if record is None or record.protected or record.deceased:
+        return False
+    return record.deregistration is None or record.emigrated
 
 
 class Processor:
@@ -99,13 +126,21 @@ class Processor:
         mappings: Mappings,
         register: PopulationRegister,
         *,
+        accounts: AccountDirectory | None = None,
+        mailbox: MailboxDirectory | None = None,
+        units: Callable[[str | None], UnitExceptions] = lambda _unit: NO_EXCEPTIONS,
         batch_size: int = 200,
+        booking_wait: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
         self._mappings = mappings
         self._register = register
+        self._accounts = accounts
+        self._mailbox = mailbox
+        self._units = units
         self._batch = batch_size
+        self._booking_wait = timedelta(seconds=booking_wait)
         self._clock = clock
 
     def run_once(self) -> int:
@@ -125,29 +160,78 @@ class Processor:
         for answer in answers:
             if isinstance(answer, BaseException) and not isinstance(answer, GatewayError):
                 raise answer  # a bug, not an outside failure: let it surface
-        return await asyncio.to_thread(self._apply_batch, items, lookups)
+        reach = await self._reach(items, lookups)
+        return await asyncio.to_thread(self._apply_batch, items, lookups, reach)
+
+    async def _reach(
+        self, items: list[_Item], lookups: dict[PersonId, Resolved | BaseException]
+    ) -> dict[PersonId, _Reach | GatewayError]:
+        """Ask the account service and the mailbox directory about the persons documents may be
+        delivered to; an outside failure is kept per person (their documents wait or fail)."""
+        persons: list[PersonId] = []
+        for item in items:
+            if isinstance(item.event, DocumentEvent):
+                answer = lookups.get(item.event.patient)
+                if isinstance(answer, Resolved) and _needs_reach(answer) and answer.current not in persons:
+                    persons.append(answer.current)
+        if not persons:
+            return {}
+        if self._accounts is None or self._mailbox is None:
+            raise RuntimeError("documents need the account service and the mailbox directory")
+        accounts = self._accounts
+        found = await asyncio.gather(*(accounts.account(p) for p in persons), return_exceptions=True)
+        mailboxes: Mapping[PersonId, MailboxReachability] | GatewayError
+        try:
+            mailboxes = await self._mailbox.reachability(persons)
+        except GatewayError as exc:
+            mailboxes = exc
+        out: dict[PersonId, _Reach | GatewayError] = {}
+        for person, account in zip(persons, found, strict=True):
+            if isinstance(account, BaseException) and not isinstance(account, GatewayError):
+                raise account
+            if isinstance(account, GatewayError):
+                out[person] = account
+            elif isinstance(mailboxes, GatewayError):
+                out[person] = mailboxes
+            else:
+                out[person] = (account, mailboxes.get(person, NO_MAILBOX))
+        return out
 
     def _claim(self) -> list[_Item]:
+        now = self._clock()
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(messages.c.id, messages.c.raw)
-                .where(messages.c.state.in_((RECEIVED, WAITING)))
+                select(messages.c.id, messages.c.raw, messages.c.received_at, messages.c.attempts)
+                .where(
+                    or_(
+                        messages.c.state == RECEIVED,
+                        (messages.c.state == WAITING)
+                        & or_(messages.c.retry_at.is_(None), messages.c.retry_at <= now),
+                    )
+                )
                 .order_by(messages.c.id)
                 .limit(self._batch)
             ).all()
         items: list[_Item] = []
         for row in rows:
+            item = _Item(row.id, row.received_at, row.attempts)
             try:
                 text, _ = er7.decode(row.raw)
                 msg = er7.parse(text)
                 header = read_header(msg)
                 check_header(header)
-                items.append(_Item(row.id, event=to_booking_event(msg, header, self._mappings)))
+                item.event = translate(msg, header, self._mappings)
             except (GatewayError, ValueError) as exc:
-                items.append(_Item(row.id, error=str(exc)))
+                item.error = str(exc)
+            items.append(item)
         return items
 
-    def _apply_batch(self, items: list[_Item], lookups: dict[PersonId, Resolved | BaseException]) -> int:
+    def _apply_batch(
+        self,
+        items: list[_Item],
+        lookups: dict[PersonId, Resolved | BaseException],
+        reach: dict[PersonId, _Reach | GatewayError] | None = None,
+    ) -> int:
         done = 0
         now = self._clock()
         # meta.lastUpdated shows milliseconds; store the same so `_lastUpdated=gt<seen>` is exact.
@@ -155,7 +239,7 @@ class Processor:
         prepared: dict[int, _Prepared | GatewayError | ValueError] = {}
         for item in items:
             answer = lookups.get(item.event.patient) if item.event is not None else None
-            if item.event is None or not isinstance(answer, Resolved):
+            if not isinstance(item.event, BookingEvent) or not isinstance(answer, Resolved):
                 continue
             try:
                 prepared[item.message_id] = self._prepare(item.event, answer)
@@ -184,6 +268,9 @@ class Processor:
                     conn.execute(
                         update(messages).where(messages.c.id == item.message_id).values(restricted=True)
                     )
+                if isinstance(item.event, DocumentEvent):
+                    done += self._document(conn, item, item.event, answer, (reach or {}), now)
+                    continue
                 ready = prepared[item.message_id]
                 if isinstance(ready, _Prepared):
                     self._apply(conn, item.message_id, item.event, ready, now)
@@ -192,6 +279,71 @@ class Processor:
                     self._finish(conn, item.message_id, FAILED, str(ready), now)
                 done += 1
         return done
+
+    def _document(
+        self,
+        conn: Any,
+        item: _Item,
+        event: DocumentEvent,
+        resolved: Resolved,
+        reach: dict[PersonId, _Reach | GatewayError],
+        now: datetime,
+    ) -> int:
+        """Route one document; returns 1 when its message reached a final state."""
+        found = reach.get(resolved.current)
+        if isinstance(found, TransientUpstreamError):
+            handled = document_flow.wait_or_fail(
+                item.received_at,
+                now,
+                self._booking_wait,
+                item.attempts,
+                f"waiting for an outside system: {found}",
+            )
+        elif isinstance(found, GatewayError):
+            handled = document_flow.Handled(
+                document_flow.Result.FAILED, f"an outside system refused: {found}"
+            )
+        else:
+            account, mailbox = found if found is not None else (no_account(resolved.current), NO_MAILBOX)
+            who = document_flow.Circumstances(
+                resolved.current, resolved.record, account, mailbox, self._units(event.unit_hsa_id)
+            )
+            try:  # validates before it writes: a failure leaves nothing half written
+                handled = document_flow.process_document(
+                    conn,
+                    item.message_id,
+                    event,
+                    who,
+                    self._mappings,
+                    now=now,
+                    received_at=item.received_at,
+                    attempts=item.attempts,
+                    booking_wait=self._booking_wait,
+                )
+            except (GatewayError, ValueError) as exc:
+                handled = document_flow.Handled(document_flow.Result.FAILED, str(exc))
+        if handled.result is document_flow.Result.WAITING:
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == item.message_id)
+                .values(
+                    state=WAITING,
+                    error=handled.reason,
+                    retry_at=handled.retry_at,
+                    attempts=messages.c.attempts + 1,
+                )
+            )
+            return 0
+        state = PROCESSED if handled.result is document_flow.Result.PROCESSED else FAILED
+        self._finish(conn, item.message_id, state, handled.reason, now)
+        return 1
+
+    def run_timers(self) -> int:
+        """The worker's timers: the 48-hour unread rule (R-DOC-5). Returns documents changed."""
+        now = self._clock()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        with self._engine.begin() as conn:
+            return document_flow.print_unread(conn, now)
 
     def _finish(self, conn: Any, message_id: int, state: str, error: str | None, now: datetime) -> None:
         conn.execute(_FINISH, {"b_id": message_id, "state": state, "error": error, "processed_at": now})
@@ -272,14 +424,24 @@ class Processor:
                 **values,
             },
         )
+        document_flow.outdate_kallelser(conn, appt_id, event.action, message_id, now)
 
-    async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        wake: asyncio.Event,
+        *,
+        poll_interval: float = 1.0,
+        timer_interval: float = 60.0,
+    ) -> None:
         """Work until ``stop`` is set; woken by new messages or every ``poll_interval``.
 
         With several instances on one PostgreSQL, only the holder of the worker lease processes;
         the others stand by and take over when it goes away (``gateway/store/lease.py``).
         """
         lease = WorkerLease(self._engine)
+        timers_due = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
                 wake.clear()  # before looking, so a commit during the batch is not missed
@@ -287,6 +449,9 @@ class Processor:
                 if await asyncio.to_thread(lease.acquire):
                     try:
                         handled = await self.process_batch()
+                        if loop.time() >= timers_due:
+                            timers_due = loop.time() + timer_interval
+                            await asyncio.to_thread(self.run_timers)
                     except SQLAlchemyError as exc:
                         log.error("processing.batch_failed", error=type(exc).__name__)
                 if handled:

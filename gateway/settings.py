@@ -5,10 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.domain.documents import NO_EXCEPTIONS, DocumentKind, UnitExceptions
 from gateway.mappings import DEFAULT_DIR
+
+
+class UnitRule(BaseModel):
+    """One unit's local exceptions (R-DOC-7); see gateway.domain.documents.UnitExceptions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    print_kinds: list[DocumentKind] = Field(default_factory=list)
+    no_mailbox: bool = False
+    note: str | None = None
 
 
 class Settings(BaseSettings):
@@ -39,6 +50,25 @@ class Settings(BaseSettings):
     mocks_port: int = Field(8089, ge=0, description="One port for every built-in mock (0: any free port).")
     worker_batch: int = Field(200, gt=0)
     worker_poll_interval: float = Field(1.0, gt=0)
+    timer_interval: float = Field(
+        60.0, gt=0, description="How often the worker runs its timers (the 48-hour unread rule, R-DOC-5)."
+    )
+    kallelse_booking_wait: float = Field(
+        3600.0,
+        gt=0,
+        description="Seconds a kallelse waits for its booking (TXA-13) to arrive before it fails visibly.",
+    )
+    unit_exceptions: dict[str, UnitRule] = Field(
+        default_factory=dict,
+        description="R-DOC-7: local exceptions per unit HSA-id, as JSON in GATEWAY_UNIT_EXCEPTIONS, e.g. "
+        '{"SE2321000016-ABCD": {"print_kinds": ["e-brev"], "no_mailbox": true, "note": "paper only"}}',
+    )
+
+    def unit_rules(self, unit_hsa_id: str | None) -> UnitExceptions:
+        rule = self.unit_exceptions.get(unit_hsa_id or "")
+        if rule is None:
+            return NO_EXCEPTIONS
+        return UnitExceptions(frozenset(rule.print_kinds), rule.no_mailbox, rule.note)
 
     def database_url(self) -> str:
         if self.db_url:

@@ -17,7 +17,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
-from tests.fakes import FakeAccounts, FakeRegister
+from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -83,9 +83,16 @@ def accounts() -> FakeAccounts:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, register: FakeRegister, accounts: FakeAccounts) -> Iterator[GatewayThread]:
+def mailbox() -> FakeMailbox:
+    return FakeMailbox()
+
+
+@pytest.fixture
+def gateway(
+    tmp_path: Path, register: FakeRegister, accounts: FakeAccounts, mailbox: FakeMailbox
+) -> Iterator[GatewayThread]:
     """A whole gateway (HTTP, MLLP, worker) on SQLite and ephemeral ports, with fake outside systems."""
-    with GatewayThread(_settings(tmp_path), register=register, accounts=accounts) as gw:
+    with GatewayThread(_settings(tmp_path), register=register, accounts=accounts, mailbox=mailbox) as gw:
         yield gw
 
 
@@ -99,7 +106,7 @@ def gateway_on(tmp_path: Path, store_url: str) -> Iterator[GatewayThread]:
             conn.execute(table.delete())
     eng.dispose()
     settings = _settings(tmp_path, store_url)
-    with GatewayThread(settings, register=FakeRegister(), accounts=FakeAccounts()) as gw:
+    with GatewayThread(settings, register=FakeRegister(), accounts=FakeAccounts(), mailbox=FakeMailbox()) as gw:
         yield gw
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine, text
@@ -38,6 +41,7 @@ def create_app(
     register: PopulationRegister,
     accounts: AccountDirectory,
     journal_service: BookingSource,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     app = FastAPI(
         title="Healthcare integration gateway",
@@ -51,7 +55,9 @@ def create_app(
     app.state.register = register
     app.state.accounts = accounts
     app.state.journal_service = journal_service
+    app.state.clock = clock
     app.include_router(fhir_routes.router)
+    app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)
     app.include_router(messages.router)
     app.include_router(patients.router)

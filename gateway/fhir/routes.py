@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.utils import format_datetime
 from urllib.parse import parse_qsl, urlencode
 
@@ -10,12 +11,17 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from gateway import document_flow
 from gateway.api.deps import StoreDep, check_accept
-from gateway.errors import NotFound
+from gateway.errors import InvalidRequest, NotFound
+from gateway.fhir import communication
 from gateway.fhir.capability import capability_statement
+from gateway.fhir.communication_search import parse_communication_query
 from gateway.fhir.outcome import FHIR_JSON, outcome
 from gateway.fhir.search import AppointmentQuery, parse_appointment_query
-from gateway.store import queries
+from gateway.store import documents, queries
+from gateway.store.documents import CommunicationQuery
+from gateway.store.queries import StoredResource
 
 router = APIRouter(prefix="/fhir", dependencies=[Depends(check_accept)], tags=["FHIR"])
 
@@ -53,23 +59,30 @@ def _search_bundle(request: Request, store: StoreDep, items: list[tuple[str, str
     return Response(_bundle(base, items, q, total, resources), media_type=FHIR_JSON)
 
 
-def _page_url(base: str, items: list[tuple[str, str]], offset: int) -> str:
+def _page_url(base: str, items: list[tuple[str, str]], offset: int, kind: str = "Appointment") -> str:
     kept = [(k, v) for k, v in items if k != "_offset"]
     if offset:
         kept.append(("_offset", str(offset)))
-    return f"{base}/Appointment?{urlencode(kept)}" if kept else f"{base}/Appointment"
+    return f"{base}/{kind}?{urlencode(kept)}" if kept else f"{base}/{kind}"
 
 
 def _bundle(
-    base: str, items: list[tuple[str, str]], q: AppointmentQuery, total: int | None, resources: list[bytes]
+    base: str,
+    items: list[tuple[str, str]],
+    q: AppointmentQuery | CommunicationQuery,
+    total: int | None,
+    resources: list[bytes],
+    kind: str = "Appointment",
 ) -> bytes:
     """Assemble the searchset from stored JSON without parsing it again."""
-    links = [{"relation": "self", "url": _page_url(base, items, q.offset)}]
+    links = [{"relation": "self", "url": _page_url(base, items, q.offset, kind)}]
     has_more = len(resources) == q.count and (total is None or q.offset + q.count < total)
     if q.count and has_more:
-        links.append({"relation": "next", "url": _page_url(base, items, q.offset + q.count)})
+        links.append({"relation": "next", "url": _page_url(base, items, q.offset + q.count, kind)})
     if q.offset > 0:
-        links.append({"relation": "previous", "url": _page_url(base, items, max(0, q.offset - q.count))})
+        links.append(
+            {"relation": "previous", "url": _page_url(base, items, max(0, q.offset - q.count), kind)}
+        )
     head: dict[str, object] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         head["total"] = total
@@ -79,7 +92,7 @@ def _bundle(
         rid = _id_of(resource)
         if i:
             parts.append(b",")
-        parts.append(b'{"fullUrl":' + orjson.dumps(f"{base}/Appointment/{rid}") + b',"resource":')
+        parts.append(b'{"fullUrl":' + orjson.dumps(f"{base}/{kind}/{rid}") + b',"resource":')
         parts.append(resource)
         parts.append(b',"search":{"mode":"match"}}')
     parts.append(b"]}")
@@ -105,6 +118,93 @@ async def search_appointments_post(request: Request, store: StoreDep) -> Respons
     body = (await request.body()).decode("utf-8", errors="replace")
     items = list(request.query_params.multi_items()) + parse_qsl(body, keep_blank_values=True)
     return await run_in_threadpool(_search_bundle, request, store, items)
+
+
+def _read(found: StoredResource | None, what: str, request: Request) -> Response:
+    if found is None:
+        raise NotFound(f"{what} is not known")
+    etag = f'W/"{found.version_id}"'
+    headers = {"ETag": etag, "Last-Modified": format_datetime(found.last_updated, usegmt=True)}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(found.resource, media_type=FHIR_JSON, headers=headers)
+
+
+@router.get("/Communication/{communication_id}", summary="Read a Communication (an e-document)")
+def read_communication(communication_id: str, request: Request, store: StoreDep) -> Response:
+    with store.connect() as conn:
+        found = documents.get_communication(conn, communication_id)
+    return _read(found, f"Communication/{communication_id}", request)
+
+
+def _communication_bundle(request: Request, store: StoreDep, items: list[tuple[str, str]]) -> Response:
+    q = parse_communication_query(items)
+    with store.connect() as conn:
+        total, resources = documents.search_communications(conn, q)
+    body = _bundle(base_url(request), items, q, total, resources, "Communication")
+    return Response(body, media_type=FHIR_JSON)
+
+
+@router.get("/Communication", summary="Search Communications (e-documents)")
+def search_communications(request: Request, store: StoreDep) -> Response:
+    return _communication_bundle(request, store, request.query_params.multi_items())
+
+
+@router.post("/Communication/{communication_id}/$mark-read", summary="The citizen opened the document")
+async def mark_read(communication_id: str, request: Request, store: StoreDep) -> Response:
+    """Body: a Parameters resource with ``readAt`` (dateTime with a time zone)."""
+    read_at = _read_at(await request.body())
+    now: datetime = request.app.state.clock()
+
+    def write() -> StoredResource | None:
+        with store.begin() as conn:
+            document_flow.mark_read(conn, communication_id, read_at, now)
+        with store.connect() as conn:
+            return documents.get_communication(conn, communication_id)
+
+    found = await run_in_threadpool(write)
+    return _read(found, f"Communication/{communication_id}", request)
+
+
+def _read_at(body: bytes) -> datetime:
+    try:
+        params = orjson.loads(body or b"null")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not JSON: {exc}") from exc
+    if not isinstance(params, dict) or params.get("resourceType") != "Parameters":
+        raise InvalidRequest("the body must be a FHIR Parameters resource with readAt")
+    values = [p for p in params.get("parameter") or [] if isinstance(p, dict) and p.get("name") == "readAt"]
+    if len(values) != 1 or not isinstance(values[0].get("valueDateTime"), str):
+        raise InvalidRequest("Parameters must have exactly one readAt with a valueDateTime")
+    raw = values[0]["valueDateTime"]
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(f"readAt {raw!r} is not a dateTime") from exc
+    if moment.tzinfo is None or "T" not in raw:
+        raise InvalidRequest(f"readAt {raw!r} needs a time and a time zone")
+    return moment
+
+
+# Binary answers with the attachment's own media type, so it is not behind check_accept.
+binary_router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+
+@binary_router.get("/Binary/{binary_id}", summary="An attachment (bilaga) of a Communication")
+def read_binary(binary_id: str, store: StoreDep) -> Response:
+    with store.connect() as conn:
+        found = documents.get_binary(conn, binary_id)
+    if found is None:
+        raise NotFound(f"Binary/{binary_id} is not known")
+    disposition = f'inline; filename="{found.filename.replace(chr(34), "")}"'
+    return Response(found.data, media_type=found.content_type, headers={"Content-Disposition": disposition})
+
+
+@router.get("/CodeSystem/{code_system_id}", summary="A CodeSystem the gateway publishes")
+def read_code_system(code_system_id: str) -> Response:
+    if code_system_id not in communication.CODE_SYSTEMS:
+        raise NotFound(f"CodeSystem/{code_system_id} is not known")
+    return Response(orjson.dumps(communication.code_system(code_system_id)), media_type=FHIR_JSON)
 
 
 @router.api_route("/{resource_type}", methods=["GET"], include_in_schema=False)

@@ -130,6 +130,7 @@ documents = Table(
     Column("outdated_reason", Text, nullable=True),
     # About a protected person (R-ID-3); never served to the platform unless released by staff.
     Column("restricted", Boolean, nullable=False, default=False),
+    Column("protection", String(24), nullable=True),
     # Served over FHIR to the citizen platform.
     Column("visible", Boolean, nullable=False),
     Column("version_id", Integer, nullable=False),
@@ -137,6 +138,8 @@ documents = Table(
     Column("last_updated", UTCDateTime, nullable=False),
     Column("last_message_id", Integer, nullable=False),
     Column("content_hash", String(64), nullable=False),
+    # The journal's content of the latest version: a repeat changes nothing, a clash is an error.
+    Column("source_hash", String(64), nullable=False),
     Column("resource", LargeBinary, nullable=False),
     UniqueConstraint("namespace", "document_number", name="uq_documents_number"),
 )
