@@ -44,6 +44,7 @@ from gateway.spar_adapter import http_client as spar_http_client
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
+from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
 from mocks.journal.book import JournalBook
 from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
 from mocks.services import MockServices
@@ -64,6 +65,8 @@ class Gateway:
     mllp: MllpServer
     outside: Outside
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The worker in its own OS process (``gateway serve``); None: a task on this loop.
+    worker_process: WorkerProcess | None = None
     http_port: int | None = None
     _uvicorn: uvicorn.Server | None = None
 
@@ -74,17 +77,14 @@ class Gateway:
         """Serve until stop() is called (or the process gets SIGINT/SIGTERM through uvicorn)."""
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        self.inbox.on_commit(lambda: _call_soon(loop, wake.set))
+        if self.worker_process is not None:
+            self.inbox.on_commit(self.worker_process.wake)
+            worker = asyncio.create_task(self.worker_process.supervise(self.stop_event))
+        else:
+            self.inbox.on_commit(lambda: _call_soon(loop, wake.set))
+            worker = asyncio.create_task(self.run_processor(self.stop_event, wake))
         self.inbox.start()
         await self.mllp.start()
-        worker = asyncio.create_task(
-            self.processor.run(
-                self.stop_event,
-                wake,
-                poll_interval=self.settings.worker_poll_interval,
-                timer_interval=self.settings.timer_interval,
-            )
-        )
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
@@ -116,6 +116,15 @@ class Gateway:
             await asyncio.to_thread(self.inbox.stop)
             await self.outside.aclose()
             log.info("gateway.stopped")
+
+    async def run_processor(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        """The processing worker until ``stop``: on this loop, or alone in the worker process."""
+        await self.processor.run(
+            stop,
+            wake,
+            poll_interval=self.settings.worker_poll_interval,
+            timer_interval=self.settings.timer_interval,
+        )
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -160,6 +169,8 @@ def build(
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     clock: Callable[[], datetime] | None = None,
+    worker: WorkerMode = "inline",
+    worker_register: str | None = None,
 ) -> Gateway:
     """Build the gateway from settings; tests may pass their own adapters for the ports, and a
     clock for the worker (its timers, e.g. the 48-hour rule)."""
@@ -195,10 +206,17 @@ def build(
         register=outside.register,
         accounts=outside.accounts,
         journal_service=outside.journal,
+        mailbox=outside.mailbox,
         **({"clock": clock} if clock is not None else {}),
     )
+    worker_process = None
+    if worker == "process":
+        # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
+        env = mock_env(outside.mocks.url) if outside.mocks is not None else {}
+        worker_process = WorkerProcess(settings, register_factory=worker_register, env=env)
     gw = Gateway(
         settings=settings,
+        worker_process=worker_process,
         mappings=mappings,
         engine=engine,
         inbox=inbox,
@@ -230,6 +248,8 @@ class GatewayThread:
         journal: BookingSource | None = None,
         journal_book: JournalBook | None = None,
         clock: Callable[[], datetime] | None = None,
+        worker: WorkerMode = "inline",
+        worker_register: str | None = None,
     ) -> None:
         self.gateway = build(
             settings,
@@ -239,6 +259,8 @@ class GatewayThread:
             journal=journal,
             journal_book=journal_book,
             clock=clock,
+            worker=worker,
+            worker_register=worker_register,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -106,7 +106,9 @@ def gateway_on(tmp_path: Path, store_url: str) -> Iterator[GatewayThread]:
             conn.execute(table.delete())
     eng.dispose()
     settings = _settings(tmp_path, store_url)
-    with GatewayThread(settings, register=FakeRegister(), accounts=FakeAccounts(), mailbox=FakeMailbox()) as gw:
+    with GatewayThread(
+        settings, register=FakeRegister(), accounts=FakeAccounts(), mailbox=FakeMailbox()
+    ) as gw:
         yield gw
 
 

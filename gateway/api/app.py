@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
-from gateway.api import journal, messages, patients, print_list, reports
+from gateway.api import held, journal, messages, patients, print_list, reports
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
+from gateway.domain.documents import MailboxDirectory
 from gateway.domain.register import PopulationRegister
 from gateway.errors import (
     GatewayError,
@@ -41,6 +42,7 @@ def create_app(
     register: PopulationRegister,
     accounts: AccountDirectory,
     journal_service: BookingSource,
+    mailbox: MailboxDirectory | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     app = FastAPI(
@@ -56,11 +58,13 @@ def create_app(
     app.state.accounts = accounts
     app.state.journal_service = journal_service
     app.state.clock = clock
+    app.state.mailbox = mailbox
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)
     app.include_router(messages.router)
     app.include_router(patients.router)
+    app.include_router(held.router)
     app.include_router(print_list.router)
     app.include_router(reports.router)
 

@@ -491,3 +491,30 @@ class MailboxDirectory(Protocol):
         service does not know is :data:`NO_MAILBOX`. Raises TransientUpstreamError or
         PermanentUpstreamError (gateway.errors) when the service cannot answer."""
         ...
+
+
+def route_released(
+    document: Document,
+    *,
+    person: PersonId,
+    account: Account,
+    mailbox: MailboxReachability,
+    unit: UnitExceptions = NO_EXCEPTIONS,
+    today: date,
+    staff: str,
+    why: str,
+) -> RoutingDecision:
+    """R-ID-4: staff released a held document after a manual decision (for a protected person:
+    after agreeing with them how to be reached). It then goes to whoever can take it, as any
+    document does (R-DOC-4), or to the print list when no one can (R-DOC-5). The hold's own
+    checks are not run again: deciding them is what the release was."""
+    if not staff.strip() or not why.strip():
+        raise ValueError("a release names who decided and why")
+    decided = _recipients(document, person, account, mailbox, unit, today, frozenset())
+    return RoutingDecision(
+        decided.outcome,
+        _unique(("R-ID-4", *decided.rules)),
+        f"released by {staff}: {why}; {decided.reason}",
+        decided.deliveries,
+        decided.flags,
+    )

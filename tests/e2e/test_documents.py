@@ -25,7 +25,7 @@ from gateway.domain.letter import Attachment
 from gateway.fhir.communication import CATEGORY_SYSTEM, MAILBOX_EXTENSION
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm, minimal_pdf
 from gateway.settings import Settings
-from gateway.store.tables import documents, messages, print_items
+from gateway.store.tables import document_events, documents, messages, print_items
 from tests.conftest import wait_processed
 from tests.fakes import CHILD, FakeAccounts, FakeMailbox, FakeRegister, pnr
 from tests.support import PNR_OID, PNR_SYSTEM, RESERV_OID, TOLVAN, ack_code, control_id, mllp_exchange, siu
@@ -66,6 +66,7 @@ def docs_gateway(
     tmp_path: Path, register: FakeRegister, accounts: FakeAccounts, mailbox: FakeMailbox, clock: Clock
 ) -> Iterator[GatewayThread]:
     accounts.accounts[TOLVAN] = Account(pnr(TOLVAN), AccountStatus.ACTIVE)
+    accounts.accounts[SEKRET] = Account(pnr(SEKRET), AccountStatus.ACTIVE)
     accounts.accounts[CHILD_PNR] = Account(
         pnr(CHILD_PNR),
         AccountStatus.NONE,
@@ -450,3 +451,44 @@ def test_search_pages_and_filters_by_status_and_last_updated(
     assert _communications(api, _lastUpdated="gt2099-01-01") == []
     bad = api.get("/fhir/Communication", params={"status": "sent"})
     assert bad.status_code == 400 and bad.json()["resourceType"] == "OperationOutcome"
+
+
+def test_r_id_4_staff_release_a_held_kallelse_or_print_it_and_the_history_says_who(
+    docs_gateway: GatewayThread, api: httpx.Client
+) -> None:
+    _send(
+        docs_gateway,
+        siu("S12", booking="BK-HR", patient=SEKRET, start=START),
+        mdm("DOC-HR1", kind="KALLELSE", patient=SEKRET, booking="BK-HR"),
+        mdm("DOC-HR2", patient=SEKRET),
+    )
+    _wait(api)
+    listed = api.get("/held").json()
+    assert listed["total"] == 2
+    first = next(i for i in listed["items"] if i["kind"] == "e-kallelse")
+    assert first["protected"] is True and first["rules"][0] == "R-ID-4"
+    assert api.post(f"/held/{first['id']}/release", json={"by": "ssk-anna"}).status_code == 400
+    released = api.post(
+        f"/held/{first['id']}/release", json={"by": "ssk-anna", "why": "agreed by phone: kallelse in 1177"}
+    )
+    assert released.status_code == 200, released.text
+    assert released.json()["outcome"] == "deliver" and released.json()["rules"][0] == "R-ID-4"
+    comm = api.get(f"/fhir/Communication/{first['id']}").json()
+    assert comm["status"] == "completed"
+    assert comm["meta"]["security"][0]["code"] == "sekretessmarkering"
+    again = api.post(f"/held/{first['id']}/release", json={"by": "ssk-anna", "why": "twice"})
+    assert again.status_code == 400 and "not held" in again.json()["issue"][0]["diagnostics"]
+
+    letter = next(i for i in listed["items"] if i["kind"] == "e-brev")
+    printed = api.post(f"/held/{letter['id']}/print", json={"by": "ssk-bo", "why": "paper, as agreed"})
+    assert printed.status_code == 200 and printed.json()["outcome"] == "print-list"
+    assert api.get(f"/fhir/Communication/{letter['id']}").status_code == 404  # still not served
+    assert api.get("/held").json()["total"] == 0
+    with docs_gateway.gateway.engine.connect() as conn:
+        events = conn.execute(
+            select(document_events.c.event, document_events.c.actor, document_events.c.detail)
+            .where(document_events.c.document_id == first["id"])
+            .order_by(document_events.c.id)
+        ).all()
+    assert ("released", "ssk-anna", "agreed by phone: kallelse in 1177") in events
+    assert api.post("/held/nope/release", json={"by": "x", "why": "y"}).status_code == 404

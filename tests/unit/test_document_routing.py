@@ -31,6 +31,7 @@ from gateway.domain.documents import (
     kallelse_outdated_by,
     needs_print_after_unread,
     route_document,
+    route_released,
 )
 from gateway.domain.identity import IdKind, PersonId
 from gateway.domain.register import Deregistration, Protection, RegisterRecord
@@ -606,3 +607,40 @@ def test_r_doc_5_a_routed_decision_feeds_the_unread_check() -> None:
 )
 def test_r_bk_3_changes_to_a_booking_outdate_its_kallelse(action: BookingAction, outdated: bool) -> None:
     assert kallelse_outdated_by(action) is outdated
+
+
+def test_r_id_4_a_released_document_goes_to_whoever_can_take_it_and_names_who_decided() -> None:
+    sekret = fakes.SEKRET
+    released = route_released(
+        KALLELSE,
+        person=sekret.person,
+        account=active(sekret),
+        mailbox=KIVRA,
+        today=TODAY,
+        staff="ssk-anna",
+        why="agreed by phone",
+    )
+    assert released.outcome is Outcome.DELIVER
+    assert released.rules[:2] == ("R-ID-4", "R-DOC-4")
+    assert released.reason.startswith("released by ssk-anna: agreed by phone")
+    assert released.to_platform and released.mailbox is MailboxProvider.KIVRA
+    nobody = route_released(
+        KALLELSE,
+        person=sekret.person,
+        account=no_account(sekret.person),
+        mailbox=NO_MAILBOX,
+        today=TODAY,
+        staff="ssk-anna",
+        why="no phone",
+    )
+    assert nobody.outcome is Outcome.PRINT_LIST and "R-DOC-5" in nobody.rules
+    with pytest.raises(ValueError, match="who decided"):
+        route_released(
+            KALLELSE,
+            person=sekret.person,
+            account=active(sekret),
+            mailbox=NO_MAILBOX,
+            today=TODAY,
+            staff=" ",
+            why="x",
+        )
