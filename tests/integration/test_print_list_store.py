@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -192,3 +194,27 @@ def test_r_doc_9_attachments_are_listed_without_their_bytes(engine: Engine) -> N
     with engine.connect() as conn:
         files = print_list.attachments(conn, doc.document_id)
     assert [(a.position, a.filename, a.size) for a in files] == [(1, "karta.pdf", 13), (2, "info.txt", 7)]
+
+
+def test_r_doc_9_two_staff_marking_the_same_item_at_once_change_it_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        doc = insert_document(conn)
+    item_id = doc.print_item_id or 0
+    second: list[print_list.MarkResult] = []
+
+    def other_staff() -> None:
+        with engine.begin() as conn:
+            second.append(print_list.mark_handled(conn, [item_id], "bertil"))
+
+    with engine.connect() as first:
+        tx = first.begin()
+        assert print_list.mark_handled(first, [item_id], "anna").changed == (item_id,)
+        thread = threading.Thread(target=other_staff)
+        thread.start()
+        time.sleep(0.3)  # the other request now waits for this transaction's row lock
+        tx.commit()
+    thread.join(timeout=30)
+    assert second == [print_list.MarkResult(changed=(), unchanged=(item_id,))]
+    assert [e for e in _events(engine, doc.document_id) if e[0] == "print-handled"] == [
+        ("print-handled", "anna")
+    ]
