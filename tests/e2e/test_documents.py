@@ -6,6 +6,8 @@ of the worker is the test's, so the 48-hour rule runs at once.
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from gateway.bootstrap import GatewayThread
@@ -492,3 +495,47 @@ def test_r_id_4_staff_release_a_held_kallelse_or_print_it_and_the_history_says_w
         ).all()
     assert ("released", "ssk-anna", "agreed by phone: kallelse in 1177") in events
     assert api.post("/held/nope/release", json={"by": "x", "why": "y"}).status_code == 404
+
+
+def test_r_doc_8_r_doc_9_pushed_letters_reach_print_list_pdf_and_report_csv(
+    docs_gateway: GatewayThread, api: httpx.Client
+) -> None:
+    pdf = minimal_pdf("Provsvar bifogat")
+    _send(
+        docs_gateway,
+        mdm(
+            "DOC-PL1",
+            text="Hej Tolvan!\nDitt provsvar är klart.\nMed vänlig hälsning, Vårdcentralen Tolvåsen",
+            title="Provsvar",
+            attachments=(Attachment("provsvar.pdf", "application/pdf", pdf),),
+        ),
+        mdm("DOC-PL2"),
+    )
+    _wait(api)
+    listed = api.get("/print-list", params={"state": "open"}).json()
+    (item,) = listed["items"]
+    assert item["title"] == "Provsvar" and "R-DOC-3" in item["rules"] and item["personnummer"] == TOLVAN
+    got = api.get(f"/print-list/{item['id']}/document.pdf")
+    assert got.status_code == 200 and got.headers["content-type"] == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(got.content)).pages)
+    assert "Ditt provsvar är klart." in text and "Provsvar bifogat" in text
+    handled = api.post("/print-list/handle", json={"ids": [item["id"]], "by": "ssk-anna"})
+    assert handled.status_code == 200 and handled.json()["changed"] == [item["id"]]
+    assert api.get("/print-list", params={"state": "open"}).json()["total"] == 0
+
+    today = datetime.now(UTC).date()
+    report = api.get(
+        "/reports/documents",
+        params={
+            "from": str(today - timedelta(days=1)),
+            "to": str(today + timedelta(days=1)),
+            "format": "csv",
+        },
+    )
+    assert report.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(report.content.decode("utf-8-sig")), delimiter=";"))
+    by_title = {r["Dokumentnamn"]: r for r in rows}
+    assert by_title["Provsvar"]["På utskriftslistan"] == "ja"
+    assert by_title["Brev från vårdcentralen"]["Status i plattformen"] == "oläst"
+    assert by_title["Brev från vårdcentralen"]["Digital brevlåda"] == "ingen"
+    assert all(r["Personnummer"] == "19121212-1212" for r in rows)
