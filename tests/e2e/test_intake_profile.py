@@ -6,10 +6,12 @@ cannot drift from what the gateway does. Cases the document describes in words a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy import text
 
 from gateway.bootstrap import GatewayThread
 from gateway.fhir.appointment import appointment_id
+from mocks.journal import JournalLetter, JournalMessage, JournalSimulator, push
 from tests.conftest import wait_processed
 from tests.support import (
     PNR_OID,
@@ -625,3 +628,76 @@ def test_the_same_person_in_aig_and_aip_is_listed_as_primary_and_secondary_perfo
     assert appt is not None
     roles = [(p["type"][0]["coding"][0]["code"], p["actor"]["display"]) for p in appt["participant"][1:]]
     assert roles == [("PPRF", "Anna Läkare"), ("SPRF", "Anna Läkare")]
+
+
+# --- E-documents: MDM T02 and T10 (profile section 10) -----------------------------------------
+
+_MDM_TAKEN = ("mdm-t02-kallelse", "mdm-t02-ebrev-bilaga", "mdm-t10-kallelse")
+
+
+def _messages(http: httpx.Client, **params: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = http.get("/messages", params={**params, "limit": 100}).json()["items"]
+    return items
+
+
+@pytest.mark.parametrize("transport", ["mllp", "http"])
+def test_r_doc_1_profile_mdm_examples_get_the_documented_aa_and_are_stored_with_their_patient(
+    gateway: GatewayThread, http: httpx.Client, transport: str
+) -> None:
+    # The booking first (checklist 10.6), then the kallelse for it, an e-brev with a bilaga, the T10.
+    for name in ("s12-v251-8859-1", *_MDM_TAKEN):
+        raw = example(name)
+        if transport == "mllp":
+            (ack,) = _mllp(gateway, raw)
+        else:
+            response = _post(http, raw)
+            charset = "utf-8" if b"UNICODE UTF-8" in raw.split(b"\r", 1)[0] else "iso-8859-1"
+            assert response.headers["content-type"] == f"application/hl7-v2; charset={charset}"
+            ack = response.content
+        assert_ack_as_documented(ack, name)
+    stored = _messages(http, type="MDM", patient=TOLVAN)
+    assert sorted((m["control_id"], m["trigger"]) for m in stored) == [
+        ("TC000201", "T02"),
+        ("TC000202", "T02"),
+        ("TC000203", "T10"),
+    ]
+    # Taken, not rejected; what processing makes of them is not this test's business.
+    assert all(m["ack_code"] == "AA" and m["state"] not in ("rejected", "duplicate") for m in stored)
+
+
+@pytest.mark.parametrize("transport", ["mllp", "http"])
+@pytest.mark.parametrize(
+    "name", ["ae-mdm-kallelse-without-booking", "ae-mdm-attachment-not-pdf", "ar-mdm-t04"]
+)
+def test_profile_mdm_error_examples_get_the_documented_acks_and_are_kept_as_rejected(
+    gateway: GatewayThread, http: httpx.Client, name: str, transport: str
+) -> None:
+    raw = example(name)
+    ack = _mllp(gateway, raw)[0] if transport == "mllp" else _post(http, raw).content
+    assert_ack_as_documented(ack, name)
+    assert _states(http) == {"rejected": 1}
+
+
+def test_profile_mdm_duplicate_is_acknowledged_again_across_transports_and_stored_once(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    assert_ack_as_documented(_post(http, example("mdm-t02-kallelse")).content, "mdm-t02-kallelse")
+    (again,) = _mllp(gateway, example("mdm-t02-kallelse-again"))
+    assert_ack_as_documented(again, "mdm-t02-kallelse-again")
+    first, repeat = sorted(_messages(http, control_id="TC000201"), key=lambda m: m["id"])
+    assert first["state"] not in ("rejected", "duplicate") and first["duplicate_of"] is None
+    assert (repeat["state"], repeat["duplicate_of"]) == ("duplicate", first["id"])
+    assert len(_messages(http, type="MDM", state="duplicate")) == 1
+
+
+def test_a_simulated_day_of_bookings_and_letters_is_acknowledged_aa_over_several_connections(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    journal = JournalSimulator(seed=11, run_id="LT")
+    day = date(2026, 12, 1)
+    traffic: list[JournalMessage | JournalLetter] = [*journal.day(day, bookings=12), *journal.letters(day)]
+    host, port = gateway.mllp_address
+    acks = asyncio.run(push(traffic, host, port, connections=3))
+    assert [ack_code(a) for a in acks] == ["AA"] * len(traffic)
+    letters = [m for m in traffic if isinstance(m, JournalLetter)]
+    assert len(_messages(http, type="MDM")) == len(letters)
