@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import orjson
 
 from gateway import logging as gw_logging
 from gateway.control_codes.lint import lint_template
-from gateway.domain.identity import mask_id
+from gateway.domain.identity import mask_id, mask_ids_in_text
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.settings import Settings
 from gateway.store.inbox import STATES
@@ -39,14 +39,22 @@ def main() -> None:
 @click.option("--db-url", help="SQLAlchemy URL (default SQLite under ./var/).")
 @click.option("--mocks-port", type=int, help="Port of the built-in mocks (default 8089; 0: any free).")
 @click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
-def serve(**options: Any) -> None:
-    """Run the HTTP API, the MLLP listener and the workers in one process."""
+@click.option(
+    "--worker",
+    type=click.Choice(["process", "inline"]),
+    default="process",
+    show_default=True,
+    envvar="GATEWAY_WORKER",
+    help="Run the processing worker in its own OS process, or inline in the serving process.",
+)
+def serve(worker: str, **options: Any) -> None:
+    """Run the HTTP API and the MLLP listener, and the processing worker beside them."""
     settings = _settings(**options)
     gw_logging.configure(settings.log_format, settings.log_level)
     from gateway.bootstrap import bind_socket, build, install_signal_handlers
 
     try:
-        gateway = build(settings)
+        gateway = build(settings, worker="process" if worker == "process" else "inline")
         sock = bind_socket(settings.http_host, settings.http_port)
     except (ConfigurationError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -67,7 +75,7 @@ def serve(**options: Any) -> None:
     help="Population file (default: GATEWAY_MOCK_PERSONS or the built-in mocks/persons.yaml).",
 )
 def mocks(host: str, port: int, persons: Path | None) -> None:
-    """Run the built-in mocks standalone (SPAR, accounts, journal booking service) until Ctrl-C."""
+    """Run the built-in mocks standalone (SPAR, accounts, journal booking service, mailboxes) until Ctrl-C."""
     from pydantic import ValidationError
 
     from mocks.population import load as load_population
@@ -188,16 +196,70 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
             by_status[status] = by_status.get(status, 0) + 1
         click.echo(f"\nAll visible appointments by status: {by_status}")
         _print_people(client, sorted({m.person_id for m in messages}))
+        _letters(client, journal, push, host, port)
     click.echo(
         "\nWhere to look:\n"
         f"  {base}/fhir/Appointment?patient:identifier={system}|{pid}\n"
         f"  {base}/patients/{pid}                (staff view: register flags, account, bookings)\n"
+        f"  {base}/fhir/Communication?subject:identifier={system}|{pid}   (e-documents)\n"
+        f"  {base}/print-list                         (staff print list; /print-list/ID/document.pdf)\n"
+        f"  {base}/held                               (documents held for a staff decision)\n"
+        f"  {base}/reports/documents?from={date.today()}&to={date.today() + timedelta(days=1)}&format=csv\n"
+        f"  {base}/documents/ID                       (one document: where it went, why, history)\n"
         f"  {base}/fhir/metadata                      (what the FHIR API supports)\n"
         f"  {base}/messages                           (every inbound message with its ACK)\n"
         f"  {base}/docs                               (OpenAPI)\n"
         "  gateway messages --db-url <database>         (the same from the command line)\n"
         "Run with --keep-running to keep the gateway up and explore."
     )
+
+
+def _wait_idle(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if client.get("/messages", params={"state": "received", "limit": 1}).json()["total"] == 0:
+            return
+        time.sleep(0.1)
+
+
+_WHERE = {"deliver": "delivered", "print-list": "print list", "hold": "HELD", "refuse": "not sent"}
+
+
+def _letters(client: httpx.Client, journal: Any, push: Any, host: str, port: int) -> None:
+    """Push a day's letters and kallelser, then show where each one went and why (R-DOC-*)."""
+    letters = journal.letters(date.today())
+    replacements = sum(1 for letter in letters if letter.trigger == "T10")
+    click.echo(
+        f"\nSimulated journal pushes {len(letters)} e-documents as MDM over MLLP "
+        f"({replacements} of them T10 replacements) ..."
+    )
+    acks = asyncio.run(push(letters, host, port, connections=2))
+    codes: dict[str, int] = {}
+    for ack in acks:
+        code = ack.split(b"MSA|", 1)[1][:2].decode() if b"MSA|" in ack else "??"
+        codes[code] = codes.get(code, 0) + 1
+    click.echo(f"  ACKs: {codes}")
+    _wait_idle(client)
+    today = date.today()
+    report = client.get(
+        "/reports/documents", params={"from": str(today), "to": str(today + timedelta(days=1))}
+    ).json()
+    click.echo("\nWhere each e-document went, and why (GET /documents/ID); numbers masked here:")
+    for row in report["documents"]:
+        doc = client.get(f"/documents/{row['document_id']}").json()
+        where = _WHERE.get(doc["outcome"], doc["outcome"])
+        if doc["outcome"] == "deliver":
+            channels = sorted({r["provider"] or r["channel"] for r in doc["recipients"]})
+            where = "to " + ", ".join(channels)
+        version = f" v{doc['version']}" if doc["version"] > 1 else ""
+        click.echo(
+            f"  {mask_id(doc['personnummer']):<15} {doc['kind']:<20} {doc['title'][:28]:<28}{version:<4} "
+            f"{where:<24} {' '.join(doc['rules'])}"
+        )
+        click.echo(f"  {'':<15} {mask_ids_in_text(doc['reason'])[:110]}")
+    held = client.get("/held").json()["total"]
+    printed = client.get("/print-list", params={"state": "open"}).json()["total"]
+    click.echo(f"\n  {printed} on the staff print list, {held} held for a staff decision.")
 
 
 def _print_people(client: httpx.Client, person_ids: list[str]) -> None:
