@@ -1,4 +1,5 @@
-"""All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/booking`` (the journal's service).
+"""All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/booking`` (the journal's service),
+``/mailbox/…`` (the mailbox recipient service and the operators' delivery services).
 
 Each mock is its own ASGI app whose routes already carry its prefix; this dispatcher only
 picks the app by the first path segment, so the mocks stay independent and each can also be
@@ -90,10 +91,12 @@ def build_apps(population: Population, journal_book: JournalBook) -> dict[str, A
     """Every built-in mock by its path prefix."""
     from mocks.accounts import create_app as accounts_app
     from mocks.journal.booking_ws import create_app as journal_app
+    from mocks.mailbox import create_app as mailbox_app
     from mocks.spar import create_app as spar_app
 
     return {
         "spar": spar_app(population),
         "accounts": accounts_app(population),
         "booking": journal_app(journal_book),
+        "mailbox": mailbox_app(population),
     }

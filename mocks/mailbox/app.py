@@ -107,6 +107,8 @@ class Switches(BaseModel):
     )
     fail_next: int = Field(0, ge=0, description="Answer HTTP 500 (plain text) to the next N requests.")
     outage: bool = Field(False, description="Services down: 503 to every SOAP request.")
+    delivery_outage: bool = Field(False, description="Operators down: 503 to deliverSecure only.")
+    fail_next_delivery: int = Field(0, ge=0, description="Answer HTTP 500 to the next N deliverSecure only.")
 
 
 @dataclass
@@ -338,9 +340,12 @@ def create_app(
 
     app = FastAPI(title="Digital mailboxes, Mina meddelanden style (mock)", version="3", openapi_url=None)
 
-    async def switched() -> Response | None:
-        if state.outage:
+    async def switched(delivery: bool = False) -> Response | None:
+        if state.outage or (delivery and state.delivery_outage):
             return Response("Service Unavailable\n", status_code=503, media_type="text/plain")
+        if delivery and state.fail_next_delivery:
+            state.fail_next_delivery -= 1
+            return Response("Internal Server Error\n", status_code=500, media_type="text/plain")
         if state.latency:
             await asyncio.sleep(state.latency)
         if state.fail_next:
@@ -446,7 +451,7 @@ def create_app(
         operator = _BY_SLUG.get(slug)
         if operator is None:
             return Response(f"no operator {slug!r}\n", status_code=404)
-        failed = await switched()
+        failed = await switched(delivery=True)
         if failed is not None:
             return failed
         asked = await question(request, DELIVER_ACTION, service_schema)
