@@ -63,7 +63,7 @@ def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: 
     assert (tmp_path / "var" / "demo.db").exists()
 
     listing = subprocess.run(
-        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "--limit", "5"],
+        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "--type", "SIU", "--limit", "5"],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,
@@ -71,7 +71,7 @@ def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: 
         timeout=60,
     )
     assert listing.returncode == 0, listing.stderr
-    assert "processed" in listing.stdout and "SIU^S" in listing.stdout
+    assert "processed" in listing.stdout and "SIU^S" in listing.stdout and "MDM" not in listing.stdout
     shown = subprocess.run(
         [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "show", "1"],
         cwd=tmp_path,
