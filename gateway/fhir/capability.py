@@ -9,6 +9,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 import gateway
 from gateway.fhir.appointment import BOOKING_ID_SYSTEM
+from gateway.fhir.communication import BASE, CATEGORY_SYSTEM, CODE_SYSTEMS
 
 _SEARCH = [
     (
@@ -37,6 +38,31 @@ _SEARCH = [
 ]
 
 
+_COMMUNICATION_SEARCH = [
+    (
+        "subject:identifier",
+        "token",
+        "The person the document is about: SYSTEM|VALUE or VALUE. Repeated: AND.",
+    ),
+    (
+        "recipient:identifier",
+        "token",
+        "Someone who got it: the person, a guardian or a proxy (SYSTEM|VALUE or VALUE). Repeated: AND.",
+    ),
+    (
+        "category",
+        "token",
+        f"The document kind, {CATEGORY_SYSTEM}|CODE or CODE; comma-separated for any of several.",
+    ),
+    ("status", "token", "completed, on-hold, not-done; comma-separated for any of several."),
+    ("_lastUpdated", "date", "When the gateway last changed the resource (incremental sync). Repeated: AND."),
+    ("_count", "number", "Page size, 0-500 (default 50)."),
+    ("_offset", "number", "Index of the first result on the page (used by the next links)."),
+    ("_sort", "string", "_lastUpdated or -_lastUpdated (default _lastUpdated)."),
+    ("_total", "token", "none, estimate or accurate (default accurate)."),
+]
+
+
 def capability_statement(base_url: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -60,7 +86,42 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                         "searchParam": [
                             {"name": name, "type": kind, "documentation": doc} for name, kind, doc in _SEARCH
                         ],
-                    }
+                    },
+                    {
+                        "type": "Communication",
+                        "documentation": "One per e-document (e-kallelse, e-brev, e-remissbekräftelse) that "
+                        "reached the platform or was printed; held documents and those of protected, "
+                        "unknown or deceased persons are not served.",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "versioning": "versioned",
+                        "readHistory": False,
+                        "conditionalRead": "not-match",
+                        "searchParam": [
+                            {"name": name, "type": kind, "documentation": doc}
+                            for name, kind, doc in _COMMUNICATION_SEARCH
+                        ],
+                        "operation": [
+                            {
+                                "name": "mark-read",
+                                "definition": f"{BASE}/OperationDefinition/Communication-mark-read",
+                                "documentation": "POST Communication/{id}/$mark-read with Parameters readAt "
+                                "(dateTime): the citizen opened the document; sets received.",
+                            }
+                        ],
+                    },
+                    {
+                        "type": "Binary",
+                        "documentation": "The attachments (bilagor) a Communication's payload names, "
+                        "answered in their own media type (application/pdf).",
+                        "interaction": [{"code": "read"}],
+                    },
+                    {
+                        "type": "CodeSystem",
+                        "documentation": "The code systems the gateway publishes: "
+                        + ", ".join(CODE_SYSTEMS)
+                        + ".",
+                        "interaction": [{"code": "read"}],
+                    },
                 ],
             }
         ],

@@ -184,11 +184,16 @@ def test_read_with_etag_and_conditional_read(seeded: GatewayThread, http: httpx.
 def test_capability_statement_says_what_is_supported(gateway: GatewayThread, http: httpx.Client) -> None:
     body = http.get("/fhir/metadata").json()
     CapabilityStatement.model_validate(body)
-    (resource,) = body["rest"][0]["resource"]
-    assert resource["type"] == "Appointment"
+    resources = {r["type"]: r for r in body["rest"][0]["resource"]}
+    assert set(resources) == {"Appointment", "Communication", "Binary", "CodeSystem"}
+    resource = resources["Appointment"]
     assert {i["code"] for i in resource["interaction"]} == {"read", "search-type"}
     names = {p["name"] for p in resource["searchParam"]}
     assert {"patient:identifier", "date", "status", "_lastUpdated", "_count", "_sort"} <= names
+    communication = resources["Communication"]
+    names = {p["name"] for p in communication["searchParam"]}
+    assert {"subject:identifier", "recipient:identifier", "category", "status", "_lastUpdated"} <= names
+    assert [op["name"] for op in communication["operation"]] == ["mark-read"]
 
 
 @pytest.mark.parametrize(
