@@ -539,3 +539,18 @@ def test_r_doc_8_r_doc_9_pushed_letters_reach_print_list_pdf_and_report_csv(
     assert by_title["Brev från vårdcentralen"]["Status i plattformen"] == "oläst"
     assert by_title["Brev från vårdcentralen"]["Digital brevlåda"] == "ingen"
     assert all(r["Personnummer"] == "19121212-1212" for r in rows)
+
+
+def test_r_id_3_message_browser_hides_a_protected_persons_letter_and_pid(
+    docs_gateway: GatewayThread, api: httpx.Client
+) -> None:
+    _send(
+        docs_gateway,
+        mdm("DOC-MB1", patient=SEKRET, text="Till Sekret Markersson, Hemliga vägen 1\n[4US:LPAT]"),
+    )
+    _wait(api)
+    (listed,) = api.get("/messages", params={"type": "MDM"}).json()["items"]
+    shown = api.get(f"/messages/{listed['id']}").json()
+    assert shown["restricted"] is True
+    assert "Hemliga vägen" not in shown["raw"] and SEKRET not in shown["raw"]
+    assert "PID|Dold uppgift" in shown["raw"] and "||Dold uppgift" in shown["raw"]
