@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
 from gateway import mappings as mapping_tables
@@ -15,7 +17,7 @@ from gateway.journal_adapter.intake import Intake
 from gateway.processing import Processor
 from gateway.store import migrate, queries
 from gateway.store.inbox import Inbox
-from gateway.store.tables import appointments, messages
+from gateway.store.tables import appointments, messages, metadata
 from tests.conftest import wait_processed
 from tests.fakes import FakeRegister
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, control_id, mllp_exchange, siu
@@ -149,3 +151,9 @@ def test_whole_pipeline_on_each_backend(gateway_on: GatewayThread) -> None:
         wait_processed(http)
         bundle = http.get("/fhir/Appointment", params={"patient:identifier": f"{PNR_SYSTEM}|{TOLVAN}"}).json()
     assert bundle["total"] == 1
+
+
+def test_migrations_build_exactly_the_tables_the_code_declares(engine: Engine) -> None:
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
