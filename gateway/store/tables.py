@@ -148,6 +148,7 @@ Index("ix_documents_last_updated", documents.c.last_updated, documents.c.id)
 Index("ix_documents_appointment", documents.c.appointment_id)
 Index("ix_documents_outcome", documents.c.outcome, documents.c.last_updated)
 Index("ix_documents_print_due", documents.c.print_due_at)
+Index("ix_documents_created_at", documents.c.created_at, documents.c.id)
 
 # Who got a copy of a document (routing's deliveries): the person, a mailbox, guardians, proxies.
 document_recipients = Table(

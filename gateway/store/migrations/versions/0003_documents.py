@@ -69,6 +69,7 @@ def upgrade() -> None:
     op.create_index("ix_documents_last_updated", "documents", ["last_updated", "id"])
     op.create_index("ix_documents_patient", "documents", ["patient_value", "patient_system", "last_updated"])
     op.create_index("ix_documents_print_due", "documents", ["print_due_at"])
+    op.create_index("ix_documents_created_at", "documents", ["created_at", "id"])
     op.create_index("ix_documents_outcome", "documents", ["outcome", "last_updated"])
     op.create_table(
         "document_recipients",
