@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from gateway.domain.documents import NO_MAILBOX, MailboxProvider, MailboxReachability
 from gateway.domain.identity import IdKind, PersonId, luhn_check_digit
@@ -413,3 +414,17 @@ async def test_an_application_fault_from_the_recipient_service_is_permanent(
         await client.reachability([bad])
     assert isinstance(caught.value, MailboxRefused) and caught.value.service_code == "INVALID_RECIPIENT"
     assert counted.count(RECIPIENT_PATH) == 1
+
+
+async def test_logs_carry_masked_numbers_and_nothing_of_the_letter(
+    delivery: MailboxDeliveryClient, switches: Switches
+) -> None:
+    switches.fail_next_delivery = 1
+    with capture_logs() as logs:
+        await delivery.deliver(letter(TOLVAN, "logged-1"))
+        with pytest.raises(MailboxRefused):
+            await delivery.deliver(letter(MINOR, "logged-2"))
+    text = repr(logs)
+    assert logs and "19121212-****" in text
+    for secret in (TOLVAN.value, MINOR.value, "Välkommen", "hjärt", "Tolvan"):
+        assert secret not in text
