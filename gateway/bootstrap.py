@@ -36,6 +36,7 @@ from gateway.journal_adapter.mllp import MllpServer
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
+from gateway.outbox import Outbox
 from gateway.processing import Processor
 from gateway.refresh import BookingSource
 from gateway.settings import Settings
@@ -67,6 +68,8 @@ class Gateway:
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     #: The worker in its own OS process (``gateway serve``); None: a task on this loop.
     worker_process: WorkerProcess | None = None
+    #: Delivers queued letters to the digital mailboxes; runs beside the processing worker.
+    outbox: Outbox | None = None
     http_port: int | None = None
     _uvicorn: uvicorn.Server | None = None
 
@@ -118,13 +121,21 @@ class Gateway:
             log.info("gateway.stopped")
 
     async def run_processor(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        """The processing worker until ``stop``: on this loop, or alone in the worker process."""
-        await self.processor.run(
-            stop,
-            wake,
-            poll_interval=self.settings.worker_poll_interval,
-            timer_interval=self.settings.timer_interval,
-        )
+        """The processing worker and the mailbox outbox until ``stop``: on this loop, or alone in
+        the worker process."""
+        parts = [
+            self.processor.run(
+                stop,
+                wake,
+                poll_interval=self.settings.worker_poll_interval,
+                timer_interval=self.settings.timer_interval,
+            )
+        ]
+        if self.outbox is not None:
+            parts.append(
+                self.outbox.run(stop, asyncio.Event(), poll_interval=self.settings.worker_poll_interval)
+            )
+        await asyncio.gather(*parts)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -166,6 +177,7 @@ def build(
     register: PopulationRegister | None = None,
     accounts: AccountDirectory | None = None,
     mailbox: MailboxDirectory | None = None,
+    mailbox_delivery: MailboxDelivery | None = None,
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     clock: Callable[[], datetime] | None = None,
@@ -180,6 +192,7 @@ def build(
         register=register,
         accounts=accounts,
         mailbox=mailbox,
+        mailbox_delivery=mailbox_delivery,
         journal=journal,
         journal_book=journal_book,
     )
@@ -214,6 +227,21 @@ def build(
         # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
         env = mock_env(outside.mocks.url) if outside.mocks is not None else {}
         worker_process = WorkerProcess(settings, register_factory=worker_register, env=env)
+    outbox = None
+    if outside.mailbox_delivery is not None:
+        outbox = Outbox(
+            engine,
+            outside.mailbox_delivery,
+            mappings,
+            batch_size=settings.outbox_batch,
+            concurrency=settings.outbox_concurrency,
+            max_attempts=settings.outbox_max_attempts,
+            backoff_initial=settings.outbox_backoff_initial,
+            backoff_max=settings.outbox_backoff_max,
+            claim_seconds=settings.outbox_claim_seconds,
+        )
+        if clock is not None:
+            outbox.clock = clock
     gw = Gateway(
         settings=settings,
         worker_process=worker_process,
@@ -222,6 +250,7 @@ def build(
         inbox=inbox,
         intake=intake,
         processor=processor,
+        outbox=outbox,
         app=app,
         outside=outside,
         mllp=MllpServer(
@@ -245,6 +274,7 @@ class GatewayThread:
         register: PopulationRegister | None = None,
         accounts: AccountDirectory | None = None,
         mailbox: MailboxDirectory | None = None,
+        mailbox_delivery: MailboxDelivery | None = None,
         journal: BookingSource | None = None,
         journal_book: JournalBook | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -256,6 +286,7 @@ class GatewayThread:
             register=register,
             accounts=accounts,
             mailbox=mailbox,
+            mailbox_delivery=mailbox_delivery,
             journal=journal,
             journal_book=journal_book,
             clock=clock,

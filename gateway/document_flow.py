@@ -25,6 +25,7 @@ import orjson
 import structlog
 from sqlalchemy import Connection, select, update
 
+from gateway import outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import Account
 from gateway.domain.booking import BookingAction
@@ -296,6 +297,16 @@ def _write(
     store.save(conn, doc_id, values, new=new)
     store.replace_attachments(conn, doc_id, event.attachments)
     store.replace_recipients(conn, doc_id, recipients)
+    if decision.mailbox is not None:
+        outbox.enqueue(
+            conn,
+            document_id=doc_id,
+            message_id=f"{doc_id}.m{message_id}",
+            provider=decision.mailbox,
+            recipient_system=mappings.fhir_system_for(person.authority),
+            recipient_value=person.value,
+            now=now,
+        )
     store.add_event(conn, doc_id, now, "received" if new else "replaced", detail=f"message {message_id}")
     store.add_event(
         conn, doc_id, now, decision.outcome.value, detail=f"{' '.join(decision.rules)}: {decision.reason}"

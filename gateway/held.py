@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, func, select, update
 
+from gateway import outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import AccountDirectory, no_account
 from gateway.domain.documents import (
@@ -205,6 +206,16 @@ def _apply(
         )
     )
     store.replace_recipients(conn, row.id, recipients)
+    if decision.mailbox is not None:
+        outbox.enqueue(
+            conn,
+            document_id=row.id,
+            message_id=f"{row.id}.r{int(now.timestamp() * 1000)}",
+            provider=decision.mailbox,
+            recipient_system=row.patient_system,
+            recipient_value=row.patient_value,
+            now=now,
+        )
     store.add_event(conn, row.id, now, event, actor=by, detail=why)
     if decision.outcome is Outcome.PRINT_LIST:
         store.put_on_print_list(

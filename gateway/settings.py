@@ -58,6 +58,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a kallelse waits for its booking (TXA-13) to arrive before it fails visibly.",
     )
+    outbox_batch: int = Field(20, gt=0, description="Mailbox letters claimed at once by one worker.")
+    outbox_concurrency: int = Field(8, gt=0, description="Mailbox deliveries in flight at once.")
+    outbox_max_attempts: int = Field(
+        8, gt=0, description="Attempts before a letter that meets only transient errors is dead."
+    )
+    outbox_backoff_initial: float = Field(5.0, gt=0, description="Seconds before the second attempt.")
+    outbox_backoff_max: float = Field(600.0, gt=0, description="Longest wait between attempts (seconds).")
+    outbox_claim_seconds: float = Field(
+        120.0, gt=0, description="How long a claim holds before another worker may take the letter."
+    )
     unit_exceptions: dict[str, UnitRule] = Field(
         default_factory=dict,
         description="R-DOC-7: local exceptions per unit HSA-id, as JSON in GATEWAY_UNIT_EXCEPTIONS, e.g. "

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from gateway.domain.accounts import Account, no_account
 from gateway.domain.documents import NO_MAILBOX, MailboxReachability
 from gateway.domain.identity import IdKind, PersonId
+from gateway.domain.mailbox import MailboxReceipt, OutgoingLetter
 from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord
 from gateway.errors import TransientUpstreamError
 
@@ -119,3 +121,31 @@ class FakeMailbox:
         if self.down:
             raise TransientUpstreamError("mailbox recipient service is down (fake)")
         return {p: self.answers.get(p.value, NO_MAILBOX) for p in persons}
+
+
+@dataclass
+class FakeDelivery:
+    """The mailbox operators as a dict: idempotent on message id; scripted failures.
+
+    ``failures``: raised one per call, in order, before anything is delivered (transient ones
+    then succeed). ``refuse``: person value -> the refusal every delivery to them gets.
+    """
+
+    delivered: dict[str, OutgoingLetter] = field(default_factory=dict)
+    receipts: dict[str, MailboxReceipt] = field(default_factory=dict)
+    failures: list[Exception] = field(default_factory=list)
+    refuse: dict[str, Exception] = field(default_factory=dict)
+    calls: int = 0
+
+    async def deliver(self, letter: OutgoingLetter) -> MailboxReceipt:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        if letter.recipient.value in self.refuse:
+            raise self.refuse[letter.recipient.value]
+        if letter.message_id not in self.receipts:
+            self.delivered[letter.message_id] = letter
+            self.receipts[letter.message_id] = MailboxReceipt(
+                letter.message_id, f"T-{len(self.receipts) + 1}", letter.provider, datetime.now(UTC)
+            )
+        return self.receipts[letter.message_id]

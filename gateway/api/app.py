@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
-from gateway.api import documents, held, journal, messages, patients, print_list, reports
+from gateway.api import documents, held, journal, messages, outbox, patients, print_list, reports
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -66,6 +66,7 @@ def create_app(
     app.include_router(patients.router)
     app.include_router(held.router)
     app.include_router(documents.router)
+    app.include_router(outbox.router)
     app.include_router(print_list.router)
     app.include_router(reports.router)
 

@@ -28,6 +28,7 @@ CATEGORY_SYSTEM = f"{BASE}/CodeSystem/edocument-category"
 STATUS_REASON_SYSTEM = f"{BASE}/CodeSystem/edocument-status-reason"
 MAILBOX_SYSTEM = f"{BASE}/CodeSystem/mailbox-provider"
 MAILBOX_EXTENSION = f"{BASE}/StructureDefinition/mailbox-provider"
+MAILBOX_DELIVERY_EXTENSION = f"{BASE}/StructureDefinition/mailbox-delivery"
 RULES_EXTENSION = f"{BASE}/StructureDefinition/routing-rules"
 HSA_SYSTEM = "urn:oid:1.2.752.29.4.19"
 SECURITY_LABEL_SYSTEM = "http://electronichealth.se/fhir/CodeSystem/securitylabel"
@@ -143,6 +144,9 @@ class CommunicationFacts:
     unread_printed: bool = False
     #: A protected person's document released by staff carries the protection as a label.
     security_label: str | None = None
+    #: The mailbox operator's receipt: when it took the letter, and its transaction id.
+    mailbox_delivered: datetime | None = None
+    mailbox_receipt: str | None = None
 
 
 def _iso(moment: datetime) -> str:
@@ -173,6 +177,16 @@ def build_communication(f: CommunicationFacts) -> dict[str, Any]:
                     "code": provider.name.lower(),
                     "display": provider.value,
                 },
+            }
+        )
+    if f.mailbox_delivered is not None and f.mailbox_receipt is not None:
+        resource["extension"].append(
+            {
+                "url": MAILBOX_DELIVERY_EXTENSION,
+                "extension": [
+                    {"url": "delivered", "valueDateTime": _iso(f.mailbox_delivered)},
+                    {"url": "receipt", "valueString": f.mailbox_receipt},
+                ],
             }
         )
     reason = StatusReason.UNREAD if f.unread_printed else _REASON.get(f.outcome)

@@ -198,6 +198,8 @@ def build_facts(
         sent=doc["sent_at"],
         received=doc["read_at"],
         unread_printed=unread_printed,
+        mailbox_delivered=doc.get("mailbox_delivered_at"),
+        mailbox_receipt=doc.get("mailbox_receipt"),
     )
 
 

@@ -119,6 +119,9 @@ documents = Table(
     Column("reason", Text, nullable=False),
     Column("flags", String(200), nullable=False, default=""),
     Column("mailbox_provider", String(40), nullable=True),
+    # The operator's receipt once the outbox delivered it (transaction id, time).
+    Column("mailbox_delivered_at", UTCDateTime, nullable=True),
+    Column("mailbox_receipt", String(120), nullable=True),
     Column("status", String(20), nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("read_at", UTCDateTime, nullable=True),
@@ -209,3 +212,33 @@ document_events = Table(
     Column("detail", Text, nullable=True),
 )
 Index("ix_document_events_document", document_events.c.document_id, document_events.c.id)
+
+# The durable outbox to the digital mailboxes: a row is written in the same transaction as the
+# routing decision; workers claim rows (claimed_until), deliver, and record the receipt. The
+# message_id is the operator's idempotency key: a crash between send and commit re-sends the
+# same letter, which the operator takes once.
+mailbox_outbox = Table(
+    "mailbox_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", String(64), nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("provider", String(40), nullable=False),
+    Column("recipient_system", String(120), nullable=False),
+    Column("recipient_value", String(32), nullable=False),
+    # pending, delivered, refused (a permanent error), dead (gave up on transient errors),
+    # cancelled (a newer version replaced the document before it went)
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("transaction_id", String(120), nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("message_id", name="uq_mailbox_outbox_message_id"),
+)
+Index("ix_mailbox_outbox_due", mailbox_outbox.c.state, mailbox_outbox.c.next_attempt_at, mailbox_outbox.c.id)
+Index("ix_mailbox_outbox_document", mailbox_outbox.c.document_id)

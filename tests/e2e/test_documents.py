@@ -25,12 +25,13 @@ from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
 from gateway.domain.booking import Resource
 from gateway.domain.documents import MailboxProvider, MailboxReachability
 from gateway.domain.letter import Attachment
+from gateway.errors import MailboxRefused, TransientUpstreamError
 from gateway.fhir.communication import CATEGORY_SYSTEM, MAILBOX_EXTENSION
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm, minimal_pdf
 from gateway.settings import Settings
-from gateway.store.tables import document_events, documents, messages, print_items
+from gateway.store.tables import document_events, documents, mailbox_outbox, messages, print_items
 from tests.conftest import wait_processed
-from tests.fakes import CHILD, FakeAccounts, FakeMailbox, FakeRegister, pnr
+from tests.fakes import CHILD, FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister, pnr
 from tests.support import PNR_OID, PNR_SYSTEM, RESERV_OID, TOLVAN, ack_code, control_id, mllp_exchange, siu
 
 SEKRET = "197605010128"
@@ -65,8 +66,18 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def delivery() -> FakeDelivery:
+    return FakeDelivery()
+
+
+@pytest.fixture
 def docs_gateway(
-    tmp_path: Path, register: FakeRegister, accounts: FakeAccounts, mailbox: FakeMailbox, clock: Clock
+    tmp_path: Path,
+    register: FakeRegister,
+    accounts: FakeAccounts,
+    mailbox: FakeMailbox,
+    delivery: FakeDelivery,
+    clock: Clock,
 ) -> Iterator[GatewayThread]:
     accounts.accounts[TOLVAN] = Account(pnr(TOLVAN), AccountStatus.ACTIVE)
     accounts.accounts[SEKRET] = Account(pnr(SEKRET), AccountStatus.ACTIVE)
@@ -86,10 +97,19 @@ def docs_gateway(
         mocks_port=0,
         worker_poll_interval=0.1,
         kallelse_booking_wait=600,
+        outbox_backoff_initial=0.05,
+        outbox_max_attempts=3,
         log_level="WARNING",
         unit_exceptions={"SE2321000016-PAPR": {"print_kinds": ["e-brev"], "note": "paper only"}},
     )
-    with GatewayThread(settings, register=register, accounts=accounts, mailbox=mailbox, clock=clock) as gw:
+    with GatewayThread(
+        settings,
+        register=register,
+        accounts=accounts,
+        mailbox=mailbox,
+        mailbox_delivery=delivery,
+        clock=clock,
+    ) as gw:
         yield gw
 
 
@@ -554,3 +574,90 @@ def test_r_id_3_message_browser_hides_a_protected_persons_letter_and_pid(
     assert shown["restricted"] is True
     assert "Hemliga vägen" not in shown["raw"] and SEKRET not in shown["raw"]
     assert "PID|Dold uppgift" in shown["raw"] and "||Dold uppgift" in shown["raw"]
+
+
+def _wait_outbox(gw: GatewayThread, states: set[str], timeout: float = 10) -> list[Any]:
+    deadline = datetime.now(UTC) + timedelta(seconds=timeout)
+    while datetime.now(UTC) < deadline:
+        with gw.gateway.engine.connect() as conn:
+            rows = list(conn.execute(select(mailbox_outbox).order_by(mailbox_outbox.c.id)).all())
+        if rows and all(r.state in states for r in rows):
+            return rows
+        threading.Event().wait(0.05)
+    raise AssertionError(f"outbox not in {states}: {[(r.state, r.last_error) for r in rows]}")
+
+
+def test_r_doc_4_mailbox_letter_goes_through_the_outbox_once_and_the_receipt_shows(
+    docs_gateway: GatewayThread, api: httpx.Client, delivery: FakeDelivery
+) -> None:
+    pdf = minimal_pdf("Bilaga")
+    _send(
+        docs_gateway,
+        mdm("DOC-OB1", patient=MAILBOX_PERSON, attachments=(Attachment("a.pdf", "application/pdf", pdf),)),
+    )
+    _wait(api)
+    (row,) = _wait_outbox(docs_gateway, {"delivered"})
+    (letter,) = delivery.delivered.values()
+    assert letter.message_id == row.message_id and letter.recipient.value == MAILBOX_PERSON
+    assert letter.text == LETTER and letter.attachments[0].data == pdf
+    assert "vård" not in letter.subject.lower()  # a neutral subject (004)
+    comm = api.get(f"/fhir/Communication/{row.document_id}").json()
+    (receipt,) = [e for e in comm["extension"] if e["url"].endswith("mailbox-delivery")]
+    assert {e["url"]: e for e in receipt["extension"]}["receipt"]["valueString"] == row.transaction_id
+    doc = api.get(f"/documents/{row.document_id}").json()
+    assert doc["mailbox"] == "Kivra" and "mailbox-delivered" in [h["event"] for h in doc["history"]]
+    assert api.get("/print-list").json()["total"] == 0  # R-DOC-5: in a mailbox it counts as read
+
+
+def test_r_doc_5_transient_mailbox_errors_are_retried_then_delivered(
+    docs_gateway: GatewayThread, api: httpx.Client, delivery: FakeDelivery
+) -> None:
+    delivery.failures = [TransientUpstreamError("Kivra timed out"), TransientUpstreamError("Kivra 503")]
+    _send(docs_gateway, mdm("DOC-OB2", patient=MAILBOX_PERSON))
+    _wait(api)
+    (row,) = _wait_outbox(docs_gateway, {"delivered"})
+    assert row.attempts == 3 and delivery.calls == 3 and len(delivery.delivered) == 1
+
+
+def test_r_doc_5_a_refused_or_dead_mailbox_letter_goes_to_the_print_list_and_staff_can_retry(
+    docs_gateway: GatewayThread, api: httpx.Client, delivery: FakeDelivery
+) -> None:
+    delivery.refuse[MAILBOX_PERSON] = MailboxRefused("recipient not reachable", code="not-reachable")
+    _send(docs_gateway, mdm("DOC-OB3", patient=MAILBOX_PERSON))
+    _wait(api)
+    (row,) = _wait_outbox(docs_gateway, {"refused"})
+    (item,) = api.get("/print-list").json()["items"]
+    assert item["document_id"] == row.document_id and "not reachable" in item["reason"]
+    comm = api.get(f"/fhir/Communication/{row.document_id}").json()
+    assert not [e for e in comm["extension"] if e["url"] == MAILBOX_EXTENSION]
+    listed = api.get("/outbox", params={"state": "refused"}).json()
+    assert listed["total"] == 1
+    del delivery.refuse[MAILBOX_PERSON]
+    assert api.post(f"/outbox/{row.id}/retry", json={"by": "ssk-anna"}).status_code == 200
+    (row,) = _wait_outbox(docs_gateway, {"delivered"})
+    assert api.post(f"/outbox/{row.id}/retry", json={"by": "ssk-anna"}).status_code == 400
+
+    delivery.failures = [TransientUpstreamError("down")] * 3  # max_attempts is 3 here
+    _send(docs_gateway, mdm("DOC-OB4", patient=MAILBOX_PERSON))
+    _wait(api)
+    rows = _wait_outbox(docs_gateway, {"delivered", "dead"})
+    dead = rows[-1]
+    assert dead.state == "dead" and "3 attempts" in dead.last_error
+    assert any(i["document_id"] == dead.document_id for i in api.get("/print-list").json()["items"])
+
+
+def test_a_replacement_before_delivery_cancels_the_older_letter(
+    docs_gateway: GatewayThread, api: httpx.Client, delivery: FakeDelivery
+) -> None:
+    delivery.failures = [TransientUpstreamError("slow")] * 2
+    _send(docs_gateway, mdm("DOC-OB5", patient=MAILBOX_PERSON))
+    _send(docs_gateway, mdm("DOC-OB5", patient=MAILBOX_PERSON, trigger="T10", text="Ny version\n[4US:LPAT]"))
+    _wait(api)
+    rows = _wait_outbox(docs_gateway, {"delivered", "cancelled"})
+    states = [r.state for r in rows]
+    if states == ["delivered", "delivered"]:  # the first went before the T10 was processed
+        assert len(delivery.delivered) == 2
+    else:
+        assert states == ["cancelled", "delivered"]
+        (letter,) = delivery.delivered.values()
+        assert letter.text.startswith("Ny version")

@@ -593,10 +593,32 @@ _SAMPLE_VALUES = {
 }
 
 
+_COMMUNICATION_SAMPLE_VALUES = {
+    "subject:identifier": f"{PNR_SYSTEM}|{TOLVAN}",
+    "recipient:identifier": TOLVAN,
+    "category": "e-brev",
+    "status": "completed",
+    "_lastUpdated": "gt2026-01-01",
+    "_count": "5",
+    "_offset": "0",
+    "_sort": "-_lastUpdated",
+    "_total": "none",
+}
+
+
 def test_capability_statement_lists_exactly_the_search_parameters_the_server_takes(
     gateway: GatewayThread, http: httpx.Client
 ) -> None:
-    (resource,) = http.get("/fhir/metadata").json()["rest"][0]["resource"]
+    resources = {r["type"]: r for r in http.get("/fhir/metadata").json()["rest"][0]["resource"]}
+    communication = resources["Communication"]
+    declared = {p["name"] for p in communication["searchParam"]}
+    assert declared == set(_COMMUNICATION_SAMPLE_VALUES)
+    for name in declared:
+        response = http.get("/fhir/Communication", params={name: _COMMUNICATION_SAMPLE_VALUES[name]})
+        assert response.status_code == 200, (name, response.text)
+    for undeclared in ("patient", "_id", "sent", "medium"):
+        assert http.get("/fhir/Communication", params={undeclared: "x"}).status_code == 400, undeclared
+    resource = resources["Appointment"]
     declared = {p["name"] for p in resource["searchParam"]}
     assert declared == set(_SAMPLE_VALUES)
     for name in declared:

@@ -1,0 +1,411 @@
+"""The durable outbox to the digital mailboxes (R-DOC-4, R-DOC-5): nothing lost, nothing doubled.
+
+A delivery is a row in ``mailbox_outbox``, written in the same transaction as the routing
+decision that chose the mailbox (``document_flow``), so a document routed to Kivra is either
+both decided and queued or neither. Workers here claim due rows, deliver them through the
+:class:`gateway.domain.mailbox.MailboxDelivery` port and record the outcome:
+
+- **Claiming** marks rows ``claimed_by``/``claimed_until`` in one short transaction; on
+  PostgreSQL the candidate rows are picked ``FOR UPDATE SKIP LOCKED``, so several gateway
+  processes drain one outbox without waiting on each other; on SQLite (one process) the
+  claiming UPDATE repeats the "not claimed" condition, which SQLite's single writer makes
+  atomic. A worker that dies leaves its claim to expire (``claim_seconds``), then another
+  takes the row again.
+- **Idempotent**: the row's ``message_id`` is the operator's key. A crash between the send and
+  the commit of its receipt re-sends the same letter after the claim expires, and the operator
+  answers with the first delivery's receipt: the citizen gets one copy.
+- **Retries**: the adapter retries a call a few times at once (tenacity); when that is not
+  enough, the row is tried again later with exponential backoff and jitter, kept in the row
+  (``next_attempt_at``) so it survives restarts. After ``max_attempts`` it is ``dead``.
+- **Outcomes**: delivered: the receipt goes on the document and its Communication. Refused by
+  the operator (a permanent error: under 18, no longer reachable, sender not accepted) or dead:
+  the document goes to the print list with the reason (R-DOC-5: nothing falls between the
+  chairs). Staff can retry a refused or dead row (``retry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+
+from gateway.domain.documents import Channel, MailboxProvider
+from gateway.domain.letter import Attachment
+from gateway.domain.mailbox import MailboxDelivery, MailboxReceipt, OutgoingLetter
+from gateway.errors import GatewayError, InvalidRequest, NotFound, TransientUpstreamError
+from gateway.mappings import Mappings
+from gateway.store import documents as store
+from gateway.store.tables import document_attachments, document_recipients, documents, mailbox_outbox
+
+log = structlog.get_logger(__name__)
+
+PENDING = "pending"
+DELIVERED = "delivered"
+REFUSED = "refused"
+DEAD = "dead"
+CANCELLED = "cancelled"
+STATES = (PENDING, DELIVERED, REFUSED, DEAD, CANCELLED)
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    document_id: str,
+    message_id: str,
+    provider: MailboxProvider,
+    recipient_system: str,
+    recipient_value: str,
+    now: datetime,
+) -> None:
+    """Queue one letter for a mailbox, in the caller's transaction. A letter still waiting for
+    the same document is cancelled: only the newest version goes out."""
+    conn.execute(
+        update(mailbox_outbox)
+        .where(mailbox_outbox.c.document_id == document_id, mailbox_outbox.c.state == PENDING)
+        .values(state=CANCELLED, last_error="replaced by a newer version", updated_at=now)
+    )
+    conn.execute(
+        insert(mailbox_outbox).values(
+            document_id=document_id,
+            message_id=message_id,
+            provider=provider.value,
+            recipient_system=recipient_system,
+            recipient_value=recipient_value,
+            state=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    id: int
+    document_id: str
+    message_id: str
+    provider: MailboxProvider
+    recipient_value: str
+    attempts: int
+    text: str
+    attachments: tuple[Attachment, ...]
+
+
+class Outbox:
+    def __init__(
+        self,
+        engine: Engine,
+        delivery: MailboxDelivery,
+        mappings: Mappings,
+        *,
+        batch_size: int = 20,
+        concurrency: int = 8,
+        max_attempts: int = 8,
+        backoff_initial: float = 5.0,
+        backoff_max: float = 600.0,
+        claim_seconds: float = 120.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        worker_id: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._delivery = delivery
+        self._mappings = mappings
+        self._batch = batch_size
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._max_attempts = max_attempts
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._claim_for = timedelta(seconds=claim_seconds)
+        self.clock = clock
+        self.worker_id = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:
+        """Deliver until ``stop`` is set; woken when a document is queued, else every poll."""
+        while not stop.is_set():
+            wake.clear()
+            try:
+                done = await self.drain_once()
+            except GatewayError as exc:
+                log.error("outbox.batch_failed", error=str(exc))
+                done = 0
+            except Exception as exc:  # a database hiccup must not end delivery for good
+                log.error("outbox.batch_failed", error=type(exc).__name__)
+                done = 0
+            if done:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_interval)
+
+    async def drain_once(self) -> int:
+        """Claim one batch of due letters and deliver them; returns how many were tried."""
+        claims = await asyncio.to_thread(self._claim)
+        if not claims:
+            return 0
+        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        return len(claims)
+
+    def _claim(self) -> list[_Claim]:
+        now = self._now()
+        free = or_(mailbox_outbox.c.claimed_until.is_(None), mailbox_outbox.c.claimed_until < now)
+        due = (
+            select(mailbox_outbox.c.id)
+            .where(mailbox_outbox.c.state == PENDING, mailbox_outbox.c.next_attempt_at <= now, free)
+            .order_by(mailbox_outbox.c.next_attempt_at, mailbox_outbox.c.id)
+            .limit(self._batch)
+        )
+        until = now + self._claim_for
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = list(conn.execute(due).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(mailbox_outbox)
+                .where(mailbox_outbox.c.id.in_(ids), mailbox_outbox.c.state == PENDING, free)
+                .values(
+                    claimed_by=self.worker_id,
+                    claimed_until=until,
+                    attempts=mailbox_outbox.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            rows = conn.execute(
+                select(
+                    mailbox_outbox.c.id,
+                    mailbox_outbox.c.document_id,
+                    mailbox_outbox.c.message_id,
+                    mailbox_outbox.c.provider,
+                    mailbox_outbox.c.recipient_value,
+                    mailbox_outbox.c.attempts,
+                    documents.c.text,
+                )
+                .join(documents, documents.c.id == mailbox_outbox.c.document_id)
+                .where(
+                    mailbox_outbox.c.id.in_(ids),
+                    mailbox_outbox.c.claimed_by == self.worker_id,
+                    mailbox_outbox.c.claimed_until == until,
+                )
+                .order_by(mailbox_outbox.c.id)
+            ).all()
+            claims: list[_Claim] = []
+            for row in rows:
+                files = conn.execute(
+                    select(
+                        document_attachments.c.filename,
+                        document_attachments.c.content_type,
+                        document_attachments.c.data,
+                    )
+                    .where(document_attachments.c.document_id == row.document_id)
+                    .order_by(document_attachments.c.position)
+                ).all()
+                claims.append(
+                    _Claim(
+                        row.id,
+                        row.document_id,
+                        row.message_id,
+                        MailboxProvider(row.provider),
+                        row.recipient_value,
+                        row.attempts,
+                        row.text,
+                        tuple(Attachment(f.filename, f.content_type, f.data) for f in files),
+                    )
+                )
+        return claims
+
+    async def _deliver(self, claim: _Claim) -> None:
+        async with self._concurrency:
+            try:
+                letter = OutgoingLetter(
+                    message_id=claim.message_id,
+                    recipient=self._mappings.recognise(claim.recipient_value),
+                    provider=claim.provider,
+                    text=claim.text,
+                    attachments=claim.attachments,
+                )
+                receipt = await self._delivery.deliver(letter)
+            except TransientUpstreamError as exc:
+                await asyncio.to_thread(self._failed_for_now, claim, str(exc))
+            except (GatewayError, ValueError) as exc:
+                await asyncio.to_thread(self._refused, claim, str(exc))
+            else:
+                await asyncio.to_thread(self._delivered, claim, receipt)
+
+    def _backoff(self, attempts: int) -> timedelta:
+        """Exponential with equal jitter: half the step fixed, half random."""
+        step = min(self._backoff_max, self._backoff_initial * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=step / 2 + random.uniform(0, step / 2))
+
+    def _mine(self, claim: _Claim) -> Any:
+        return and_(mailbox_outbox.c.id == claim.id, mailbox_outbox.c.claimed_by == self.worker_id)
+
+    def _delivered(self, claim: _Claim, receipt: MailboxReceipt) -> None:
+        now = self._now()
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(mailbox_outbox)
+                .where(self._mine(claim))
+                .values(
+                    state=DELIVERED,
+                    transaction_id=receipt.transaction_id,
+                    delivered_at=receipt.delivered_at,
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_error=None,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                update(documents)
+                .where(documents.c.id == claim.document_id)
+                .values(
+                    mailbox_provider=receipt.provider.value,
+                    mailbox_delivered_at=receipt.delivered_at,
+                    mailbox_receipt=receipt.transaction_id,
+                    print_due_at=None,  # R-DOC-5: in a mailbox it counts as read
+                )
+            )
+            store.add_event(
+                conn,
+                claim.document_id,
+                now,
+                "mailbox-delivered",
+                detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+            )
+            store.rebuild(conn, claim.document_id, now)
+        log.info(
+            "outbox.delivered",
+            document_id=claim.document_id,
+            provider=receipt.provider.value,
+            attempts=claim.attempts,
+        )
+
+    def _failed_for_now(self, claim: _Claim, error: str) -> None:
+        if claim.attempts >= self._max_attempts:
+            self._give_up(
+                claim,
+                DEAD,
+                f"{claim.provider.value} could not be reached in {claim.attempts} attempts: {error}",
+            )
+            return
+        now = self._now()
+        retry_at = now + self._backoff(claim.attempts)
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(mailbox_outbox)
+                .where(self._mine(claim))
+                .values(
+                    next_attempt_at=retry_at,
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_error=error,
+                    updated_at=now,
+                )
+            )
+        log.warning(
+            "outbox.retry_later",
+            document_id=claim.document_id,
+            attempts=claim.attempts,
+            retry_at=retry_at.isoformat(),
+            error=error,
+        )
+
+    def _refused(self, claim: _Claim, error: str) -> None:
+        self._give_up(claim, REFUSED, f"{claim.provider.value} refused the letter: {error}")
+
+    def _give_up(self, claim: _Claim, state: str, reason: str) -> None:
+        """The mailbox will not get it: the document goes to the print list with the reason."""
+        now = self._now()
+        with self._engine.begin() as conn:
+            changed = conn.execute(
+                update(mailbox_outbox)
+                .where(self._mine(claim))
+                .values(state=state, claimed_by=None, claimed_until=None, last_error=reason, updated_at=now)
+            ).rowcount
+            if not changed:
+                return
+            row = conn.execute(
+                select(documents.c.unit_hsa_id, documents.c.kind).where(documents.c.id == claim.document_id)
+            ).one()
+            conn.execute(
+                update(documents).where(documents.c.id == claim.document_id).values(mailbox_provider=None)
+            )
+            conn.execute(  # the mailbox did not get a copy: it is no recipient
+                delete(document_recipients).where(
+                    document_recipients.c.document_id == claim.document_id,
+                    document_recipients.c.channel == Channel.MAILBOX.value,
+                )
+            )
+            store.add_event(conn, claim.document_id, now, f"mailbox-{state}", detail=reason)
+            store.put_on_print_list(
+                conn,
+                claim.document_id,
+                unit=row.unit_hsa_id,
+                kind=row.kind,
+                rules=("R-DOC-5",),
+                reason=f"not delivered to the digital mailbox: {reason}",
+                now=now,
+            )
+            store.rebuild(conn, claim.document_id, now)
+        log.warning("outbox.gave_up", document_id=claim.document_id, state=state, attempts=claim.attempts)
+
+
+def list_outbox(
+    engine: Engine, *, state: str | None, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    if state is not None and state not in STATES:
+        raise InvalidRequest(f"state must be one of {', '.join(STATES)}")
+    where = [mailbox_outbox.c.state == state] if state else []
+    columns = [c for c in mailbox_outbox.c if c.name not in ("claimed_by",)]
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(mailbox_outbox).where(*where)).scalar_one()
+        rows = conn.execute(
+            select(*columns).where(*where).order_by(mailbox_outbox.c.id.desc()).limit(limit).offset(offset)
+        ).all()
+    return total, [
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
+        for row in rows
+    ]
+
+
+def retry(engine: Engine, outbox_id: int, *, by: str, now: datetime) -> None:
+    """Staff try a refused or dead letter again, from the first attempt."""
+    if not by.strip():
+        raise InvalidRequest("'by' (who retries) is required")
+    with engine.begin() as conn:
+        row = conn.execute(select(mailbox_outbox).where(mailbox_outbox.c.id == outbox_id)).first()
+        if row is None:
+            raise NotFound(f"outbox item {outbox_id} is not known")
+        if row.state not in (REFUSED, DEAD):
+            raise InvalidRequest(
+                f"outbox item {outbox_id} is {row.state}; only refused or dead items are retried"
+            )
+        conn.execute(
+            update(mailbox_outbox)
+            .where(mailbox_outbox.c.id == outbox_id)
+            .values(
+                state=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                claimed_by=None,
+                claimed_until=None,
+                updated_at=now,
+            )
+        )
+        store.add_event(
+            conn, row.document_id, now, "mailbox-retry", actor=by, detail=f"outbox item {outbox_id}"
+        )
