@@ -110,8 +110,23 @@ def mocks(host: str, port: int, persons: Path | None) -> None:
 @click.option("--db-url", help="Database (default: a fresh SQLite file ./var/demo.db).")
 @click.option("--keep-running", is_flag=True, help="Keep serving after the demo until Ctrl-C.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated journal.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="The gateway's log (on stderr).",
+)
+@click.option("--log-level", default="WARNING", show_default=True, help="e.g. INFO to see every message.")
 def demo(
-    bookings: int, http_port: int, mllp_port: int, db_url: str | None, keep_running: bool, seed: int
+    bookings: int,
+    http_port: int,
+    mllp_port: int,
+    db_url: str | None,
+    keep_running: bool,
+    seed: int,
+    log_format: str,
+    log_level: str,
 ) -> None:
     """Start the gateway on its embedded defaults, push a day of bookings over MLLP, show the result."""
     from gateway.bootstrap import GatewayThread
@@ -124,9 +139,9 @@ def demo(
             Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
         db_url = f"sqlite:///{demo_db.as_posix()}"
     settings = Settings(
-        http_port=http_port, mllp_port=mllp_port, mocks_port=0, db_url=db_url, log_level="WARNING"
+        http_port=http_port, mllp_port=mllp_port, mocks_port=0, db_url=db_url, log_level=log_level
     )
-    gw_logging.configure("console", "WARNING")
+    gw_logging.configure(log_format, log_level)
     try:
         runner = GatewayThread(settings)
         runner.start()

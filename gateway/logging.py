@@ -22,6 +22,10 @@ _PERSONAL_KEYS = frozenset(
 )
 
 
+#: Third-party loggers that dump message bodies (zeep's transport logs every SOAP envelope).
+_PAYLOAD_LOGGERS = ("zeep.transports", "httpcore.http11", "httpcore.http2", "hpack")
+
+
 def mask_personal_data(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
@@ -67,3 +71,7 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Loggers that write whole request and response bodies at DEBUG: a SPAR answer carries names
+    # and addresses, a letter its text. No log level may let them through.
+    for payloads in _PAYLOAD_LOGGERS:
+        logging.getLogger(payloads).setLevel(logging.WARNING)
