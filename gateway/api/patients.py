@@ -20,7 +20,7 @@ from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
 from gateway.processing import resolve
 from gateway.refresh import refresh_bookings
-from gateway.store.tables import appointments
+from gateway.store.tables import appointments, documents
 
 router = APIRouter(tags=["Staff"])
 
@@ -70,8 +70,52 @@ def _bookings(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
     ]
 
 
+def _documents(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
+    """The person's e-documents, newest first: where each went, and any R-BK-3 outdated mark."""
+    numbers = {profile.asked.value, profile.current.value}
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(
+                documents.c.id,
+                documents.c.kind,
+                documents.c.title,
+                documents.c.outcome,
+                documents.c.rules,
+                documents.c.mailbox_provider,
+                documents.c.sent_at,
+                documents.c.read_at,
+                documents.c.outdated_at,
+                documents.c.outdated_reason,
+                documents.c.booking_id,
+            )
+            .where(
+                or_(documents.c.patient_value.in_(numbers), documents.c.journal_patient_value.in_(numbers))
+            )
+            .order_by(documents.c.created_at.desc())
+        ).all()
+    return [
+        {
+            "document": row.id,
+            "kind": row.kind,
+            "title": row.title,
+            "outcome": row.outcome,
+            "rules": row.rules.split(),
+            "mailbox": row.mailbox_provider,
+            "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+            "read_at": row.read_at.isoformat() if row.read_at else None,
+            "booking_id": row.booking_id,
+            "outdated": row.outdated_at is not None,
+            "outdated_reason": row.outdated_reason,
+        }
+        for row in rows
+    ]
+
+
 def profile_json(
-    mappings: Mappings, profile: PersonProfile, bookings: list[dict[str, Any]]
+    mappings: Mappings,
+    profile: PersonProfile,
+    bookings: list[dict[str, Any]],
+    letters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "identifier": _identifier(mappings, profile.asked),
@@ -110,6 +154,7 @@ def profile_json(
             ],
         },
         "bookings": bookings,
+        "documents": letters or [],
     }
 
 
@@ -129,7 +174,8 @@ async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSON
     today: date = datetime.now(UTC).date()
     profile = person_profile(asked, resolved.current, resolved.record, account, today)
     bookings = await run_in_threadpool(_bookings, store, profile)
-    return JSONResponse(profile_json(mappings, profile, bookings))
+    letters = await run_in_threadpool(_documents, store, profile)
+    return JSONResponse(profile_json(mappings, profile, bookings, letters))
 
 
 @router.post(

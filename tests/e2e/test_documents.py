@@ -455,6 +455,8 @@ def test_r_bk_3_a_rescheduled_booking_marks_its_sent_kallelse_outdated(
     assert row.outdated_at is not None and "R-BK-3" in row.outdated_reason
     after = api.get(f"/fhir/Communication/{row.id}").json()
     assert after == before  # the letter itself is not changed, nor re-sent
+    (shown,) = api.get(f"/patients/{TOLVAN}").json()["documents"]  # staff see the mark
+    assert shown["outdated"] is True and "send a new kallelse" in shown["outdated_reason"]
 
 
 def test_search_pages_and_filters_by_status_and_last_updated(
