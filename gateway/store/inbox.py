@@ -9,8 +9,10 @@ facility and MSH-10) is stored as a ``duplicate`` row pointing at the original.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -163,6 +165,7 @@ class Inbox:
         # PostgreSQL, no pre-ping round trip per batch); dropped after any error.
         self._conn: Any = None
         dialect = engine.dialect
+        self._sqlite = dialect.name == "sqlite"
         self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, dialect.loaded_dbapi.Error)
         insert_module: Any = postgresql if dialect.name == "postgresql" else sqlite
         # Compiled once (see _Compiled). A new accepted message goes in with ON CONFLICT
@@ -228,10 +231,12 @@ class Inbox:
         results: list[Stored] = []
         try:
             if self._conn is None:
-                self._conn = self._engine.raw_connection()
+                self._conn = self._connect()
             conn = self._conn
             cursor = conn.cursor()
             try:
+                if self._sqlite:
+                    _begin_immediate(cursor)
                 for record, _, _ in batch:
                     results.append(self._insert(cursor, record))
             finally:
@@ -250,16 +255,25 @@ class Inbox:
             for listener in self._listeners:
                 listener()
 
+    def _connect(self) -> Any:
+        conn = self._engine.raw_connection()
+        if self._sqlite:
+            # The writer waits for the write lock itself (_begin_immediate) instead of in
+            # SQLite's busy handler, whose sleeps grow to 25-100 ms: a sender's ACK would wait
+            # that long after the worker's transaction ended. Never handed back to the pool.
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA busy_timeout=0")
+            cursor.close()
+        return conn
+
     def _drop_connection(self) -> None:
         """After an error (or at stop): roll back and close, so the next batch starts afresh."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        try:
+        with contextlib.suppress(*self._errors):
             conn.rollback()
-            conn.close()
-        except self._errors:
-            conn.invalidate()
+        conn.invalidate()  # closed, not returned to the pool (its settings are the writer's)
 
     def _insert(self, cursor: Any, record: InboundRecord) -> Stored:
         row = record.row()
@@ -273,6 +287,28 @@ class Inbox:
         original = int(cursor.fetchall()[0][0])
         row.update(state=DUPLICATE, dedup_key=None, duplicate_of=original)
         return Stored(_returned_id(cursor, self._insert_plain, row), original)
+
+
+#: How long the writer waits for SQLite's write lock before giving up (the engine's busy_timeout).
+LOCK_TIMEOUT = 30.0
+
+
+def _begin_immediate(cursor: Any) -> None:
+    """Take SQLite's write lock, polling every 0.2 to 2 ms while another writer (the worker)
+    holds it, so the batch goes in as soon as the lock is free."""
+    import sqlite3
+
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    delay = 0.0002
+    while True:
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.002)
 
 
 def _returned_id(cursor: Any, stmt: _Compiled, row: dict[str, Any]) -> Any:
