@@ -21,9 +21,18 @@ AckCode = Literal["AA", "AE", "AR"]
 _counter = itertools.count(1)
 _PREFIX = f"{os.getpid() % 100000:05d}"
 
+#: (the second, MSH-7 for it, the control id's time part): the time zone conversion and the two
+#: strftime calls are most of an ACK's cost, and every ACK within one second shares them.
+_stamps: tuple[datetime, str, str] | None = None
 
-def _next_control_id(now: datetime) -> str:
-    return f"GW{now:%Y%m%d%H%M%S}{_PREFIX}{next(_counter) % 1000000:06d}"
+
+def _times(now: datetime) -> tuple[str, str]:
+    global _stamps
+    second = now.replace(microsecond=0)
+    cached = _stamps
+    if cached is None or cached[0] != second or cached[0].tzinfo is not second.tzinfo:
+        cached = _stamps = (second, format_dtm(second), f"{second:%Y%m%d%H%M%S}")
+    return cached[1], cached[2]
 
 
 def _version_or_default(header: Header | None) -> str:
@@ -46,6 +55,7 @@ def build_ack(
     version = _version_or_default(header)
     trigger = header.trigger if header is not None else ""
     control_id = header.control_id if header is not None else ""
+    timestamp, control_time = _times(now)
     msh = [
         "MSH",
         d.encoding_characters,
@@ -53,10 +63,10 @@ def build_ack(
         e(sender[1]),
         e(header.sending_application) if header else "",
         e(header.sending_facility) if header else "",
-        format_dtm(now),
+        timestamp,
         "",
         f"ACK^{e(trigger)}^ACK" if trigger else "ACK",
-        _next_control_id(now),
+        f"GW{control_time}{_PREFIX}{next(_counter) % 1000000:06d}",
         e(header.processing_id) if header else "P",
         version,
     ]
