@@ -29,6 +29,8 @@ DEFAULT_PG_ADMIN_URL = os.environ.get(
     os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
 )
 SQLITE = "sqlite"
+#: ``--worker-inline``: the processing worker in the serving process, as before it had its own.
+INLINE_WORKER = "processing worker inline in the serving process (gateway serve --worker inline)"
 POSTGRESQL = "postgresql"
 
 

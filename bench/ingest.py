@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 
 from bench.common import (
+    INLINE_WORKER,
     POSTGRESQL,
     SQLITE,
     BenchRegister,
@@ -67,7 +68,9 @@ def run(ctx: Context) -> Result:
         "rounds": {b: rounds[b] for b in backends},
         "log_level": ctx.log_level,
         "load": "separate process; one message in flight per connection",
-        "worker": "own process (gateway serve's default), register = BenchRegister",
+        "worker": "inline (--worker-inline)"
+        if INLINE_WORKER in ctx.what_if
+        else "own process (gateway serve's default), register = BenchRegister",
     }
     spawn = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
@@ -231,13 +234,17 @@ def _gateway_run(
         settings = gateway_settings(ctx, url)
         # As `gateway serve` runs it: the worker in its own process. BenchRegister stands in for
         # SPAR there (by factory path, since the worker builds its own adapters) and here.
+        inline = INLINE_WORKER in ctx.what_if
         gw = GatewayThread(
-            settings, register=BenchRegister(), worker="process", worker_register=BENCH_REGISTER
+            settings,
+            register=BenchRegister(),
+            worker="inline" if inline else "process",
+            worker_register=BENCH_REGISTER,
         )
         with gw:
             worker = gw.gateway.worker_process
             # A serving gateway is long-running: its worker's start-up is not in the window.
-            if worker is None or not worker.wait_ready(60):
+            if not inline and (worker is None or not worker.wait_ready(60)):
                 raise RuntimeError("the gateway's worker process did not start")
             out = _drive(pool, gw.mllp_address, spec_args)
             with gw.gateway.engine.connect() as conn:

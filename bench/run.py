@@ -20,13 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
-from bench.common import DEFAULT_PG_ADMIN_URL, POSTGRESQL, SQLITE, Context, Result
+from bench.common import DEFAULT_PG_ADMIN_URL, INLINE_WORKER, POSTGRESQL, SQLITE, Context, Result
 
 # name -> module; the order is the order of a full run.
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest",
     "search": "bench.search",
     "register": "bench.register",
+    "mailbox": "bench.mailbox",
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -56,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="what-if: set TCP_NODELAY on the gateway's HTTP socket (a bench-only patch; see README)",
     )
+    parser.add_argument(
+        "--worker-inline",
+        action="store_true",
+        help="ingest: run the processing worker inline in the serving process (GatewayThread's "
+        "default, gateway serve --worker inline) instead of in its own process, to compare",
+    )
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
@@ -69,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.what_if_nodelay:
         _patch_http_nodelay()
         what_if = ("TCP_NODELAY on the gateway's HTTP listening socket (bench-only patch)",)
+    if args.worker_inline:
+        what_if += (INLINE_WORKER,)
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         workdir = Path(tmp)
         log_path = _configure_logging(workdir, args.log_level)
