@@ -2,7 +2,7 @@
 
 Runs ``python -m bench.run --quick`` in a subprocess (the benchmarks configure logging for the
 whole process and start worker processes), on tiny sizes: ingest on SQLite, search on SQLite
-and PostgreSQL.
+and PostgreSQL, mailbox on SQLite.
 """
 
 from __future__ import annotations
@@ -69,4 +69,13 @@ def test_benchmarks_run_in_quick_mode_and_report_ratios(tmp_path: Path) -> None:
     _check(search, {"sqlite", "postgresql"})
     assert {f["name"] for f in search["figures"]} >= {"search p50", "search p99"}
     assert all(not search["details"][b]["problems"] for b in ("sqlite", "postgresql")), search["details"]
+    mailbox = json.loads((tmp_path / "mailbox-latest.json").read_text(encoding="utf-8"))
+    _check(mailbox, {"sqlite"})
+    assert {f["name"] for f in mailbox["figures"]} >= {
+        "deliveries/s at 0 ms",
+        "deliveries/s at 50 ms",
+        "deliver() p50 at 50 ms",
+        "deliver() p99 at 50 ms",
+    }
+    assert all(not r["problems"] for r in mailbox["details"]["sqlite"].values()), mailbox["details"]
     assert "ratio" in done.stdout  # the table was printed
