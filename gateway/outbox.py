@@ -256,9 +256,17 @@ class Outbox:
     def _delivered(self, claim: _Claim, receipt: MailboxReceipt) -> None:
         now = self._now()
         with self._engine.begin() as conn:
-            conn.execute(
+            # The operator's receipt settles the letter whoever holds the claim now: a claim that
+            # expired while the letter was in flight is taken by another worker, which sends the
+            # same message id again and gets this same receipt. The first to come back records
+            # it; the others change nothing (without this, two workers whose claims keep expiring
+            # take the row from each other for ever, each adding a "mailbox-delivered").
+            changed = conn.execute(
                 update(mailbox_outbox)
-                .where(self._mine(claim))
+                .where(
+                    mailbox_outbox.c.id == claim.id,
+                    or_(mailbox_outbox.c.claimed_by == self.worker_id, mailbox_outbox.c.state == PENDING),
+                )
                 .values(
                     state=DELIVERED,
                     transaction_id=receipt.transaction_id,
@@ -268,7 +276,10 @@ class Outbox:
                     last_error=None,
                     updated_at=now,
                 )
-            )
+            ).rowcount
+            if not changed:  # another worker recorded it already (or gave up on it)
+                log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
+                return
             conn.execute(
                 update(documents)
                 .where(documents.c.id == claim.document_id)
