@@ -38,6 +38,7 @@ from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
 from gateway.outbox import Outbox
 from gateway.processing import Processor
+from gateway.recording.wiring import OFFLINE_URL, Instruments
 from gateway.refresh import BookingSource
 from gateway.settings import Settings
 from gateway.spar_adapter import SparRegister, SparSettings
@@ -388,9 +389,13 @@ def connect_outside(
     mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = []
     closers: list[Callable[[], Awaitable[None]]] = []
+    # Record and replay (docs/recording.md): each client below is wrapped by service name.
+    instruments = Instruments(settings)
 
     def mock_url(missing: str) -> str:
         nonlocal mocks
+        if instruments.offline:
+            return OFFLINE_URL  # answered from the recording; no mock, nothing contacted
         if not settings.mocks:
             raise ConfigurationError(f"{missing} is not set and the built-in mocks are off (GATEWAY_MOCKS)")
         if mocks is None:
@@ -411,13 +416,13 @@ def connect_outside(
             if accounts_settings.url is None:
                 url = mock_url("GATEWAY_ACCOUNTS_URL")
                 accounts_settings = accounts_settings.model_copy(update={"url": url})
-            accounts = AccountsClient(accounts_settings, http_client())
+            accounts = AccountsClient(accounts_settings, instruments.wrap(http_client(), "accounts"))
         if register is None:
             spar_settings = SparSettings()
             if "url" not in spar_settings.model_fields_set:  # GATEWAY_SPAR_URL not given
                 url = mock_url("GATEWAY_SPAR_URL") + SPAR_MOCK_PATH
                 spar_settings = spar_settings.model_copy(update={"url": url})
-            spar_client = spar_http_client(spar_settings)
+            spar_client = instruments.wrap(spar_http_client(spar_settings), "spar")
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
         if mailbox is None or mailbox_delivery is None:
@@ -425,7 +430,7 @@ def connect_outside(
             if mailbox_settings.url is None:
                 url = mock_url("GATEWAY_MAILBOX_URL") + MAILBOX_MOCK_PATH
                 mailbox_settings = mailbox_settings.model_copy(update={"url": url})
-            mailbox_http = mailbox_http_client(mailbox_settings)
+            mailbox_http = instruments.wrap(mailbox_http_client(mailbox_settings), "mailbox")
             clients.append(mailbox_http)
             directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
             mailbox = mailbox if mailbox is not None else directory
@@ -438,7 +443,7 @@ def connect_outside(
             if journal_settings.url is None:
                 url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking/BookingService"
                 journal_settings = journal_settings.model_copy(update={"url": url})
-            journal_http = make_journal_http_client(journal_settings)
+            journal_http = instruments.wrap(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
             service = JournalBookingService(journal_settings, journal_http)
             closers.append(service.aclose)
@@ -447,6 +452,7 @@ def connect_outside(
         if mocks is not None:
             mocks.stop()
         raise
+    closers.append(instruments.aclose)  # last: calls still in flight are written
     return Outside(
         register=register,
         accounts=accounts,

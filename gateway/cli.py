@@ -17,6 +17,7 @@ from gateway import logging as gw_logging
 from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id, mask_ids_in_text
 from gateway.errors import ConfigurationError, GatewayError
+from gateway.recording import cli as recording_cli
 from gateway.settings import Settings
 from gateway.store.inbox import STATES
 
@@ -329,6 +330,8 @@ def _print_appointment(resource: dict[str, Any]) -> None:
 @click.option("--trigger", help="MSH-9.2, e.g. S12.")
 @click.option("--control-id", help="MSH-10.")
 @click.option("--patient", help="Patient identifier.")
+@click.option("--since", help="Received at or after (ISO 8601 with zone).")
+@click.option("--until", help="Received before (ISO 8601 with zone).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 @click.pass_context
@@ -348,6 +351,8 @@ def messages(ctx: click.Context, /, db_url: str | None, **filters: Any) -> None:
         trigger=filters["trigger"],
         control_id=filters["control_id"],
         patient=filters["patient"],
+        since=recording_cli.moment(filters["since"], "--since"),
+        until=recording_cli.moment(filters["until"], "--until"),
         limit=filters["limit"],
     )
     with engine.connect() as conn:
@@ -355,7 +360,8 @@ def messages(ctx: click.Context, /, db_url: str | None, **filters: Any) -> None:
         counts = queries.count_by_state(conn)
     if as_json:
         for row in rows:
-            click.echo(orjson.dumps(row, default=str).decode())
+            # SQLAlchemy's column names are a str subclass, which orjson takes as keys only so.
+            click.echo(orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
         return
     click.echo(f"{total} message(s) match; all by state: {counts}")
     click.echo(
@@ -379,8 +385,11 @@ def messages_show(ctx: click.Context, message_id: int) -> None:
     from gateway.store.redaction import message_view
 
     engine = _engine(ctx.obj.get("db_url"))
+    from gateway.store.browser import outputs
+
     with engine.connect() as conn:
         row = queries.get_message(conn, message_id)
+        produced = outputs(conn, message_id)
     if row is None:
         raise click.ClickException(f"message {message_id} is not known")
     row = message_view(row)
@@ -406,6 +415,9 @@ def messages_show(ctx: click.Context, message_id: int) -> None:
         click.echo(f"{key:>20}: {row[key]}")
     click.echo("\n--- message ---\n" + text.replace("\r", "\n"))
     click.echo("--- ack ---\n" + row["ack"].replace("\r", "\n"))
+    click.echo("--- outputs (resources this message last changed) ---")
+    for out in produced:
+        click.echo("  " + "  ".join(f"{k}={v}" for k, v in out.items() if v is not None))
 
 
 def _engine(db_url: str | None) -> Any:
@@ -419,6 +431,9 @@ def _engine(db_url: str | None) -> Any:
 
 
 main.add_command(lint_template, "lint-template")
+main.add_command(recording_cli.record, "record")
+main.add_command(recording_cli.replay, "replay")
+messages.add_command(recording_cli.reprocess, "reprocess")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,7 @@ from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
+from gateway.recording.context import correlate
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
 from gateway.store.lease import WorkerLease
 from gateway.store.tables import appointments, messages
@@ -152,9 +153,14 @@ class Processor:
         items = await asyncio.to_thread(self._claim)
         if not items:
             return 0
-        patients = {item.event.patient for item in items if item.event is not None}
+        # Each person's lookup is recorded as made for the batch's messages about them.
+        about: dict[PersonId, list[int]] = {}
+        for item in items:
+            if item.event is not None:
+                about.setdefault(item.event.patient, []).append(item.message_id)
+        patients = list(about)
         answers = await asyncio.gather(
-            *(resolve(self._register, p) for p in patients), return_exceptions=True
+            *(correlate(about[p], resolve(self._register, p)) for p in patients), return_exceptions=True
         )
         lookups: dict[PersonId, Resolved | BaseException] = dict(zip(patients, answers, strict=True))
         for answer in answers:
@@ -168,21 +174,25 @@ class Processor:
     ) -> dict[PersonId, _Reach | GatewayError]:
         """Ask the account service and the mailbox directory about the persons documents may be
         delivered to; an outside failure is kept per person (their documents wait or fail)."""
-        persons: list[PersonId] = []
+        about: dict[PersonId, list[int]] = {}  # for the recording (gateway/recording/context.py)
         for item in items:
             if isinstance(item.event, DocumentEvent):
                 answer = lookups.get(item.event.patient)
-                if isinstance(answer, Resolved) and _needs_reach(answer) and answer.current not in persons:
-                    persons.append(answer.current)
+                if isinstance(answer, Resolved) and _needs_reach(answer):
+                    about.setdefault(answer.current, []).append(item.message_id)
+        persons = list(about)
         if not persons:
             return {}
         if self._accounts is None or self._mailbox is None:
             raise RuntimeError("documents need the account service and the mailbox directory")
         accounts = self._accounts
-        found = await asyncio.gather(*(accounts.account(p) for p in persons), return_exceptions=True)
+        found = await asyncio.gather(
+            *(correlate(about[p], accounts.account(p)) for p in persons), return_exceptions=True
+        )
         mailboxes: Mapping[PersonId, MailboxReachability] | GatewayError
         try:
-            mailboxes = await self._mailbox.reachability(persons)
+            everyone = [i for ids in about.values() for i in ids]
+            mailboxes = await correlate(everyone, self._mailbox.reachability(persons))
         except GatewayError as exc:
             mailboxes = exc
         out: dict[PersonId, _Reach | GatewayError] = {}

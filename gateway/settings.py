@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     outbox_claim_seconds: float = Field(
         120.0, gt=0, description="How long a claim holds before another worker may take the letter."
     )
+    record: bool = Field(
+        False, description="Record every call to an outside system with its answer (docs/recording.md)."
+    )
+    record_retention_days: float = Field(
+        14.0, gt=0, description="Days recorded calls are kept; `gateway record prune` deletes older ones."
+    )
+    offline_recording: Path | None = Field(
+        None,
+        description="Offline replay: answer every call to an outside system from this recording file "
+        "(JSON Lines, docs/recording.md) and contact none of them.",
+    )
     unit_exceptions: dict[str, UnitRule] = Field(
         default_factory=dict,
         description="R-DOC-7: local exceptions per unit HSA-id, as JSON in GATEWAY_UNIT_EXCEPTIONS, e.g. "

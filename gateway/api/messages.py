@@ -1,4 +1,5 @@
-"""The message browser: GET /messages (search) and GET /messages/{id} (one, with its ACK)."""
+"""The message browser: GET /messages (search), GET /messages/{id} (one, with its ACK and what it
+produced), POST /messages/{id}/reprocess (run it through the pipeline again, idempotently)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from gateway.api.deps import StoreDep
 from gateway.errors import InvalidRequest, NotFound
-from gateway.store import queries
+from gateway.store import browser, queries
 from gateway.store.inbox import STATES
 from gateway.store.redaction import message_view
 
@@ -51,6 +53,21 @@ def list_messages(
 def get_message(message_id: int, store: StoreDep) -> JSONResponse:
     with store.connect() as conn:
         row = queries.get_message(conn, message_id)
+        outputs = browser.outputs(conn, message_id) if row is not None else []
     if row is None:
         raise NotFound(f"message {message_id} is not known")
-    return JSONResponse(_jsonable(message_view(row)))
+    return JSONResponse({**_jsonable(message_view(row)), "outputs": outputs})
+
+
+@router.post("/messages/{message_id}/reprocess", summary="Run a stored message through the pipeline again")
+async def reprocess_message(message_id: int, store: StoreDep) -> JSONResponse:
+    """Puts a processed, failed or waiting message back to ``received``; the worker processes it
+    again from its raw bytes. Idempotent: what is already current stays as it is."""
+    (outcome,) = await run_in_threadpool(browser.reprocess, store, [message_id])
+    if outcome.before is None:
+        raise NotFound(f"message {message_id} is not known")
+    if outcome.before not in (*browser.REPROCESSABLE, "received"):
+        raise InvalidRequest(outcome.note)
+    return JSONResponse(
+        {"id": message_id, "state": outcome.after, "previous_state": outcome.before, "note": outcome.note}
+    )

@@ -242,3 +242,25 @@ mailbox_outbox = Table(
 )
 Index("ix_mailbox_outbox_due", mailbox_outbox.c.state, mailbox_outbox.c.next_attempt_at, mailbox_outbox.c.id)
 Index("ix_mailbox_outbox_document", mailbox_outbox.c.document_id)
+
+# Record and replay (gateway/recording, docs/recording.md). With GATEWAY_RECORD on, one row per
+# call to an outside system (source ""), the message ids it was made for in ``message_ids``
+# (",12,13,"). ``gateway record import`` adds a recording file's lines under its name. The
+# inbound messages and their ACKs are the messages table's rows; the FHIR outputs the
+# appointments' and documents' rows: a recording is put together from all three on export.
+recorded_exchanges = Table(
+    "recorded_exchanges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(120), nullable=False, default=""),
+    Column("kind", String(12), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("service", String(20), nullable=False, default=""),
+    Column("message_ids", Text, nullable=False, default=""),
+    Column("control_id", String(199), nullable=False, default=""),
+    Column("message_type", String(8), nullable=False, default=""),
+    Column("patient", String(32), nullable=True),
+    # The line as in a recording file (JSON).
+    Column("line", LargeBinary, nullable=False),
+)
+Index("ix_recorded_exchanges_source_at", recorded_exchanges.c.source, recorded_exchanges.c.at)
