@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import document_flow
 from gateway.domain.accounts import Account, AccountDirectory, no_account
-from gateway.domain.booking import BookingEvent
+from gateway.domain.booking import BookingAction, BookingEvent
 from gateway.domain.documents import (
     NO_EXCEPTIONS,
     NO_MAILBOX,
@@ -53,12 +53,21 @@ MAX_NUMBER_CHANGES = 3
 
 # Built once: a statement built per message cost the worker a third of its time (bench/README).
 # The SET columns of the updates and the insert come from each execution's parameter names.
+# A batch's writes go out with executemany, one statement per kind (finding 7).
 _FINISH = update(messages).where(messages.c.id == bindparam("b_id")).values(attempts=messages.c.attempts + 1)
+_WAIT = (
+    update(messages)
+    .where(messages.c.id == bindparam("b_id"))
+    .values(state=WAITING, attempts=messages.c.attempts + 1)
+)
+_RESTRICT = update(messages).where(messages.c.id == bindparam("b_id")).values(restricted=True)
 _CURRENT = select(
-    appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
-).where(appointments.c.id == bindparam("b_id"))
+    appointments.c.id, appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
+).where(appointments.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT = appointments.insert()
 _UPDATE = update(appointments).where(appointments.c.id == bindparam("b_id"))
+#: Ids per ``IN (...)``: well under every backend's limit on bound parameters.
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,82 @@ class _Prepared:
     exposure: Exposure
     resource: dict[str, Any]
     digest: str
+
+
+@dataclass(slots=True)
+class _Current:
+    """An appointment's row as the batch has left it so far (read once, then kept here)."""
+
+    version_id: int
+    content_hash: str
+    last_message_id: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The one write a batch makes to an appointment: an INSERT or an UPDATE of its final state.
+
+    Several messages about one booking in a batch end in one statement with the same result as
+    one statement each, all inside the one transaction (nothing sees the steps between)."""
+
+    insert: bool
+    values: dict[str, Any]
+    resource: dict[str, Any] | None = None  # rendered at the flush, with the final version
+
+
+class _Writes:
+    """A batch's writes, kept in message order and sent with ``executemany`` per statement.
+
+    ``flush`` runs them; the worker flushes before a document is routed (it may read the
+    bookings and messages written before it) and at the end of the batch."""
+
+    def __init__(self, conn: Any, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self.current: dict[str, _Current] | None = None
+        self.appointments: dict[str, _Pending] = {}
+        self.changed: list[tuple[str, BookingAction, int]] = []  # may outdate kallelser (R-BK-3)
+        self.finished: list[dict[str, Any]] = []
+        self.waiting: list[dict[str, Any]] = []
+        self.restricted: list[dict[str, Any]] = []
+
+    def load(self, ids: list[str]) -> dict[str, _Current]:
+        """The current rows of the batch's appointments: one ``SELECT ... IN`` per 500."""
+        if self.current is None:
+            self.current = {}
+            unique = list(dict.fromkeys(ids))
+            for at in range(0, len(unique), _IN_CHUNK):
+                for row in self.conn.execute(_CURRENT, {"ids": unique[at : at + _IN_CHUNK]}):
+                    self.current[row.id] = _Current(row.version_id, row.content_hash, row.last_message_id)
+        return self.current
+
+    def finish(self, message_id: int, state: str, error: str | None) -> None:
+        self.finished.append({"b_id": message_id, "state": state, "error": error, "processed_at": self.now})
+        if state == FAILED:
+            log.warning("processing.failed", message_id=message_id, error=error)
+
+    def flush(self) -> None:
+        conn = self.conn
+        inserts = [p for p in self.appointments.values() if p.insert]
+        full = [p for p in self.appointments.values() if not p.insert and p.resource is not None]
+        touched = [p.values for p in self.appointments.values() if p.resource is None]
+        for group in (inserts, full):
+            if group:
+                for p in group:
+                    assert p.resource is not None
+                    p.values["resource"] = render(p.resource, p.values["version_id"], self.now)
+                conn.execute(_INSERT if group is inserts else _UPDATE, [p.values for p in group])
+        if touched:
+            conn.execute(_UPDATE, touched)
+        self.appointments = {}
+        if self.changed:
+            document_flow.outdate_changed(conn, self.changed, self.now)
+            self.changed = []
+        updates = ((_RESTRICT, self.restricted), (_WAIT, self.waiting), (_FINISH, self.finished))
+        for statement, rows in updates:
+            if rows:
+                conn.execute(statement, rows)
+        self.restricted, self.waiting, self.finished = [], [], []
 
 
 @dataclass(slots=True)
@@ -245,6 +330,7 @@ class Processor:
         done = 0
         now = self._clock()
         # meta.lastUpdated shows milliseconds; store the same so `_lastUpdated=gt<seen>` is exact.
+        # One `now` for the whole batch: every write of it shares the transaction anyway.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         prepared: dict[int, _Prepared | GatewayError | ValueError] = {}
         for item in items:
@@ -255,51 +341,53 @@ class Processor:
                 prepared[item.message_id] = self._prepare(item.event, answer)
             except (GatewayError, ValueError) as exc:
                 prepared[item.message_id] = exc
+        booked = [p.appt_id for p in prepared.values() if isinstance(p, _Prepared)]
         with self._engine.begin() as conn:
+            writes = _Writes(conn, now)
             for index, item in enumerate(items):
                 if item.event is None:
-                    self._finish(conn, item.message_id, FAILED, item.error, now)
+                    writes.finish(item.message_id, FAILED, item.error)
                     done += 1
                     continue
                 answer = lookups[item.event.patient]
                 if isinstance(answer, TransientUpstreamError):
                     reason = f"waiting for the population register: {answer}"
-                    for later in items[index:]:
-                        self._wait(conn, later.message_id, reason)
+                    writes.waiting += [{"b_id": later.message_id, "error": reason} for later in items[index:]]
                     log.warning(
                         "processing.waiting_for_register", waiting=len(items) - index, error=str(answer)
                     )
                     break
                 if isinstance(answer, BaseException):
-                    self._finish(conn, item.message_id, FAILED, f"population register: {answer}", now)
+                    writes.finish(item.message_id, FAILED, f"population register: {answer}")
                     done += 1
                     continue
                 if answer.record is not None and answer.record.protected:
-                    conn.execute(
-                        update(messages).where(messages.c.id == item.message_id).values(restricted=True)
-                    )
+                    writes.restricted.append({"b_id": item.message_id})
                 if isinstance(item.event, DocumentEvent):
-                    done += self._document(conn, item, item.event, answer, (reach or {}), now)
+                    writes.flush()  # the document sees every booking and message before it
+                    done += self._document(conn, writes, item, item.event, answer, (reach or {}))
                     continue
                 ready = prepared[item.message_id]
                 if isinstance(ready, _Prepared):
-                    self._apply(conn, item.message_id, item.event, ready, now)
-                    self._finish(conn, item.message_id, PROCESSED, None, now)
+                    self._apply(writes, writes.load(booked), item.message_id, item.event, ready)
+                    writes.finish(item.message_id, PROCESSED, None)
                 else:
-                    self._finish(conn, item.message_id, FAILED, str(ready), now)
+                    writes.finish(item.message_id, FAILED, str(ready))
                 done += 1
+            writes.flush()
         return done
 
     def _document(
         self,
         conn: Any,
+        writes: _Writes,
         item: _Item,
         event: DocumentEvent,
         resolved: Resolved,
         reach: dict[PersonId, _Reach | GatewayError],
-        now: datetime,
     ) -> int:
         """Route one document; returns 1 when its message reached a final state."""
+        now = writes.now
         found = reach.get(resolved.current)
         if isinstance(found, TransientUpstreamError):
             handled = document_flow.wait_or_fail(
@@ -345,7 +433,7 @@ class Processor:
             )
             return 0
         state = PROCESSED if handled.result is document_flow.Result.PROCESSED else FAILED
-        self._finish(conn, item.message_id, state, handled.reason, now)
+        writes.finish(item.message_id, state, handled.reason)
         return 1
 
     def run_timers(self) -> int:
@@ -354,18 +442,6 @@ class Processor:
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         with self._engine.begin() as conn:
             return document_flow.print_unread(conn, now)
-
-    def _finish(self, conn: Any, message_id: int, state: str, error: str | None, now: datetime) -> None:
-        conn.execute(_FINISH, {"b_id": message_id, "state": state, "error": error, "processed_at": now})
-        if state == FAILED:
-            log.warning("processing.failed", message_id=message_id, error=error)
-
-    def _wait(self, conn: Any, message_id: int, reason: str) -> None:
-        conn.execute(
-            update(messages)
-            .where(messages.c.id == message_id)
-            .values(state=WAITING, error=reason, attempts=messages.c.attempts + 1)
-        )
 
     def _prepare(self, event: BookingEvent, resolved: Resolved) -> _Prepared:
         patient = resolved.current
@@ -381,16 +457,31 @@ class Processor:
         )
 
     def _apply(
-        self, conn: Any, message_id: int, event: BookingEvent, ready: _Prepared, now: datetime
+        self,
+        writes: _Writes,
+        current: dict[str, _Current],
+        message_id: int,
+        event: BookingEvent,
+        ready: _Prepared,
     ) -> None:
-        appt_id, patient, exposure, resource, digest = (
-            ready.appt_id,
-            ready.patient,
-            ready.exposure,
-            ready.resource,
-            ready.digest,
-        )
-        current = conn.execute(_CURRENT, {"b_id": appt_id}).first()
+        """One message's change to its booking, against the row as the batch has left it;
+        written by ``writes.flush``. A version only changes when the content does."""
+        appt_id, patient, exposure, digest = ready.appt_id, ready.patient, ready.exposure, ready.digest
+        now = writes.now
+        row = current.get(appt_id)
+        pending = writes.appointments.get(appt_id)
+        if row is not None and row.last_message_id > message_id:
+            return  # an older message reprocessed: the booking has moved on since
+        if row is not None and row.content_hash == digest:
+            row.last_message_id = message_id
+            if pending is None:
+                writes.appointments[appt_id] = _Pending(
+                    False, {"b_id": appt_id, "last_message_id": message_id}
+                )
+            else:
+                pending.values["last_message_id"] = message_id
+            return
+        version = 1 if row is None else row.version_id + 1
         values = {
             "patient_system": self._mappings.fhir_system_for(patient.authority),
             "patient_value": patient.value,
@@ -403,38 +494,21 @@ class Processor:
             "withheld_reason": exposure.reason,
             "last_message_id": message_id,
             "content_hash": digest,
+            "version_id": version,
+            "last_updated": now,
         }
-        if current is None:
-            conn.execute(
-                _INSERT,
-                {
-                    "id": appt_id,
-                    "namespace": event.namespace,
-                    "booking_id": event.booking_id,
-                    "version_id": 1,
-                    "last_updated": now,
-                    "resource": render(resource, 1, now),
-                    **values,
-                },
-            )
-            return
-        if current.last_message_id > message_id:
-            return  # an older message reprocessed: the booking has moved on since
-        if current.content_hash == digest:
-            conn.execute(_UPDATE, {"b_id": appt_id, "last_message_id": message_id})
-            return
-        version = current.version_id + 1
-        conn.execute(
-            _UPDATE,
-            {
-                "b_id": appt_id,
-                "version_id": version,
-                "last_updated": now,
-                "resource": render(resource, version, now),
-                **values,
-            },
-        )
-        document_flow.outdate_kallelser(conn, appt_id, event.action, message_id, now)
+        if row is None or (pending is not None and pending.insert):
+            # New, or made earlier in this batch: still one INSERT, of the latest state.
+            values.update(id=appt_id, namespace=event.namespace, booking_id=event.booking_id)
+            writes.appointments[appt_id] = _Pending(True, values, ready.resource)
+        else:
+            values["b_id"] = appt_id
+            writes.appointments[appt_id] = _Pending(False, values, ready.resource)
+        if row is None:
+            current[appt_id] = _Current(version, digest, message_id)
+        else:
+            row.version_id, row.content_hash, row.last_message_id = version, digest, message_id
+            writes.changed.append((appt_id, event.action, message_id))
 
     async def run(
         self,

@@ -1,9 +1,19 @@
-"""Domain BookingEvent -> FHIR R4 Appointment JSON, validated once with fhir.resources (R4B)."""
+"""Domain BookingEvent -> FHIR R4 Appointment JSON, checked before it is stored.
+
+:func:`check` first tries :func:`conforms`, a strict check of exactly the shapes
+:func:`build_appointment` produces (~20 times cheaper than the model), and only when that
+does not vouch for a resource asks fhir.resources (R4B), whose verdict then decides. So a
+resource is stored only if fhir.resources would accept it: :func:`conforms` is stricter than
+the model everywhere (``tests/unit/test_fhir_conformance.py`` holds it to that, and proves the
+mapping produces valid FHIR over its whole input space, with hypothesis).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,8 +133,172 @@ def _with_meta(resource: dict[str, Any], version_id: int, last_updated: datetime
 
 
 def check(resource: dict[str, Any]) -> None:
-    """Validate with the R4B model; raises (a ValueError) if the mapping produced invalid FHIR."""
-    Appointment.model_validate(resource)
+    """Raise (a ValueError) unless the resource is valid FHIR R4 (the R4B model decides).
+
+    The strict :func:`conforms` vouches for what the mapping normally produces; anything else
+    (an unusual character, a shape it does not know) goes to the model, as every resource did
+    before (bench/README.md, finding 7)."""
+    if not conforms(resource):
+        Appointment.model_validate(resource)
+
+
+# --- conforms(): the shapes build_appointment produces, each rule at least as strict as FHIR's.
+
+#: FHIR string: not empty, at most 1 MiB; here also no leading/trailing whitespace, no control
+#: characters but tab/LF/CR inside, no lone surrogates (which no JSON encoder accepts).
+_STRING_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+#: FHIR code: no leading/trailing whitespace, single spaces inside (here: printable, no controls).
+_CODE = re.compile(r"[^\s\x00-\x1f\ud800-\udfff]+(?: [^\s\x00-\x1f\ud800-\udfff]+)*")
+#: FHIR uri is any non-whitespace; here printable ASCII only.
+_URI = re.compile(r"[!-~]+")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+#: FHIR instant (the R4 regex, anchored by fullmatch); the date itself is checked by datetime.
+_INSTANT = re.compile(
+    r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+\-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+)
+_MAX_STRING = 1024 * 1024
+_MAX_POSITIVE_INT = 2_147_483_647
+#: Required bindings (FHIR R4 value sets): AppointmentStatus, ParticipantRequired, ParticipationStatus.
+_APPOINTMENT_STATUS = frozenset(
+    {"proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow",
+     "entered-in-error", "checked-in", "waitlist"}
+)  # fmt: skip
+_PARTICIPANT_REQUIRED = frozenset({"required", "optional", "information-only"})
+_PARTICIPATION_STATUS = frozenset({"accepted", "declined", "tentative", "needs-action"})
+_TOP_LEVEL = frozenset(
+    {"resourceType", "id", "identifier", "status", "cancelationReason", "serviceCategory",
+     "serviceType", "appointmentType", "description", "start", "end", "minutesDuration", "participant"}
+)  # fmt: skip
+_IDENTIFIER = frozenset({"system", "value"})
+_CODEABLE = frozenset({"coding", "text"})
+_CODING = frozenset({"system", "code", "display"})
+_PARTICIPANT = frozenset({"type", "actor", "required", "status"})
+_REFERENCE = frozenset({"type", "identifier", "display"})
+
+
+def conforms(resource: dict[str, Any]) -> bool:
+    """Whether the resource has only the shapes :func:`build_appointment` produces, each valid.
+
+    False does not mean invalid, only "not vouched for here": :func:`check` then asks the model.
+    """
+    try:
+        return _appointment(resource)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return False
+
+
+def _string(value: Any) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= _MAX_STRING
+        and value.strip() == value
+        and _STRING_BAD.search(value) is None
+    )
+
+
+def _code(value: Any) -> bool:
+    return type(value) is str and _CODE.fullmatch(value) is not None
+
+
+def _uri(value: Any) -> bool:
+    return type(value) is str and len(value) <= _MAX_STRING and _URI.fullmatch(value) is not None
+
+
+def _instant(value: Any) -> bool:
+    if type(value) is not str or _INSTANT.fullmatch(value) is None:
+        return False
+    return datetime.fromisoformat(value).tzinfo is not None  # ValueError for 30 February
+
+
+def _fields(value: Any, allowed: frozenset[str]) -> bool:
+    """A non-empty JSON object with no other keys than ``allowed``."""
+    return type(value) is dict and bool(value) and value.keys() <= allowed
+
+
+def _identifier(value: Any) -> bool:
+    if not _fields(value, _IDENTIFIER):
+        return False
+    return ("system" not in value or _uri(value["system"])) and (
+        "value" not in value or _string(value["value"])
+    )
+
+
+def _coding(value: Any) -> bool:
+    if not _fields(value, _CODING):
+        return False
+    return (
+        ("system" not in value or _uri(value["system"]))
+        and ("code" not in value or _code(value["code"]))
+        and ("display" not in value or _string(value["display"]))
+    )
+
+
+def _codeable(value: Any) -> bool:
+    if not _fields(value, _CODEABLE):
+        return False
+    if "coding" in value and not _list_of(value["coding"], _coding):
+        return False
+    return "text" not in value or _string(value["text"])
+
+
+def _list_of(value: Any, item: Callable[[Any], bool]) -> bool:
+    return type(value) is list and bool(value) and all(item(v) for v in value)
+
+
+def _reference(value: Any) -> bool:
+    if not _fields(value, _REFERENCE):
+        return False
+    return (
+        ("type" not in value or _uri(value["type"]))
+        and ("identifier" not in value or _identifier(value["identifier"]))
+        and ("display" not in value or _string(value["display"]))
+    )
+
+
+def _participant(value: Any) -> bool:
+    if not _fields(value, _PARTICIPANT) or value.get("status") not in _PARTICIPATION_STATUS:
+        return False
+    if "type" not in value and "actor" not in value:
+        return False  # app-1: a participant has a type or an actor
+    if "type" in value and not _list_of(value["type"], _codeable):
+        return False
+    if "actor" in value and not _reference(value["actor"]):
+        return False
+    return "required" not in value or value["required"] in _PARTICIPANT_REQUIRED
+
+
+def _appointment(r: Any) -> bool:
+    if type(r) is not dict or not r.keys() <= _TOP_LEVEL:
+        return False
+    if r.get("resourceType") != "Appointment" or type(r.get("id")) is not str:
+        return False
+    if _ID.fullmatch(r["id"]) is None or r.get("status") not in _APPOINTMENT_STATUS:
+        return False
+    if not _list_of(r.get("participant"), _participant):
+        return False
+    # app-2/app-3: start and end together (required here, as the mapping always has them).
+    if not (_instant(r.get("start")) and _instant(r.get("end"))):
+        return False
+    if "identifier" in r and not _list_of(r["identifier"], _identifier):
+        return False
+    # app-4: a cancelation reason only for a cancelled appointment or a no-show
+    if "cancelationReason" in r and (
+        r["status"] not in ("cancelled", "noshow") or not _codeable(r["cancelationReason"])
+    ):
+        return False
+    for key in ("serviceCategory", "serviceType"):
+        if key in r and not _list_of(r[key], _codeable):
+            return False
+    if "appointmentType" in r and not _codeable(r["appointmentType"]):
+        return False
+    if "description" in r and not _string(r["description"]):
+        return False
+    if "minutesDuration" in r:
+        minutes = r["minutesDuration"]
+        if type(minutes) is not int or not 0 < minutes <= _MAX_POSITIVE_INT:
+            return False
+    return True
 
 
 def render(resource: dict[str, Any], version_id: int, last_updated: datetime) -> bytes:
