@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "search": "bench.search",
     "register": "bench.register",
     "mailbox": "bench.mailbox",
+    "replay": "bench.replay",
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
