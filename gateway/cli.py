@@ -14,6 +14,7 @@ import httpx
 import orjson
 
 from gateway import logging as gw_logging
+from gateway.api import auth
 from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id, mask_ids_in_text
 from gateway.errors import ConfigurationError, GatewayError
@@ -65,6 +66,46 @@ def serve(worker: str, **options: Any) -> None:
         await gateway.run(http_socket=sock)
 
     asyncio.run(run())
+
+
+@main.command()
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(list(auth.SCOPES)),
+    help="platform, journal, staff or admin; repeat for several.",
+)
+@click.option("--subject", default="developer", show_default=True, help="Who the token is for (sub).")
+@click.option("--minutes", default=60.0, show_default=True, help="How long the token is valid.")
+@click.option(
+    "--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Signing key (PEM)."
+)
+def token(scopes: tuple[str, ...], subject: str, minutes: float, key: Path | None) -> None:
+    """Mint a bearer token: with the gateway's development key, or a key of your own (--key).
+
+    The development key is the one `gateway serve` and `gateway demo` make under the data
+    directory (GATEWAY_DATA_DIR, default ./var) when no issuer key is configured.
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    settings = Settings()
+    if key is None:
+        click.echo(auth.dev_token(settings, scopes, subject=subject, minutes=minutes))
+        return
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    issuer = settings.auth_issuer or auth.DEV_ISSUER
+    click.echo(
+        auth.mint(
+            private,
+            subject=subject,
+            scopes=scopes,
+            audience=settings.auth_audience,
+            issuer=issuer,
+            minutes=minutes,
+        )
+    )
 
 
 @main.command()
@@ -182,7 +223,11 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
         code = ack.split(b"MSA|", 1)[1][:2].decode() if b"MSA|" in ack else "??"
         codes[code] = codes.get(code, 0) + 1
     click.echo(f"  ACKs: {codes} in {elapsed:.2f} s")
-    with httpx.Client(base_url=base, timeout=10) as client:
+    headers = {}
+    settings = runner.gateway.settings
+    if settings.auth == "required":  # the demo is staff, platform and admin at once
+        headers["Authorization"] = "Bearer " + auth.dev_token(settings, auth.SCOPES, subject="demo")
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as client:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             waiting = client.get("/messages", params={"state": "received", "limit": 1}).json()["total"]
@@ -226,6 +271,10 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
         f"  {base}/messages                           (every inbound message with its ACK)\n"
         f"  {base}/docs                               (OpenAPI)\n"
         "  gateway messages --db-url <database>         (the same from the command line)\n"
+        "Every route but /health needs a bearer token; on this development key mint one with\n"
+        "  gateway token --scope staff --scope platform --scope admin\n"
+        '  curl -H "Authorization: Bearer $(gateway token --scope staff)" '
+        f"{base}/print-list\n"
         "Run with --keep-running to keep the gateway up and explore."
     )
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Serve the built-in mocks (SPAR, accounts, journal booking service) in-process "
         "for every outside system whose URL is not configured.",
     )
+    auth: Literal["required", "off"] = Field(
+        "required", description="Bearer tokens on every route but /health; 'off' only for tests."
+    )
+    auth_public_key: Path | None = Field(None, description="PEM public key of the token issuer.")
+    auth_jwks_file: Path | None = Field(None, description="JWKS file with the token issuer's keys.")
+    auth_audience: str = Field("gateway", description="The audience (aud) tokens must be for.")
+    auth_issuer: str | None = Field(None, description="The issuer (iss) tokens must come from.")
     mocks_host: str = "127.0.0.1"
     mocks_port: int = Field(8089, ge=0, description="One port for every built-in mock (0: any free port).")
     worker_batch: int = Field(200, gt=0)

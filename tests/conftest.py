@@ -19,6 +19,10 @@ from gateway.store.db import make_engine
 from gateway.store.tables import metadata
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 
+# Authentication is proven in tests/e2e/test_auth.py; everywhere else the routes are open, so
+# each test is about its own subject. Subprocess tests pass it on in their environment.
+os.environ["GATEWAY_AUTH"] = "off"
+
 PG_ADMIN_URL = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -37,6 +37,7 @@ def free_port() -> int:
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without any GATEWAY_ setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_AUTH"] = "off"  # tests/e2e/test_auth.py proves authentication
     env["PYTHONPATH"] = str(ROOT)
     return env | extra
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
-from gateway.api import documents, held, journal, messages, outbox, patients, print_list, reports
+from gateway.api import auth, documents, held, journal, messages, outbox, patients, print_list, reports
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -46,6 +46,7 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     app = FastAPI(
+        dependencies=[Depends(auth.authorize)],
         title="Healthcare integration gateway",
         version=gateway.__version__,
         description="HL7 v2 from journal systems in; FHIR R4 Appointments out to the citizen platform.",
@@ -58,6 +59,7 @@ def create_app(
     app.state.accounts = accounts
     app.state.journal_service = journal_service
     app.state.clock = clock
+    app.state.verifier = auth.verifier_for(settings)
     app.state.mailbox = mailbox
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
@@ -84,6 +86,12 @@ def create_app(
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
+        if isinstance(exc, auth.Unauthorized):
+            answer = outcome(401, "login", str(exc))
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+            return answer
+        if isinstance(exc, auth.Forbidden):
+            return outcome(403, "forbidden", str(exc))
         if isinstance(exc, NotFound):
             return outcome(404, "not-found", str(exc))
         if isinstance(exc, InvalidRequest):

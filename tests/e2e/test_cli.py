@@ -26,6 +26,7 @@ def _free_port() -> int:
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_AUTH"] = "off"  # tests/e2e/test_auth.py proves authentication
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     env["GATEWAY_MOCKS_PORT"] = "0"  # the built-in mocks on any free port: tests run side by side
     return env
@@ -44,13 +45,15 @@ def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: 
             str(_free_port()),
         ],
         cwd=tmp_path,
-        env=_env(),
+        env={k: v for k, v in _env().items() if k != "GATEWAY_AUTH"},  # as a newcomer runs it
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
     out = run.stdout
+    assert "gateway token --scope" in out  # how to get a token (issue 7)
+    assert (tmp_path / "var" / "dev-jwt-key.pem").exists()
     assert "ACKs: {'AA':" in out and "'AE'" not in out
     assert "Tolvan Tolvansson (19121212-****)" in out
     assert "191212121212" not in out.split("Where to look")[0]  # masked in what is printed

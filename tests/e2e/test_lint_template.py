@@ -18,6 +18,7 @@ LINT = [sys.executable, "-c", "from gateway.control_codes.lint import lint_templ
 
 def _lint(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_AUTH"] = "off"  # tests/e2e/test_auth.py proves authentication
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONIOENCODING"] = "utf-8"
     return subprocess.run(
