@@ -52,13 +52,19 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
         if json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Everything, ours and third-party (uvicorn, httpx, zeep), goes out through one stdlib handler:
+    # one lock per line, so lines from different threads never interleave (a JSON log must be
+    # one object per line), and one masking chain.
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    # Third-party stdlib loggers (uvicorn, alembic) through the same masking and renderer.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
