@@ -187,6 +187,16 @@ def _fresh_gateway(recording_file: Path, offline: bool) -> Iterator[Any]:
             runner.stop()
 
 
+def _token_for(runner: Any) -> str | None:
+    """The fresh gateway runs on its development key: the replay mints its own token."""
+    from gateway.api import auth
+
+    settings = runner.gateway.settings
+    if settings.auth == "off":
+        return None
+    return auth.dev_token(settings, auth.SCOPES, subject="replay")
+
+
 def _progress(label: str, total: int) -> Any:
     bar = click.progressbar(length=max(total, 1), label=f"{label:<10}", file=sys.stderr, show_pos=True)
     bar.__enter__()
@@ -236,6 +246,11 @@ def _progress(label: str, total: int) -> Any:
     show_default=True,
     help="Seconds to wait for the target's mailbox outbox to empty after processing.",
 )
+@click.option(
+    "--token",
+    envvar="GATEWAY_REPLAY_TOKEN",
+    help="Bearer token for a --target with authentication (scopes journal, platform, staff, admin).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def replay(
     file: Path,
@@ -250,6 +265,7 @@ def replay(
     outbox_wait: float,
     limit: int,
     quiet: bool,
+    token: str | None,
 ) -> None:
     """Send a recording's inbound messages again, in order, and compare every ACK, every
     message's state and every FHIR resource with the recording. Exit code 1 on any difference.
@@ -289,11 +305,11 @@ def replay(
 
     try:
         if target is not None:
-            report = run(rp.parse_target(target, http_base))
+            report = run(rp.parse_target(target, http_base, token))
         else:
             with _fresh_gateway(file, offline) as runner:
                 host, port = runner.mllp_address
-                report = run(rp.Target("mllp", host, port, runner.http_url))
+                report = run(rp.Target("mllp", host, port, runner.http_url, _token_for(runner)))
                 report.notes.append(
                     "a fresh gateway on an empty database, "
                     + (

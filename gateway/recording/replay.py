@@ -43,13 +43,19 @@ class Target:
     host: str
     port: int
     http_base: str  # where the target's HTTP API is (FHIR, /messages)
+    #: A bearer token with the journal, platform, staff and admin scopes (None: auth off).
+    token: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def label(self) -> str:
         return f"{self.scheme}://{self.host}:{self.port}"
 
 
-def parse_target(text: str, http_base: str | None = None) -> Target:
+def parse_target(text: str, http_base: str | None = None, token: str | None = None) -> Target:
     """``mllp://HOST:PORT`` or ``http://HOST:PORT``; the HTTP API defaults to the same host, 8000."""
     parts = urlsplit(text)
     if parts.scheme not in ("mllp", "http", "https") or not parts.hostname or parts.port is None:
@@ -58,7 +64,7 @@ def parse_target(text: str, http_base: str | None = None) -> Target:
         base = http_base or f"http://{parts.hostname}:8000"
     else:
         base = http_base or f"{parts.scheme}://{parts.hostname}:{parts.port}"
-    return Target(parts.scheme, parts.hostname, parts.port, base.rstrip("/"))
+    return Target(parts.scheme, parts.hostname, parts.port, base.rstrip("/"), token)
 
 
 @dataclass(slots=True)
@@ -153,7 +159,9 @@ async def send(
                 raise ReplayError(f"cannot connect to {target.label}: {exc}") from exc
         else:
             http = httpx.AsyncClient(
-                base_url=f"{target.scheme}://{target.host}:{target.port}", timeout=timeout
+                base_url=f"{target.scheme}://{target.host}:{target.port}",
+                timeout=timeout,
+                headers=target.headers,
             )
         for index, case in enumerate(cases):
             if speed and index:
@@ -358,7 +366,7 @@ async def replay(
     report.cases, report.send_seconds = await send(
         recording, target, speed=speed, progress=step("sending", len(recording.inbound))
     )
-    async with httpx.AsyncClient(base_url=target.http_base, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=target.http_base, timeout=30, headers=target.headers) as client:
         t0 = time.perf_counter()
         try:
             report.notes += await settle(client, timeout=settle_timeout, outbox_wait=outbox_wait)

@@ -127,8 +127,8 @@ def test_a_changed_mapping_shows_exactly_the_changed_fields_and_exits_1(
     table.write_text(
         table.read_text(encoding="utf-8").replace('"Återbesök"', '"Uppföljning"'), encoding="utf-8"
     )
+    # As a tester runs it: authentication on; the replay's own gateway trusts the token it mints.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_AUTH"] = "off"  # tests/e2e/test_auth.py proves authentication
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     env["GATEWAY_MAPPINGS_DIR"] = str(mappings)
     junit = tmp_path / "replay.xml"
