@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
+from gateway.api import auth
 from gateway.domain.identity import PersonId
 from gateway.domain.register import Protection, RegisterRecord
 from gateway.settings import Settings
@@ -150,9 +153,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _bench_key(ctx: Context) -> Any:
+    """The run's token signing key; every gateway of the run trusts its public half."""
+    return auth.load_or_create_dev_key(ctx.workdir / "bench-jwt-key.pem")
+
+
+def bench_headers(ctx: Context) -> dict[str, str]:
+    """A bearer token with every scope: the benchmarks call the API as production callers do."""
+    token = auth.mint(_bench_key(ctx), subject="bench", scopes=auth.SCOPES, audience="gateway", minutes=600)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def gateway_settings(ctx: Context, db_url: str) -> Settings:
-    """A gateway on ephemeral ports, with its files in the run's temporary directory."""
-    extra: dict[str, Any] = {}
+    """A gateway on ephemeral ports, with its files in the run's temporary directory, and
+    authentication on as in production (tokens from :func:`bench_headers`)."""
+    public = ctx.workdir / "bench-jwt-public.pem"
+    if not public.exists():
+        public.write_bytes(
+            _bench_key(ctx)
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    extra: dict[str, Any] = {"auth": "required", "auth_public_key": public, "auth_issuer": auth.DEV_ISSUER}
     if "mocks_port" in Settings.model_fields:  # built-in mocks for ports not passed in
         extra["mocks_port"] = 0
     return Settings(

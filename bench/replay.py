@@ -22,7 +22,7 @@ from datetime import date
 
 import httpx
 
-from bench.common import SQLITE, Context, Figure, Result, Series, gateway_settings
+from bench.common import SQLITE, Context, Figure, Result, Series, bench_headers, gateway_settings
 from gateway.bootstrap import GatewayThread
 from gateway.journal_adapter.mllp import MllpClient
 from gateway.recording import fileformat
@@ -53,9 +53,9 @@ async def _send(messages: list[bytes], host: str, port: int) -> tuple[float, lis
         return time.perf_counter() - started, latencies
 
 
-def _wait_processed(base: str, timeout: float = 600) -> float:
+def _wait_processed(base: str, headers: dict[str, str], timeout: float = 600) -> float:
     started = time.perf_counter()
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if client.get("/messages", params={"state": "received", "limit": 1}).json()["total"] == 0:
@@ -77,7 +77,7 @@ def run(ctx: Context) -> Result:
     with GatewayThread(live_settings) as gw:
         host, port = gw.mllp_address
         live_seconds, live_ms = asyncio.run(_send(messages, host, port))
-        live_processing = _wait_processed(gw.http_url)
+        live_processing = _wait_processed(gw.http_url, bench_headers(ctx))
     engine = make_engine(live_settings.database_url())
     path = ctx.workdir / "recording.jsonl"
     lines = fileformat.write(path, export_lines(engine, ExportFilter()))
@@ -91,7 +91,7 @@ def run(ctx: Context) -> Result:
     )
     with GatewayThread(replay_settings) as gw:
         host, port = gw.mllp_address
-        target = rp.Target("mllp", host, port, gw.http_url)
+        target = rp.Target("mllp", host, port, gw.http_url, bench_headers(ctx)["Authorization"].split()[1])
         started = time.perf_counter()
         report = asyncio.run(rp.replay(recording, target, ignore=Ignore(), outbox_wait=5))
         whole = time.perf_counter() - started

@@ -42,6 +42,7 @@ from bench.common import (
     Result,
     Series,
     Stopwatch,
+    bench_headers,
     gateway_settings,
     pg_database,
 )
@@ -173,7 +174,11 @@ def _measure(
     today = datetime.now(STOCKHOLM).date()
     with (
         GatewayThread(settings, register=BenchRegister()) as gw,
-        httpx.Client(base_url=gw.http_url, timeout=30, headers={"accept": "application/fhir+json"}) as client,
+        httpx.Client(
+            base_url=gw.http_url,
+            timeout=30,
+            headers={"accept": "application/fhir+json", **bench_headers(ctx)},
+        ) as client,
     ):
 
         def search(kind: str, items: list[tuple[str, str]], *, record: bool = True) -> dict[str, Any]:
