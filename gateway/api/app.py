@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -110,6 +111,13 @@ def create_app(
             f"{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" for err in exc.errors()
         )
         return outcome(400, "invalid", problems or "invalid request")
+
+    # A number the request carries that the database cannot hold (an id or offset past 64 bits:
+    # SQLite's driver raises OverflowError, PostgreSQL a data exception): bad input, not ours.
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(_request: Request, _exc: Exception) -> Response:
+        return outcome(400, "invalid", "a value in the request is out of range")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -53,6 +53,8 @@ def _msh_field_bytes(raw: bytes, number: int) -> bytes | None:
             end = pos
     line = raw[start:end]
     fs = line[3:4]
+    if not fs:  # "MSH" and then the end of the line: no field separator, so no fields
+        return None
     parts = line.split(fs)
     # parts[0] is "MSH", parts[1] is MSH-2; MSH-n is parts[n-1] for n >= 2.
     return parts[number - 1] if len(parts) >= number else b""
