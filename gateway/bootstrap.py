@@ -118,6 +118,7 @@ class Gateway:
                 await asyncio.wait_for(worker, 10)
             stop_task.cancel()
             await asyncio.to_thread(self.inbox.stop)
+            await asyncio.to_thread(self.app.state.audit.stop)  # writes what is queued
             await self.outside.aclose()
             log.info("gateway.stopped")
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
+from gateway.api import audit as audit_api
 from gateway.api import auth, documents, held, journal, messages, outbox, patients, print_list, reports
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
@@ -32,6 +33,7 @@ from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings
 from gateway.refresh import BookingSource
 from gateway.settings import Settings
+from gateway.store.audit import AuditWriter
 
 
 def create_app(
@@ -62,6 +64,11 @@ def create_app(
     app.state.clock = clock
     app.state.verifier = auth.verifier_for(settings)
     app.state.mailbox = mailbox
+    # The audit trail (docs/audit.md): every access to personal data, written in the background.
+    app.state.audit = AuditWriter(engine)
+    auth_on = app.state.verifier is not None
+    app.add_middleware(audit_api.AuditMiddleware, writer=app.state.audit, auth_on=auth_on)
+    app.include_router(audit_api.router)
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.api.audit import note_resource
 from gateway.api.deps import IntakeDep
 from gateway.fhir.outcome import outcome
 
@@ -39,4 +40,5 @@ async def push_hl7(request: Request, intake: IntakeDep) -> Response:
             return outcome(413, "too-costly", f"message larger than {limit} bytes")
     peer = f"{request.client.host}:{request.client.port}" if request.client else None
     result = await intake.handle(bytes(body), transport="http", peer=peer)
+    note_resource(request, result.message_id)
     return Response(result.ack, media_type=f"application/hl7-v2; charset={result.codec}")

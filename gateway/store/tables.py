@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Index,
@@ -264,3 +265,37 @@ recorded_exchanges = Table(
     Column("line", LargeBinary, nullable=False),
 )
 Index("ix_recorded_exchanges_source_at", recorded_exchanges.c.source, recorded_exchanges.c.at)
+
+# The audit trail (docs/audit.md, Patientdatalagen): one row per HTTP request to a route that
+# reads or changes personal data, allowed or refused. Append-only: no route changes it, and
+# triggers (migration 0006) refuse UPDATE and DELETE. In a MetaData of its own, so nothing that
+# clears or copies the working tables (tests, tools) ever touches it.
+audit_metadata = MetaData()
+audit_events = Table(
+    "audit_events",
+    audit_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    # The token's subject; "anonymous" with auth off, "unauthenticated" before a token was trusted.
+    Column("caller", String(200), nullable=False),
+    Column("client", String(200), nullable=True),
+    Column("scope", String(20), nullable=True),
+    # read, search, create, update (or the method, for a refused one: delete, ...)
+    Column("action", String(12), nullable=False),
+    Column("resource_type", String(40), nullable=False),
+    Column("resource_id", String(200), nullable=True),
+    # The personnummer (or samordnings-/reservnummer) the access concerned, when known.
+    Column("patient", String(32), nullable=True),
+    Column("purpose", String(100), nullable=False),
+    Column("method", String(8), nullable=False),
+    # The route template (/fhir/Appointment/{appointment_id}), never the raw path.
+    Column("route", String(200), nullable=False),
+    # The search parameters as sent (query string, or the form body of POST _search).
+    Column("query", Text, nullable=True),
+    Column("result", Integer, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("peer", String(64), nullable=True),
+)
+Index("ix_audit_events_patient_at", audit_events.c.patient, audit_events.c.at)
+Index("ix_audit_events_caller_at", audit_events.c.caller, audit_events.c.at)
+Index("ix_audit_events_at", audit_events.c.at)
