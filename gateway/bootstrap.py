@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from gateway.errors import ConfigurationError
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.intake import Intake
-from gateway.journal_adapter.mllp import MllpServer
+from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
@@ -201,7 +202,12 @@ def build(
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
     inbox = Inbox(engine)
-    intake = Intake(mappings, inbox, sender=(settings.ack_application, settings.ack_facility))
+    intake = Intake(
+        mappings,
+        inbox,
+        sender=(settings.ack_application, settings.ack_facility),
+        allowed_senders=settings.mllp_allowed_senders,
+    )
     processor = Processor(
         engine,
         mappings,
@@ -260,10 +266,26 @@ def build(
             host=settings.mllp_host,
             port=settings.mllp_port,
             idle_timeout=settings.mllp_idle_timeout,
+            read_timeout=settings.mllp_read_timeout,
             max_message_bytes=settings.max_message_bytes,
+            max_connections=settings.mllp_max_connections,
+            tls=mllp_tls_context(settings),
         ),
     )
     return gw
+
+
+def mllp_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the MLLP port when ``GATEWAY_MLLP_TLS_CERT`` is set, client certificates required
+    when ``GATEWAY_MLLP_TLS_CLIENT_CA`` is."""
+    if settings.mllp_tls_cert is None:
+        return None
+    key = str(settings.mllp_tls_key) if settings.mllp_tls_key else None
+    ca = str(settings.mllp_tls_client_ca) if settings.mllp_tls_client_ca else None
+    try:
+        return server_tls_context(str(settings.mllp_tls_cert), key, ca)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigurationError(f"MLLP TLS certificate, key or client CA cannot be used: {exc}") from exc
 
 
 class GatewayThread:

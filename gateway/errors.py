@@ -151,5 +151,6 @@ _HL7_0357 = {
     "201": "Unsupported event code",
     "202": "Unsupported processing id",
     "203": "Unsupported version id",
+    "204": "Unknown key identifier",
     "207": "Application internal error",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.domain.documents import NO_EXCEPTIONS, DocumentKind, UnitExceptions
@@ -29,10 +29,41 @@ class Settings(BaseSettings):
     db_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under data_dir.")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_read_timeout: float = Field(
+        30.0, gt=0, description="Seconds the next part of an HTTP request body may take to arrive; 408."
+    )
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
-    mllp_idle_timeout: float = Field(300.0, gt=0)
+    mllp_idle_timeout: float = Field(
+        300.0, gt=0, description="Seconds an MLLP connection may wait between frames before it is closed."
+    )
+    mllp_read_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a started MLLP frame may take to arrive whole (slow senders), and a TLS "
+        "handshake, and a sender to read its ACKs; then the connection is dropped.",
+    )
+    mllp_max_connections: int = Field(
+        512, gt=0, description="MLLP connections served at once; one more is accepted and closed at once."
+    )
+    mllp_tls_cert: Path | None = Field(
+        None, description="Server certificate (PEM, chain after it) for MLLP over TLS; none: plain TCP."
+    )
+    mllp_tls_key: Path | None = Field(None, description="Its private key (PEM); may be inside mllp_tls_cert.")
+    mllp_tls_client_ca: Path | None = Field(
+        None, description="CA (PEM) whose client certificates are required and verified (mutual TLS)."
+    )
+    mllp_allowed_senders: list[str] = Field(
+        default_factory=list,
+        description="Who may send (MLLP and POST /journal/hl7): JSON list of 'APP|FACILITY' (MSH-3.1, "
+        "MSH-4.1) or 'APP|*'; others get AR. Empty: everyone.",
+    )
     max_message_bytes: int = Field(1_048_576, gt=0)
+    max_body_bytes: int = Field(
+        262_144,
+        gt=0,
+        description="Largest HTTP request body but POST /journal/hl7's (that is max_message_bytes); 413.",
+    )
     mappings_dir: Path = DEFAULT_DIR
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
@@ -91,6 +122,25 @@ class Settings(BaseSettings):
         description="R-DOC-7: local exceptions per unit HSA-id, as JSON in GATEWAY_UNIT_EXCEPTIONS, e.g. "
         '{"SE2321000016-ABCD": {"print_kinds": ["e-brev"], "no_mailbox": true, "note": "paper only"}}',
     )
+
+    @field_validator("mllp_allowed_senders")
+    @classmethod
+    def _senders_are_app_bar_facility(cls, senders: list[str]) -> list[str]:
+        for sender in senders:
+            app, bar, facility = sender.partition("|")
+            if not bar or not app or not facility or "|" in facility or app == "*":
+                raise ValueError(f"{sender!r} is not 'APP|FACILITY' or 'APP|*'")
+        return senders
+
+    @model_validator(mode="after")
+    def _mllp_tls_files_fit(self) -> Settings:
+        if (self.mllp_tls_key or self.mllp_tls_client_ca) and self.mllp_tls_cert is None:
+            raise ValueError("mllp_tls_key and mllp_tls_client_ca need mllp_tls_cert")
+        for name in ("mllp_tls_cert", "mllp_tls_key", "mllp_tls_client_ca"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
 
     def unit_rules(self, unit_hsa_id: str | None) -> UnitExceptions:
         rule = self.unit_exceptions.get(unit_hsa_id or "")

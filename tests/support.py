@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 
@@ -66,11 +67,19 @@ def siu(
 
 
 def mllp_exchange(
-    host: str, port: int, messages: Sequence[bytes], *, chunk: int | None = None, timeout: float = 10
+    host: str,
+    port: int,
+    messages: Sequence[bytes],
+    *,
+    chunk: int | None = None,
+    timeout: float = 10,
+    tls: ssl.SSLContext | None = None,
 ) -> list[bytes]:
-    """Send messages on one connection (optionally in tiny chunks) and return their ACKs."""
+    """Send messages on one connection (optionally in tiny chunks, optionally over TLS with the
+    client context ``tls``) and return their ACKs."""
     payload = b"".join(b"\x0b" + m + b"\x1c\x0d" for m in messages)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    plain = socket.create_connection((host, port), timeout=timeout)
+    with tls.wrap_socket(plain, server_hostname=host) if tls is not None else plain as sock:
         if chunk is None:
             sock.sendall(payload)
         else:

@@ -15,7 +15,18 @@ from starlette.responses import JSONResponse, Response
 
 import gateway
 from gateway.api import audit as audit_api
-from gateway.api import auth, documents, held, journal, messages, outbox, patients, print_list, reports
+from gateway.api import (
+    auth,
+    documents,
+    held,
+    journal,
+    limits,
+    messages,
+    outbox,
+    patients,
+    print_list,
+    reports,
+)
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -64,6 +75,13 @@ def create_app(
     app.state.clock = clock
     app.state.verifier = auth.verifier_for(settings)
     app.state.mailbox = mailbox
+    # Body size and read time (gateway/api/limits.py), inside the audit trail so refusals are audited.
+    limits.install(
+        app,
+        journal_bytes=settings.max_message_bytes,
+        other_bytes=settings.max_body_bytes,
+        read_timeout=settings.http_read_timeout,
+    )
     # The audit trail (docs/audit.md): every access to personal data, written in the background.
     app.state.audit = AuditWriter(engine)
     auth_on = app.state.verifier is not None

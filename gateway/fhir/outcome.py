@@ -20,6 +20,7 @@ IssueCode = Literal[
     "processing",
     "too-costly",
     "transient",
+    "timeout",
 ]
 
 

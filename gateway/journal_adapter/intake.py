@@ -1,6 +1,6 @@
 """One intake pipeline for both transports (MLLP and HTTP).
 
-decode -> parse -> check header (AR) -> translate (AE) -> store durably -> ACK.
+decode -> parse -> sender allowed (AR) -> check header (AR) -> translate (AE) -> store durably -> ACK.
 Translation runs before the ACK so a journal learns at once what is wrong with a message;
 the slower work (the FHIR resource, later the register lookup) runs in the processing worker
 from the stored raw bytes.
@@ -8,13 +8,13 @@ from the stored raw bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 
-from gateway.errors import InboundError, StoreError, UnsupportedMessage
+from gateway.errors import InboundError, Location, StoreError, UnsupportedMessage
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
 from gateway.journal_adapter.header import Header, check_header, read_header
@@ -42,11 +42,14 @@ class Intake:
         *,
         sender: tuple[str, str] = ("GATEWAY", "REGION"),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        allowed_senders: Iterable[str] = (),
     ) -> None:
         self._mappings = mappings
         self._inbox = inbox
         self._sender = sender
         self._clock = clock
+        senders = list(allowed_senders)
+        self._allowed = SenderAllowlist(senders) if senders else None
 
     async def handle(self, raw: bytes, *, transport: str, peer: str | None = None) -> IntakeResult:
         now = self._clock()
@@ -58,6 +61,8 @@ class Intake:
             codec = er7.CHARSETS.get(declared.upper(), "utf-8")
             msg = er7.parse(text)
             header = read_header(msg)
+            if self._allowed is not None:
+                self._allowed.check(header)
             check_header(header)
             event = translate(msg, header, self._mappings)  # a BookingEvent or a DocumentEvent
             patient = event.patient.value
@@ -69,6 +74,11 @@ class Intake:
             code, error = "AE", exc
             if header is None:
                 header = _header_for_nack(raw)
+                if header is not None and self._allowed is not None:
+                    try:
+                        self._allowed.check(header)
+                    except UnsupportedMessage as refused:  # whoever it is, it may not send here
+                        code, error = "AR", refused
         ack_text = build_ack(code, header, now, sender=self._sender, error=error)
         record = InboundRecord(
             received_at=now,
@@ -108,6 +118,41 @@ class Intake:
             error=record.error,
         )
         return IntakeResult(_encode(ack_text, codec), code, stored.id, stored.duplicate_of, codec)
+
+
+class SenderAllowlist:
+    """``GATEWAY_MLLP_ALLOWED_SENDERS``: who may send, by MSH-3.1 and MSH-4.1, on both transports.
+
+    A sender not on it gets AR with ``204`` (HL7 table 0357, unknown key identifier: the key
+    that identifies the sending system is not known here), ERR naming MSH-3 or, when the
+    application is known at other facilities, MSH-4. The message is stored as rejected, as every
+    AR is, so the attempt can be found and audited (docs/hl7-profile.md 5.3).
+    """
+
+    def __init__(self, senders: Iterable[str]) -> None:
+        pairs: set[tuple[str, str]] = set()
+        anywhere: set[str] = set()
+        for sender in senders:
+            app, _, facility = sender.partition("|")
+            if facility == "*":
+                anywhere.add(app)
+            else:
+                pairs.add((app, facility))
+        self._pairs = frozenset(pairs)
+        self._anywhere = frozenset(anywhere)
+        self._apps = frozenset(app for app, _ in pairs)
+
+    def check(self, header: Header) -> None:
+        app = header.sending_application
+        facility = header.sending_facility
+        if app in self._anywhere or (app, facility) in self._pairs:
+            return
+        where = Location("MSH", 4) if app in self._apps else Location("MSH", 3)
+        raise UnsupportedMessage(
+            f"sender {app!r} at {facility!r} (MSH-3, MSH-4) is not allowed to send here",
+            where,
+            code="204",
+        )
 
 
 def _header_for_nack(raw: bytes) -> Header | None:
