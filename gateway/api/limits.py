@@ -51,7 +51,7 @@ class BodyLimits:
         limit = self.journal_bytes if scope["path"] == JOURNAL_PATH else self.other_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
+                if value.isascii() and value.isdigit() and int(value) > limit:
                     _log_refused(scope, 413, int(value))
                     await _answer(BodyTooLarge(limit), scope, receive, send)
                     return

@@ -124,7 +124,11 @@ def _referred_to(referrals: list[Mapping[str, Any]]) -> PersonId | None:
     if len(targets) > 1:
         raise _broken(f"{len(targets)} Hanvisning Till, expected at most one")
     value = str(targets[0] or "")
-    kind = IdKind.SAMORDNINGSNUMMER if value[6:8].isdigit() and int(value[6:8]) > 60 else IdKind.PERSONNUMMER
+    kind = (
+        IdKind.SAMORDNINGSNUMMER
+        if value[6:8].isascii() and value[6:8].isdigit() and int(value[6:8]) > 60
+        else IdKind.PERSONNUMMER
+    )
     return _checked(value, kind, "Hanvisning")
 
 

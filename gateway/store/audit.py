@@ -194,12 +194,16 @@ class AuditWriter:
     def _write_until_done(self, batch: list[AuditEvent], *, giving_up: bool) -> None:
         delay = 0.05
         attempts = 0
+        resolve = True
         while True:
             attempts += 1
             try:
                 with self._engine.begin() as conn:
-                    write(conn, batch)
-            except SQLAlchemyError as exc:
+                    if resolve:
+                        write(conn, batch)
+                    else:
+                        conn.execute(insert(audit_events), [e.row() for e in batch])
+            except SQLAlchemyError as exc:  # the database: the rows stay queued, tried again
                 self.failing = True
                 log.error("audit.write_failed", error=type(exc).__name__, rows=len(batch), attempt=attempts)
                 if giving_up and attempts >= 5:
@@ -207,6 +211,12 @@ class AuditWriter:
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, self._retry_max)
+                continue
+            except Exception as exc:  # a bug filling in patients: keep the rows, without them
+                if not resolve:
+                    raise
+                log.error("audit.resolve_failed", error=type(exc).__name__, rows=len(batch))
+                resolve = False
                 continue
             if self.failing:
                 log.warning("audit.write_recovered", rows=len(batch), attempts=attempts)
@@ -228,7 +238,8 @@ def write(conn: Connection, events: list[AuditEvent]) -> None:
 
 
 def _ints(ids: Iterable[str]) -> list[int]:
-    return [int(i) for i in ids if i.isdigit() and len(i) < 19]
+    # ASCII digits only: str.isdigit() is also true for '³', which int() refuses.
+    return [int(i) for i in ids if i.isascii() and i.isdigit() and len(i) < 19]
 
 
 def _documents_of(conn: Connection, ids: Iterable[str]) -> dict[str, str]:

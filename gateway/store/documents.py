@@ -339,7 +339,7 @@ class StoredBinary:
 def get_binary(conn: Connection, binary_id: str) -> StoredBinary | None:
     """``<document id>-<position>``; only for a visible document."""
     doc_id, _, position = binary_id.rpartition("-")
-    if not doc_id or not position.isdigit():
+    if not doc_id or not (position.isascii() and position.isdigit()) or len(position) > 9:
         return None
     row = conn.execute(
         select(

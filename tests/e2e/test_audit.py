@@ -401,3 +401,15 @@ def test_accesses_are_refused_while_the_trail_cannot_be_written(secured: Gateway
         assert refused.status_code == 503 and "audit" in refused.json()["issue"][0]["diagnostics"]
         assert health.status_code == 200  # no personal data: not held up
         assert client.get(f"/patients/{TOLVAN}", headers=staff).status_code == 200
+
+
+def test_odd_ids_in_paths_neither_break_the_route_nor_stop_the_audit_writer(secured: GatewayThread) -> None:
+    # '³'.isdigit() is True in Python but int('³') fails: found by the API fuzzer.
+    with httpx.Client(base_url=secured.http_url, timeout=10) as client:
+        admin = _as(secured, "admin-1", "admin")
+        staff = _as(secured, "ssk-1", "staff", "platform")
+        assert client.get("/messages/%C2%B3", headers=admin).status_code == 400
+        assert client.get("/print-list/%C2%B3", headers=staff).status_code in (400, 404)
+        assert client.get("/fhir/Binary/abc-%C2%B3", headers=staff).status_code == 404
+        trail = _trail(client, secured, caller="admin-1")
+        assert any(item["result"] == 400 for item in trail["items"])  # written: the writer lives
