@@ -269,7 +269,7 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
         f"  {base}/documents/ID                       (one document: where it went, why, history)\n"
         f"  {base}/fhir/metadata                      (what the FHIR API supports)\n"
         f"  {base}/messages                           (every inbound message with its ACK)\n"
-        f"  {base}/docs                               (OpenAPI)\n"
+        f"  {base}/openapi.json                       (OpenAPI; any token)\n"
         "  gateway messages --db-url <database>         (the same from the command line)\n"
         "Every route but /health needs a bearer token; on this development key mint one with\n"
         "  gateway token --scope staff --scope platform --scope admin\n"

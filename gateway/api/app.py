@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
@@ -64,7 +65,21 @@ def create_app(
         title="Healthcare integration gateway",
         version=gateway.__version__,
         description="HL7 v2 from journal systems in; FHIR R4 Appointments out to the citizen platform.",
+        # Served below as ordinary routes, so they too need a token (FastAPI's own skip the
+        # app's dependencies): every route but /health does.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def openapi_docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
+
     app.state.settings = settings
     app.state.engine = engine
     app.state.intake = intake

@@ -1,6 +1,6 @@
 """Who may call what: OAuth2 bearer tokens (JWT) with a scope per kind of caller.
 
-Every HTTP route but ``/health`` (and the OpenAPI description) needs a token signed with a key
+Every HTTP route but ``/health`` needs a token signed with a key
 the gateway trusts (``GATEWAY_AUTH_PUBLIC_KEY`` PEM file, or ``GATEWAY_AUTH_JWKS_FILE``), for
 its audience (``GATEWAY_AUTH_AUDIENCE``), not expired, and carrying the route's scope in
 ``scope`` (space-separated) or ``scp`` (a list):
@@ -12,6 +12,7 @@ platform   the citizen platform: ``/fhir/...`` (read, search, ``$mark-read``)
 journal    journal systems: ``POST /journal/hl7``
 staff      ``/patients``, ``/print-list``, ``/held``, ``/reports``, ``/documents``, ``/outbox``
 admin      ``/messages`` (browse, reprocess), ``/audit``
+any        ``/openapi.json``, ``/docs``: any trusted token, whatever its scopes
 ========== ======================================================================
 
 A missing or bad token is 401 (with ``WWW-Authenticate: Bearer``), a good token without the
@@ -49,6 +50,8 @@ JOURNAL = "journal"
 STAFF = "staff"
 ADMIN = "admin"
 SCOPES = (PLATFORM, JOURNAL, STAFF, ADMIN)
+#: Any trusted token, whatever its scopes (the API's own description).
+ANY = "any"
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 DEV_KEY_NAME = "dev-jwt-key.pem"
 DEV_ISSUER = "gateway-dev"
@@ -56,8 +59,8 @@ DEV_ISSUER = "gateway-dev"
 # First match wins; None: open to anyone.
 _POLICY: tuple[tuple[str, str | None], ...] = (
     ("/health", None),
-    ("/openapi.json", None),
-    ("/docs", None),
+    ("/openapi.json", ANY),
+    ("/docs", ANY),
     ("/fhir/", PLATFORM),
     ("/journal/", JOURNAL),
     ("/patients", STAFF),
@@ -240,7 +243,7 @@ async def authorize(request: Request) -> None:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
     caller = verifier.verify(token.strip())
     request.state.caller = caller
-    if scope not in caller.scopes:
+    if scope != ANY and scope not in caller.scopes:
         log.warning("auth.forbidden", subject=caller.subject, needed=scope, path=request.url.path)
         raise Forbidden(
             f"this route needs the scope {scope!r}; the token has {sorted(caller.scopes) or 'none'}"

@@ -69,7 +69,9 @@ def _call(client: httpx.Client, method: str, path: str, headers: dict[str, str])
 def test_every_route_needs_a_token_with_its_scope_and_says_why_not(secured: GatewayThread) -> None:
     with httpx.Client(base_url=secured.http_url, timeout=10) as client:
         assert client.get("/health").status_code == 200  # open: load balancers ask it
-        assert client.get("/openapi.json").status_code == 200  # the contract carries no data
+        assert client.get("/openapi.json").status_code == 401  # every route but /health
+        described = client.get("/openapi.json", headers=_token(secured, auth.JOURNAL))
+        assert described.status_code == 200  # any trusted token may read the contract
         for method, path, scope in ROUTES:
             anonymous = _call(client, method, path, {})
             assert anonymous.status_code == 401, path
