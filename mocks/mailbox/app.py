@@ -40,6 +40,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from mocks import population as population_file
 from mocks.population import Population, TestPerson
+from mocks.soap import request_element
 
 PREFIX = "/mailbox"
 RECIPIENT_PATH = f"{PREFIX}/recipient"
@@ -187,7 +188,6 @@ class _Fault(Exception):
         self.description = description
 
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 _SCHEMA_LOCATION = re.compile(r'schemaLocation="([^"/]+\.xsd)"')
 _SOAP_ADDRESS = re.compile(r'(<soap:address location=")[^"]*(")')
 _TWELVE_DIGITS = re.compile(r"\d{12}")
@@ -357,24 +357,14 @@ def create_app(
 
     async def question(request: Request, action: str, schema: etree.XMLSchema) -> etree._Element | Response:
         """The one element in the SOAP Body, checked; or the Fault to answer."""
-        given = request.headers.get("soapaction")
-        if given is None or given.strip('"') != action:
-            return soap_fault("Client", f"SOAPAction must be {action!r}, got {given!r}")
-        try:
-            document = etree.fromstring(await request.body(), _PARSER)
-        except etree.XMLSyntaxError as exc:
-            return soap_fault("Client", f"request is not well-formed XML: {exc}")
-        if document.tag != f"{{{NS_SOAP}}}Envelope":
-            if etree.QName(document).localname == "Envelope":
-                return soap_fault("VersionMismatch", "only SOAP 1.1 envelopes are understood")
-            return soap_fault("Client", "request is not a SOAP envelope")
-        body = document.find(f"{{{NS_SOAP}}}Body")
-        children = [] if body is None else [c for c in body if isinstance(c.tag, str)]
-        if len(children) != 1:
-            return soap_fault("Client", "the SOAP Body must hold exactly one request element")
-        if not schema.validate(children[0]):
+        found = request_element(
+            await request.body(), request.headers.get("soapaction"), action, what="one request element"
+        )
+        if isinstance(found, tuple):
+            return soap_fault(*found)
+        if not schema.validate(found):
             return soap_fault("Client", f"request does not follow the schema: {schema.error_log}")
-        return children[0]
+        return found
 
     def contract(request: Request, wsdl: str) -> Response:
         base = str(request.url.replace(query=None, fragment=None))

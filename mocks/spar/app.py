@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mocks import population as population_file
 from mocks.population import Population, TestPerson
+from mocks.soap import request_element
 
 PATH = "/spar/personsok"
 SWITCHES_PATH = "/spar/_switches"
@@ -158,9 +159,6 @@ def _schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(WSDL_DIR / SCHEMA_FILES[0])))
 
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-
-
 def _served(text: str, base: str) -> str:
     """A contract file as served: schema locations and the service address at ``base``."""
     text = _SCHEMA_LOCATION.sub(lambda m: f'schemaLocation="{base}?xsd={m.group(1)}"', text)
@@ -201,22 +199,15 @@ def create_app(population: Population | None = None, switches: Switches | None =
             return Response("Internal Server Error\n", status_code=500, media_type="text/plain")
         if state.garbage:
             return Response(GARBAGE_BODY, media_type=XML_TYPE)
-        action = request.headers.get("soapaction")
-        if action is None or action.strip('"') != SOAP_ACTION:
-            return fault("Client", f"SOAPAction must be {SOAP_ACTION!r}, got {action!r}")
-        try:
-            document = etree.fromstring(await request.body(), _PARSER)
-        except etree.XMLSyntaxError as exc:
-            return fault("Client", f"request is not well-formed XML: {exc}")
-        if document.tag != f"{{{NS_SOAP}}}Envelope":
-            if etree.QName(document).localname == "Envelope":
-                return fault("VersionMismatch", "only SOAP 1.1 envelopes are understood")
-            return fault("Client", "request is not a SOAP envelope")
-        body = document.find(f"{{{NS_SOAP}}}Body")
-        children = [] if body is None else [c for c in body if isinstance(c.tag, str)]
-        if len(children) != 1:
-            return fault("Client", "the SOAP Body must hold exactly one SPARPersonsokningFraga")
-        question = children[0]
+        found = request_element(
+            await request.body(),
+            request.headers.get("soapaction"),
+            SOAP_ACTION,
+            what="one SPARPersonsokningFraga",
+        )
+        if isinstance(found, tuple):
+            return fault(*found)
+        question = found
         if not schema.validate(question):
             return fault("Client", f"request does not follow the schema: {schema.error_log}")
         id_nummer = (question.findtext(f"{_i('PersonsokningFraga')}/{_k('IdNummer')}") or "").strip()
