@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from fastapi import Body, FastAPI
 from lxml import etree
+from pydantic import BaseModel, ValidationError
+from starlette.responses import JSONResponse, Response
 
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -32,3 +37,22 @@ def request_element(
     if len(children) != 1:
         return ("Client", f"the SOAP Body must hold exactly {what}")
     return children[0]
+
+
+def add_switch_routes(app: FastAPI, path: str, state: BaseModel) -> None:
+    """``GET path`` shows a mock's run-time switches, ``PUT path`` changes some of them (checked
+    as a whole by the switches' own model; 422 naming what is wrong)."""
+
+    @app.get(path)
+    async def get_switches() -> JSONResponse:
+        return JSONResponse(state.model_dump())
+
+    @app.put(path)
+    async def put_switches(changes: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+        try:
+            checked = type(state).model_validate(state.model_dump() | changes)
+        except ValidationError as exc:
+            return JSONResponse({"detail": exc.errors(include_url=False)}, status_code=422)
+        for key in changes:
+            setattr(state, key, getattr(checked, key))
+        return JSONResponse(state.model_dump())

@@ -31,16 +31,16 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from fastapi import Body, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from signxml.exceptions import SignXMLException
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from mocks import population as population_file
 from mocks.population import Population, TestPerson
-from mocks.soap import request_element
+from mocks.soap import add_switch_routes, request_element
 
 PREFIX = "/mailbox"
 RECIPIENT_PATH = f"{PREFIX}/recipient"
@@ -375,19 +375,7 @@ def create_app(
             return _xml(_served((WSDL_DIR / name).read_text(encoding="utf-8"), base).encode())
         return Response("ask ?wsdl, or ?xsd=<file> for a schema it imports\n", status_code=404)
 
-    @app.get(SWITCHES_PATH)
-    async def get_switches() -> Switches:
-        return state
-
-    @app.put(SWITCHES_PATH)
-    async def put_switches(changes: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        try:
-            checked = Switches.model_validate(state.model_dump() | changes)
-        except ValidationError as exc:
-            return JSONResponse({"detail": exc.errors(include_url=False)}, status_code=422)
-        for key in changes:
-            setattr(state, key, getattr(checked, key))
-        return JSONResponse(state.model_dump())
+    add_switch_routes(app, SWITCHES_PATH, state)
 
     @app.get(DELIVERIES_PATH)
     async def get_deliveries() -> Response:

@@ -16,16 +16,14 @@ import asyncio
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from fastapi import Body, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from mocks import population as population_file
 from mocks.population import Population, TestPerson
-from mocks.soap import request_element
+from mocks.soap import add_switch_routes, request_element
 
 PATH = "/spar/personsok"
 SWITCHES_PATH = "/spar/_switches"
@@ -220,19 +218,7 @@ def create_app(population: Population | None = None, switches: Switches | None =
             return _xml(answer(id_nummer, []))  # no svarspost: nobody has that number
         return _xml(answer(id_nummer, [svarspost(person)]))
 
-    @app.get(SWITCHES_PATH)
-    async def get_switches() -> Switches:
-        return state
-
-    @app.put(SWITCHES_PATH)
-    async def put_switches(changes: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-        try:
-            checked = Switches.model_validate(state.model_dump() | changes)
-        except ValidationError as exc:
-            return JSONResponse({"detail": exc.errors(include_url=False)}, status_code=422)
-        for key in changes:
-            setattr(state, key, getattr(checked, key))
-        return JSONResponse(state.model_dump())
+    add_switch_routes(app, SWITCHES_PATH, state)
 
     return app
 
