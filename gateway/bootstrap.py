@@ -132,6 +132,7 @@ class Gateway:
                 wake,
                 poll_interval=self.settings.worker_poll_interval,
                 timer_interval=self.settings.timer_interval,
+                gather=self.settings.worker_gather,
             )
         ]
         if self.outbox is not None:

@@ -517,8 +517,15 @@ class Processor:
         *,
         poll_interval: float = 1.0,
         timer_interval: float = 60.0,
+        gather: float = 0.0,
     ) -> None:
         """Work until ``stop`` is set; woken by new messages or every ``poll_interval``.
+
+        After a batch that was not full, the next claim waits ``gather`` seconds: under load the
+        inbox commits a few messages at a time and wakes the worker after each commit, and a
+        batch per wake-up means a write transaction (and on SQLite an fsync under the one write
+        lock the inbox needs too) for every handful of messages. Waiting lets a larger batch
+        gather; a full batch is followed at once, so a backlog drains at full speed.
 
         With several instances on one PostgreSQL, only the holder of the worker lease processes;
         the others stand by and take over when it goes away (``gateway/store/lease.py``).
@@ -539,6 +546,9 @@ class Processor:
                     except SQLAlchemyError as exc:
                         log.error("processing.batch_failed", error=type(exc).__name__)
                 if handled:
+                    if gather > 0 and handled < self._batch:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), gather)
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), poll_interval)

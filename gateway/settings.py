@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     mocks_port: int = Field(8089, ge=0, description="One port for every built-in mock (0: any free port).")
     worker_batch: int = Field(200, gt=0)
     worker_poll_interval: float = Field(1.0, gt=0)
+    worker_gather: float = Field(
+        0.02,
+        ge=0,
+        description="Seconds the worker lets work gather after a partial batch before it claims "
+        "again: under load, fewer and larger transactions (0: claim at once).",
+    )
     timer_interval: float = Field(
         60.0, gt=0, description="How often the worker runs its timers (the 48-hour unread rule, R-DOC-5)."
     )

@@ -107,7 +107,10 @@ class Intake:
             ack_text = build_ack("AR", header, now, sender=self._sender, error=failure)
             log.error("intake.store_failed", transport=transport, control_id=record.control_id)
             return IntakeResult(_encode(ack_text, codec), "AR", None, None, codec)
-        log.info(
+        # Every message and its ACK are in the messages table (GET /messages); the log line for
+        # an accepted one is DEBUG, so a busy journal's traffic does not flood the log. What
+        # needs someone's attention (AE, AR) stays INFO.
+        (log.debug if code == "AA" else log.info)(
             "intake.acknowledged",
             message_id=stored.id,
             transport=transport,
