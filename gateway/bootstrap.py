@@ -32,7 +32,7 @@ from gateway.domain.register import PopulationRegister
 from gateway.errors import ConfigurationError
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
-from gateway.journal_adapter.intake import Intake
+from gateway.journal_adapter.intake import Intake, IntakeResult
 from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
@@ -75,8 +75,11 @@ class Gateway:
     http_port: int | None = None
     _uvicorn: uvicorn.Server | None = None
 
-    async def _handle_mllp(self, raw: bytes, peer: str) -> bytes:
-        return (await self.intake.handle(raw, transport="mllp", peer=peer)).ack
+    def _submit_mllp(self, raw: bytes, peer: str, done: Callable[[bytes | BaseException], None]) -> None:
+        def answered(result: IntakeResult | BaseException) -> None:
+            done(result if isinstance(result, BaseException) else result.ack)
+
+        self.intake.submit(raw, transport="mllp", peer=peer, done=answered)
 
     async def run(self, http_socket: socket.socket | None = None, ready: asyncio.Event | None = None) -> None:
         """Serve until stop() is called (or the process gets SIGINT/SIGTERM through uvicorn)."""
@@ -263,7 +266,7 @@ def build(
         app=app,
         outside=outside,
         mllp=MllpServer(
-            handler=lambda raw, peer: gw._handle_mllp(raw, peer),
+            submit=lambda raw, peer, done: gw._submit_mllp(raw, peer, done),
             host=settings.mllp_host,
             port=settings.mllp_port,
             idle_timeout=settings.mllp_idle_timeout,

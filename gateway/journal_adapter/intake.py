@@ -20,7 +20,7 @@ from gateway.journal_adapter.ack import AckCode, build_ack
 from gateway.journal_adapter.header import Header, check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
-from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox
+from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox, Stored
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +52,38 @@ class Intake:
         self._allowed = SenderAllowlist(senders) if senders else None
 
     async def handle(self, raw: bytes, *, transport: str, peer: str | None = None) -> IntakeResult:
+        """Check, store durably and acknowledge one message (the HTTP transport, refresh)."""
+        prepared = self._prepare(raw, transport, peer)
+        try:
+            stored: Stored | StoreError = await self._inbox.put(prepared.record)
+        except StoreError as exc:
+            stored = exc
+        return self._finish(prepared, stored)
+
+    def submit(
+        self,
+        raw: bytes,
+        *,
+        transport: str,
+        peer: str | None,
+        done: Callable[[IntakeResult | BaseException], None],
+    ) -> None:
+        """:meth:`handle` without a coroutine (the MLLP listener): ``done`` is called on this
+        event loop's thread with the result once the message is stored, or with the exception
+        that kept it from an ACK (a fault of ours; the connection ends, nothing was promised)."""
+        prepared = self._prepare(raw, transport, peer)
+
+        def settled(outcome: Stored | StoreError) -> None:
+            try:
+                result: IntakeResult | BaseException = self._finish(prepared, outcome)
+            except Exception as exc:
+                result = exc
+            done(result)
+
+        self._inbox.submit(prepared.record, settled)
+
+    def _prepare(self, raw: bytes, transport: str, peer: str | None) -> _Prepared:
+        """Everything before the store: decode, parse, check, translate, and the ACK to send."""
         now = self._clock()
         header: Header | None = None
         codec = "utf-8"
@@ -98,14 +130,16 @@ class Intake:
             ack_code=code,
             ack=ack_text,
         )
-        try:
-            stored = await self._inbox.put(record)
-        except StoreError as exc:
+        return _Prepared(record, header, code, codec, now)
+
+    def _finish(self, prepared: _Prepared, stored: Stored | StoreError) -> IntakeResult:
+        record, code, codec = prepared.record, prepared.code, prepared.codec
+        if isinstance(stored, StoreError):
             # Not stored, so not accepted. AR, not AE: the failure is ours, not the content's
             # (HL7 table 0008), so the journal sends the same message again.
-            failure = InboundError(f"{exc}; send the message again")  # HL7 0357 code 207
-            ack_text = build_ack("AR", header, now, sender=self._sender, error=failure)
-            log.error("intake.store_failed", transport=transport, control_id=record.control_id)
+            failure = InboundError(f"{stored}; send the message again")  # HL7 0357 code 207
+            ack_text = build_ack("AR", prepared.header, prepared.now, sender=self._sender, error=failure)
+            log.error("intake.store_failed", transport=record.transport, control_id=record.control_id)
             return IntakeResult(_encode(ack_text, codec), "AR", None, None, codec)
         # Every message and its ACK are in the messages table (GET /messages); the log line for
         # an accepted one is DEBUG, so a busy journal's traffic does not flood the log. What
@@ -113,14 +147,25 @@ class Intake:
         (log.debug if code == "AA" else log.info)(
             "intake.acknowledged",
             message_id=stored.id,
-            transport=transport,
+            transport=record.transport,
             control_id=record.control_id,
             trigger=record.trigger,
             ack=code,
             duplicate_of=stored.duplicate_of,
             error=record.error,
         )
-        return IntakeResult(_encode(ack_text, codec), code, stored.id, stored.duplicate_of, codec)
+        return IntakeResult(_encode(record.ack, codec), code, stored.id, stored.duplicate_of, codec)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A message checked and ready to store, with what its ACK needs afterwards."""
+
+    record: InboundRecord
+    header: Header | None
+    code: AckCode
+    codec: str
+    now: datetime
 
 
 class SenderAllowlist:

@@ -5,7 +5,7 @@ The server takes several messages per connection, messages split across reads, u
 connections and connections on which a frame is not completed within ``read_timeout`` (slow
 senders), refuses oversized frames, and, given an ``ssl.SSLContext``, speaks TLS (with client
 certificates when the context requires them). Messages on one connection are handled in order
-(each ACK before the next message is read), as MLLP senders expect. What each bad input gets
+(each ACK written before the next message is handed over), as MLLP senders expect. What each bad input gets
 back: ``docs/hl7-profile.md`` section 1.3. The client is used by the simulated journal, the
 benchmarks and replay.
 """
@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -79,12 +80,19 @@ class FrameReader:
         return bool(self._buf)
 
 
+#: An MLLP message handler: the message and the peer in, the ACK out.
 Handler = Callable[[bytes, str], Awaitable[bytes]]
+#: The same without a coroutine: called with the message, the peer and a callback that it calls
+#: (on the loop's thread) with the ACK, or with the exception that kept it from one.
+Submit = Callable[[bytes, str, Callable[[bytes | BaseException], None]], None]
 
 
 @dataclass
 class MllpServer:
-    handler: Handler
+    """The listener. ``handler`` (a coroutine function) answers each message, or, when given,
+    ``submit`` does without a coroutine per message (the gateway's intake)."""
+
+    handler: Handler | None = None
     host: str = "127.0.0.1"
     port: int = 2575
     #: Seconds a connection may wait between frames (no frame started) before it is closed.
@@ -96,17 +104,18 @@ class MllpServer:
     max_connections: int = 512
     #: TLS for every connection when set (``server_tls_context``); None: plain TCP.
     tls: ssl.SSLContext | None = None
+    submit: Submit | None = None
     _server: asyncio.Server | None = None
     _active: int = 0
+    _connections: set[_Connection] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.handler is None and self.submit is None:
+            raise ValueError("an MLLP server needs a handler or a submit function")
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        paused = self.tls is not None
-
-        def connection() -> _Protocol:
-            return _Protocol(asyncio.StreamReader(limit=2**20, loop=loop), self._accept, paused=paused)
-
-        self._server = await loop.create_server(connection, self.host, self.port)
+        self._server = await loop.create_server(lambda: _Connection(self, loop), self.host, self.port)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         log.info(
@@ -121,6 +130,9 @@ class MllpServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            # A sender whose message is not acknowledged yet sends it again to the next instance.
+            for connection in list(self._connections):
+                connection.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
             self._server = None
@@ -129,116 +141,279 @@ class MllpServer:
     def active_connections(self) -> int:
         return self._active
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer_info = writer.get_extra_info("peername")
-        peer = f"{peer_info[0]}:{peer_info[1]}" if peer_info else "?"
-        if self._active >= self.max_connections:
-            # Refused before any TLS work: the sender sees the connection closed without an ACK
-            # and sends again later (docs/hl7-profile.md 1.3); the connections served go on.
-            log.warning("mllp.connection_refused", peer=peer, limit=self.max_connections)
-            writer.transport.abort()
-            return
-        self._active += 1
-        try:
-            if self.tls is not None:
-                try:
-                    await writer.start_tls(self.tls, ssl_handshake_timeout=self.read_timeout)
-                except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-                    log.warning("mllp.tls_refused", peer=peer, reason=_tls_reason(exc))
-                    writer.transport.abort()
-                    return
-                log.info("mllp.tls_connected", peer=peer, **_certificate_subject(writer))
-            await self._serve(reader, writer, peer)
-        finally:
-            self._active -= 1
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
-        frames = FrameReader(self.max_message_bytes)
-        loop = asyncio.get_running_loop()
-        # Between frames the idle deadline runs from the last ACK (bytes outside a frame do not
-        # keep a connection open). Once a frame starts it must end within read_timeout, and
-        # nothing at all arriving for idle_timeout ends it too.
-        idle_deadline = loop.time() + self.idle_timeout
-        frame_deadline = 0.0
-        in_frame = False
-        try:
-            while True:
-                deadline = min(frame_deadline, loop.time() + self.idle_timeout) if in_frame else idle_deadline
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        data = await reader.read(65536)
-                except TimeoutError:
-                    if in_frame and loop.time() >= frame_deadline:
-                        log.warning("mllp.read_timeout", peer=peer, seconds=self.read_timeout)
-                    else:
-                        log.info("mllp.idle_timeout", peer=peer)
-                    return
-                if not data:
-                    return
-                try:
-                    complete = frames.feed(data)
-                except FrameTooLarge as exc:
-                    log.warning("mllp.frame_too_large", peer=peer, limit=self.max_message_bytes)
-                    writer.write(frame(_too_large_nack(str(exc))))
-                    await self._drain(writer, peer)
-                    return
-                for message in complete:
-                    ack = await self.handler(message, peer)
-                    writer.write(frame(ack))
-                if complete:
-                    now = loop.time()
-                    idle_deadline = now + self.idle_timeout
-                    in_frame = frames.in_frame
-                    frame_deadline = now + self.read_timeout
-                elif not in_frame and frames.in_frame:
-                    in_frame = True
-                    frame_deadline = loop.time() + self.read_timeout
-                if complete:
-                    if writer.transport.get_write_buffer_size():  # the sender is behind: bound it
-                        if not await self._drain(writer, peer):
-                            return
-                    else:
-                        await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            return
-        except Exception:  # a fault of ours: this connection ends, the others go on
-            log.exception("mllp.connection_failed", peer=peer)
-            return
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+class _TooLarge:
+    """In a connection's queue: the frame after the ones before it was too large."""
 
-    async def _drain(self, writer: asyncio.StreamWriter, peer: str) -> bool:
-        """Send the ACKs written; False when the sender has not read them within read_timeout."""
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                await writer.drain()
-        except TimeoutError:
-            log.warning("mllp.write_timeout", peer=peer, seconds=self.read_timeout)
-            writer.transport.abort()
-            return False
-        return True
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
-class _Protocol(asyncio.StreamReaderProtocol):
-    """asyncio's stream protocol; for TLS, reading waits for the handshake, so no byte of the
-    client's hello can reach the plain stream before ``start_tls`` takes the connection over."""
+#: Frames read ahead of the one being handled before reading pauses (a sender that does not
+#: wait for its ACKs is held to this, as the kernel's buffers hold it beyond).
+_READ_AHEAD = 64
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-        *,
-        paused: bool,
-    ) -> None:
-        super().__init__(reader, accept)
-        self._paused_at_start = paused
+
+class _Connection(asyncio.Protocol):
+    """One MLLP connection, as a protocol rather than a stream and a task: at thousands of
+    messages a second the stream machinery (a task, a read and a timeout context per message)
+    cost more than the intake's own checks (bench/README.md).
+
+    Messages are handled one at a time, in the order sent: the next is handed over only once
+    the previous one's ACK is written. Deadlines (idle, frame, TLS handshake, stalled ACK write)
+    are kept as numbers and checked by one timer, re-armed only when it fires early.
+    """
+
+    def __init__(self, server: MllpServer, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.frames = FrameReader(server.max_message_bytes)
+        self.queue: deque[bytes | _TooLarge] = deque()
+        self.counted = False  # taken as one of the server's active connections
+        self.ready = False  # plain TCP, or the TLS handshake done
+        self.busy = False  # a message handed over, its ACK not written yet
+        self.eof = False  # the sender has closed its side (half-close)
+        self.closed = False
+        self.write_paused = False
+        self.read_paused = False
+        now = loop.time()
+        self.idle_deadline = now + server.idle_timeout
+        self.frame_deadline = 0.0
+        self.write_deadline = 0.0
+        self.last_data = now
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+
+    # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._paused_at_start and isinstance(transport, asyncio.ReadTransport):
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        info = transport.get_extra_info("peername")
+        self.peer = f"{info[0]}:{info[1]}" if info else "?"
+        server = self.server
+        if server._active >= server.max_connections:
+            # Refused before any TLS work: the sender sees the connection closed without an ACK
+            # and sends again later (docs/hl7-profile.md 1.3); the connections served go on.
+            log.warning("mllp.connection_refused", peer=self.peer, limit=server.max_connections)
+            self.closed = True
+            transport.abort()
+            return
+        server._active += 1
+        server._connections.add(self)
+        self.counted = True
+        # Pause writing as soon as an ACK cannot go to the kernel at once: a sender that does
+        # not read its ACKs is then on the write deadline.
+        transport.set_write_buffer_limits(high=0)
+        if server.tls is not None:
             transport.pause_reading()  # start_tls resumes it under TLS
-        super().connection_made(transport)
+            self.loop.create_task(self._handshake(transport, server.tls))
+        else:
+            self.ready = True
+            self._rearm()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        now = self.loop.time()
+        self.last_data = now
+        was_in_frame = self.frames.in_frame
+        try:
+            complete = self.frames.feed(data)
+        except FrameTooLarge as exc:
+            log.warning("mllp.frame_too_large", peer=self.peer, limit=self.server.max_message_bytes)
+            self.queue.append(_TooLarge(str(exc)))
+            self._pause_reading()
+            self.eof = True  # nothing more is read from this sender
+            if not self.busy:
+                self._next()
+            return
+        if complete:
+            self.queue.extend(complete)
+            if self.frames.in_frame:
+                self.frame_deadline = now + self.server.read_timeout
+            if len(self.queue) >= _READ_AHEAD:
+                self._pause_reading()
+            if not self.busy:
+                self._next()
+                return
+        elif not was_in_frame and self.frames.in_frame:
+            self.frame_deadline = now + self.server.read_timeout
+        self._rearm()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if not self.busy and not self.queue:
+            self._close()
+        return True  # keep the write side open for the ACKs still to come
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.write_deadline = self.loop.time() + self.server.read_timeout
+        self._rearm()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.busy:
+            self._next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.counted:
+            self.counted = False
+            self.server._active -= 1
+            self.server._connections.discard(self)
+
+    # -- handling, in order
+
+    def _next(self) -> None:
+        """Hand over the next queued message, if the connection may go on."""
+        if self.closed or self.write_paused or not self.ready:
+            self._rearm()
+            return
+        if not self.queue:
+            self.busy = False
+            if self.eof:
+                self._close()
+                return
+            if self.read_paused:
+                self.read_paused = False
+                assert self.transport is not None
+                self.transport.resume_reading()
+            self._rearm()
+            return
+        item = self.queue.popleft()
+        if isinstance(item, _TooLarge):
+            assert self.transport is not None
+            self.transport.write(frame(_too_large_nack(item.reason)))
+            self._close()
+            return
+        self.busy = True
+        server = self.server
+        try:
+            if server.submit is not None:
+                server.submit(item, self.peer, self._answered)
+            else:
+                assert server.handler is not None
+                task = asyncio.ensure_future(server.handler(item, self.peer))
+                task.add_done_callback(self._task_done)
+        except Exception:  # a fault of ours: this connection ends, the others go on
+            log.exception("mllp.connection_failed", peer=self.peer)
+            self.abort()
+
+    def _task_done(self, task: asyncio.Future[bytes]) -> None:
+        if task.cancelled():
+            self.abort()
+            return
+        error = task.exception()
+        self._answered(error if error is not None else task.result())
+
+    def _answered(self, ack: bytes | BaseException) -> None:
+        if self.closed:
+            return  # the sender went away; it sends the message again and gets the ACK then
+        if isinstance(ack, BaseException):
+            log.error("mllp.connection_failed", peer=self.peer, error=repr(ack))
+            self.abort()
+            return
+        assert self.transport is not None
+        self.transport.write(frame(ack))
+        now = self.loop.time()
+        # Between frames the idle deadline runs from the last ACK (bytes outside a frame do not
+        # keep a connection open); a frame already begun gets read_timeout from now.
+        self.idle_deadline = now + self.server.idle_timeout
+        if self.frames.in_frame:
+            self.frame_deadline = now + self.server.read_timeout
+        self.busy = False
+        self._next()
+
+    async def _handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        try:
+            tls = await self.loop.start_tls(
+                transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.server.read_timeout,
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.warning("mllp.tls_refused", peer=self.peer, reason=_tls_reason(exc))
+            transport.abort()
+            return
+        if tls is None or self.closed:
+            return
+        self.transport = tls  # with the TLS layer's own write limits (it resumes from those)
+        log.info("mllp.tls_connected", peer=self.peer, **_certificate_subject(tls))
+        self.ready = True
+        self.idle_deadline = self.loop.time() + self.server.idle_timeout
+        self._next()
+
+    # -- deadlines
+
+    def _deadline(self) -> float | None:
+        if self.write_paused:
+            return self.write_deadline
+        if self.busy or not self.ready:  # waiting for the store; the handshake has its own
+            return None
+        if self.frames.in_frame:
+            return min(self.frame_deadline, self.last_data + self.server.idle_timeout)
+        return self.idle_deadline
+
+    def _rearm(self) -> None:
+        if self.closed:
+            return
+        deadline = self._deadline()
+        if deadline is None:
+            return  # a timer already set finds nothing due and is re-armed when one is
+        if self.timer is not None and self.timer_at <= deadline:
+            return  # it fires early, finds the later deadline and waits for it then
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = deadline
+        self.timer = self.loop.call_at(deadline, self._expired)
+
+    def _expired(self) -> None:
+        self.timer = None
+        if self.closed:
+            return
+        deadline = self._deadline()
+        now = self.loop.time()
+        if deadline is None:
+            return
+        if now < deadline:
+            self._rearm()
+            return
+        if self.write_paused:
+            log.warning("mllp.write_timeout", peer=self.peer, seconds=self.server.read_timeout)
+            self.abort()
+        elif self.frames.in_frame and now >= self.frame_deadline:
+            log.warning("mllp.read_timeout", peer=self.peer, seconds=self.server.read_timeout)
+            self._close()
+        else:
+            log.info("mllp.idle_timeout", peer=self.peer)
+            self._close()
+
+    # -- ending
+
+    def _pause_reading(self) -> None:
+        if not self.read_paused and self.transport is not None and not self.closed:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def _close(self) -> None:
+        """Close after what is written has been sent."""
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
 
 
 def server_tls_context(cert: str, key: str | None = None, client_ca: str | None = None) -> ssl.SSLContext:
@@ -263,8 +438,8 @@ _LOGGED_SUBJECT = {
 }
 
 
-def _certificate_subject(writer: asyncio.StreamWriter) -> dict[str, str]:
-    cert = writer.get_extra_info("peercert")
+def _certificate_subject(transport: asyncio.BaseTransport) -> dict[str, str]:
+    cert = transport.get_extra_info("peercert")
     if not cert:
         return {"client_certificate": "none"}
     return {"client_subject": _name(cert.get("subject", ())), "client_issuer": _name(cert.get("issuer", ()))}

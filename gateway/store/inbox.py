@@ -149,7 +149,9 @@ class Stored:
     duplicate_of: int | None
 
 
-_Item = tuple[InboundRecord, asyncio.AbstractEventLoop, "asyncio.Future[Stored]"]
+#: Called on the submitter's event loop with the outcome once the record's batch has committed.
+Settled = Callable[["Stored | StoreError"], None]
+_Item = tuple[InboundRecord, asyncio.AbstractEventLoop, Settled]
 
 
 class Inbox:
@@ -201,10 +203,27 @@ class Inbox:
             self._thread = None
         self._drop_connection()
 
+    def submit(self, record: InboundRecord, settled: Settled) -> None:
+        """Queue ``record``; ``settled`` is called on this event loop's thread with the record's
+        :class:`Stored` once its batch has committed, or with a :class:`StoreError`.
+
+        The callback form is for the MLLP path, where a future and a coroutine per message cost
+        more than the rest of the hand-over; :meth:`put` is the awaitable form."""
+        self._queue.put((record, asyncio.get_running_loop(), settled))
+
     async def put(self, record: InboundRecord) -> Stored:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Stored] = loop.create_future()
-        self._queue.put((record, loop, future))
+
+        def settled(outcome: Stored | StoreError) -> None:
+            if future.done():
+                return
+            if isinstance(outcome, StoreError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self._queue.put((record, loop, settled))
         return await future
 
     def _run(self) -> None:
@@ -320,26 +339,17 @@ def _returned_id(cursor: Any, stmt: _Compiled, row: dict[str, Any]) -> Any:
 
 def _settle(batch: list[_Item], outcomes: Sequence[Stored | StoreError]) -> None:
     """Hand each sender its outcome: one wake-up per event loop per batch, not one per message."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | StoreError]]] = {}
-    for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
-        by_loop.setdefault(loop, []).append((future, outcome))
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Settled, Stored | StoreError]]] = {}
+    for (_, loop, settled), outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((settled, outcome))
     for loop, pairs in by_loop.items():
-        loop.call_soon_threadsafe(_settle_in_loop, pairs)
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits there any more
+            loop.call_soon_threadsafe(_settle_in_loop, pairs)
 
 
-def _settle_in_loop(pairs: list[tuple[asyncio.Future[Stored], Stored | StoreError]]) -> None:
-    for future, outcome in pairs:
-        if isinstance(outcome, BaseException):
-            _set_exception(future, outcome)
-        else:
-            _set_result(future, outcome)
-
-
-def _set_result(future: asyncio.Future[Stored], value: Stored) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _set_exception(future: asyncio.Future[Stored], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
+def _settle_in_loop(pairs: list[tuple[Settled, Stored | StoreError]]) -> None:
+    for settled, outcome in pairs:
+        try:
+            settled(outcome)
+        except Exception:  # one sender's fault must not keep the others from their outcomes
+            log.exception("inbox.settle_failed")
