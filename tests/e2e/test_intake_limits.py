@@ -426,7 +426,6 @@ def test_a_flood_of_tiny_messages_on_one_connection_is_answered_one_by_one(gw: G
     _still_serving(gw)
 
 
-
 async def test_a_sender_that_never_reads_its_acks_is_dropped_after_the_read_timeout() -> None:
     # The MLLP server alone, with big ACKs, so the socket buffers fill fast: a sender that
     # sends and never reads would otherwise hold its connection (and its place) for ever.
