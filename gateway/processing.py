@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import UpdateBase
 
 from gateway import document_flow
 from gateway.domain.accounts import Account, AccountDirectory, no_account
@@ -43,6 +44,7 @@ from gateway.journal_adapter.header import check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.recording.context import correlate
+from gateway.store.compiled import CompiledCache
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
 from gateway.store.lease import WorkerLease
 from gateway.store.tables import appointments, messages
@@ -133,9 +135,10 @@ class _Writes:
     ``flush`` runs them; the worker flushes before a document is routed (it may read the
     bookings and messages written before it) and at the end of the batch."""
 
-    def __init__(self, conn: Any, now: datetime) -> None:
+    def __init__(self, conn: Any, now: datetime, statements: CompiledCache) -> None:
         self.conn = conn
         self.now = now
+        self.statements = statements
         self.current: dict[str, _Current] | None = None
         self.appointments: dict[str, _Pending] = {}
         self.changed: list[tuple[str, BookingAction, int]] = []  # may outdate kallelser (R-BK-3)
@@ -159,27 +162,50 @@ class _Writes:
             log.warning("processing.failed", message_id=message_id, error=error)
 
     def flush(self) -> None:
-        conn = self.conn
-        inserts = [p for p in self.appointments.values() if p.insert]
-        full = [p for p in self.appointments.values() if not p.insert and p.resource is not None]
+        # Everything Python first: the resources rendered and every row's driver parameters
+        # made, then the statements one after another on the DB-API cursor. On SQLite the first
+        # statement takes the one write lock, which the inbox needs for every batch it
+        # acknowledges, so the lock is held for the statements and the commit only.
+        for p in self.appointments.values():
+            if p.resource is not None:
+                p.values["resource"] = render(p.resource, p.values["version_id"], self.now)
+        inserts = [p.values for p in self.appointments.values() if p.insert]
+        full = [p.values for p in self.appointments.values() if not p.insert and p.resource is not None]
         touched = [p.values for p in self.appointments.values() if p.resource is None]
-        for group in (inserts, full):
-            if group:
-                for p in group:
-                    assert p.resource is not None
-                    p.values["resource"] = render(p.resource, p.values["version_id"], self.now)
-                conn.execute(_INSERT if group is inserts else _UPDATE, [p.values for p in group])
-        if touched:
-            conn.execute(_UPDATE, touched)
+        booked = self._prepared(((_INSERT, inserts), (_UPDATE, full), (_UPDATE, touched)), appointments)
+        handled = self._prepared(
+            ((_RESTRICT, self.restricted), (_WAIT, self.waiting), (_FINISH, self.finished)), messages
+        )
         self.appointments = {}
-        if self.changed:
-            document_flow.outdate_changed(conn, self.changed, self.now)
-            self.changed = []
-        updates = ((_RESTRICT, self.restricted), (_WAIT, self.waiting), (_FINISH, self.finished))
-        for statement, rows in updates:
-            if rows:
-                conn.execute(statement, rows)
         self.restricted, self.waiting, self.finished = [], [], []
+        self._run(booked)
+        if self.changed:
+            document_flow.outdate_changed(self.conn, self.changed, self.now)
+            self.changed = []
+        self._run(handled)
+
+    def _prepared(
+        self, groups: tuple[tuple[UpdateBase, list[dict[str, Any]]], ...], table: Table
+    ) -> list[tuple[str, list[Any]]]:
+        out: list[tuple[str, list[Any]]] = []
+        for statement, rows in groups:
+            by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for row in rows:
+                by_keys.setdefault(tuple(row), []).append(row)
+            for keys, same in by_keys.items():
+                compiled = self.statements.get(statement, keys, table)
+                out.append((compiled.sql, [compiled.params(row) for row in same]))
+        return out
+
+    def _run(self, prepared: list[tuple[str, list[Any]]]) -> None:
+        if not prepared:
+            return
+        cursor = self.conn.connection.cursor()  # the DB-API cursor of this transaction
+        try:
+            for sql, params in prepared:
+                cursor.executemany(sql, params)
+        finally:
+            cursor.close()
 
 
 @dataclass(slots=True)
@@ -228,6 +254,7 @@ class Processor:
         self._batch = batch_size
         self._booking_wait = timedelta(seconds=booking_wait)
         self._clock = clock
+        self._statements = CompiledCache(engine.dialect)
 
     def run_once(self) -> int:
         """Synchronous form of :meth:`process_batch` (tests, command line)."""
@@ -343,7 +370,7 @@ class Processor:
                 prepared[item.message_id] = exc
         booked = [p.appt_id for p in prepared.values() if isinstance(p, _Prepared)]
         with self._engine.begin() as conn:
-            writes = _Writes(conn, now)
+            writes = _Writes(conn, now, self._statements)
             for index, item in enumerate(items):
                 if item.event is None:
                     writes.finish(item.message_id, FAILED, item.error)

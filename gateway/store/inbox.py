@@ -21,11 +21,10 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import StoreError
+from gateway.store.compiled import Compiled
 from gateway.store.tables import messages
 
 log = structlog.get_logger(__name__)
@@ -114,35 +113,6 @@ _COLUMNS = (
 )
 
 
-class _Compiled:
-    """One INSERT compiled once by SQLAlchemy for the engine's dialect, run on the DB-API cursor.
-
-    SQLAlchemy's per-execution work (execution context, parameter processing, result object)
-    cost the writer thread more than the fsync did. The SQL is SQLAlchemy's own, and the
-    columns' own bind processors turn the values into what the driver takes (on SQLite, the
-    same text for a timestamp as SQLAlchemy writes), so rows read back exactly as before.
-    """
-
-    def __init__(self, stmt: Insert, dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.positional = bool(dialect.positional)
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or _COLUMNS)
-        self.processors = [
-            (name, proc)
-            for name in _COLUMNS
-            if (proc := messages.c[name].type.bind_processor(dialect)) is not None
-        ]
-
-    def params(self, row: dict[str, Any]) -> Any:
-        values = dict(row)
-        for name, proc in self.processors:
-            values[name] = proc(values[name])
-        if self.positional:
-            return tuple(values[name] for name in self.names)
-        return values
-
-
 @dataclass(frozen=True, slots=True)
 class Stored:
     id: int
@@ -170,16 +140,20 @@ class Inbox:
         self._sqlite = dialect.name == "sqlite"
         self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, dialect.loaded_dbapi.Error)
         insert_module: Any = postgresql if dialect.name == "postgresql" else sqlite
-        # Compiled once (see _Compiled). A new accepted message goes in with ON CONFLICT
+        # Compiled once (gateway/store/compiled.py). A new accepted message goes in with ON CONFLICT
         # (dedup_key) DO NOTHING: no id back means a repeat of an accepted message.
         values: dict[str, Any] = {name: bindparam(name) for name in _COLUMNS}
-        self._insert_plain = _Compiled(insert(messages).values(values).returning(messages.c.id), dialect)
-        self._insert_new = _Compiled(
+        self._insert_plain = Compiled(
+            insert(messages).values(values).returning(messages.c.id), dialect, _COLUMNS, messages
+        )
+        self._insert_new = Compiled(
             insert_module.insert(messages)
             .values(values)
             .on_conflict_do_nothing(index_elements=["dedup_key"])
             .returning(messages.c.id),
             dialect,
+            _COLUMNS,
+            messages,
         )
         marker = "?" if dialect.positional else "%(key)s"
         self._find_original = f"SELECT id FROM messages WHERE dedup_key = {marker}"
@@ -330,7 +304,7 @@ def _begin_immediate(cursor: Any) -> None:
         delay = min(delay * 2, 0.002)
 
 
-def _returned_id(cursor: Any, stmt: _Compiled, row: dict[str, Any]) -> Any:
+def _returned_id(cursor: Any, stmt: Compiled, row: dict[str, Any]) -> Any:
     """The id an INSERT ... RETURNING id gave back, or None when it inserted nothing."""
     cursor.execute(stmt.sql, stmt.params(row))
     rows = cursor.fetchall()  # fetch all: the statement is finished before the next one
