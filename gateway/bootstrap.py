@@ -30,6 +30,7 @@ from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
 from gateway.domain.register import PopulationRegister
 from gateway.errors import ConfigurationError
+from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.intake import Intake, IntakeResult
@@ -91,6 +92,7 @@ class Gateway:
         else:
             self.inbox.on_commit(lambda: _call_soon(loop, wake.set))
             worker = asyncio.create_task(self.run_processor(self.stop_event, wake))
+        tune_for_serving()
         self.inbox.start()
         await self.mllp.start()
         if http_socket is None:

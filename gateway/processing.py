@@ -38,7 +38,7 @@ from gateway.domain.letter import DocumentEvent
 from gateway.domain.register import PopulationRegister, RegisterRecord
 from gateway.domain.rules import Exposure, booking_exposure
 from gateway.errors import GatewayError, PermanentUpstreamError, TransientUpstreamError
-from gateway.fhir.appointment import appointment_id, build_appointment, check, content_hash, render
+from gateway.fhir.appointment import build_appointment, check, content_hash, render
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import check_header, read_header
 from gateway.journal_adapter.inbound import translate
@@ -479,9 +479,7 @@ class Processor:
         resource = build_appointment(filed, self._mappings)
         check(resource)
         digest = content_hash({"visible": exposure.visible, "why": exposure.reason, "resource": resource})
-        return _Prepared(
-            appointment_id(event.namespace, event.booking_id), patient, exposure, resource, digest
-        )
+        return _Prepared(resource["id"], patient, exposure, resource, digest)
 
     def _apply(
         self,

@@ -169,10 +169,12 @@ def _child_main(
     os.environ.update(env)
     from gateway import logging as gw_logging
     from gateway.bootstrap import build
+    from gateway.gc_tuning import tune_for_serving
 
     gw_logging.configure(settings.log_format, settings.log_level)
     register = _load(register_factory)() if register_factory else None
     gateway = build(settings, register=register)
+    tune_for_serving()
     ready.set()
     try:
         asyncio.run(_child_run(gateway, wake))

@@ -246,6 +246,44 @@ def _list_of(value: Any, item: Callable[[Any], bool]) -> bool:
     return type(value) is list and bool(value) and all(item(v) for v in value)
 
 
+_PLAIN_JSON_ONLY = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _not_plain_json(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+class _Verdicts:
+    """A check's verdicts on values already seen, by their exact JSON.
+
+    The same practitioners, locations and time types recur in most bookings, and a verdict
+    depends on the value alone. The key is the JSON the value is stored and served as (orjson,
+    keys in their order), so a verdict is about exactly what the platform gets. Datetimes,
+    dataclasses and subclasses of str, int, dict and list are not written but go to the check
+    itself (which takes none of them), as does anything else orjson cannot write. Bounded:
+    forgotten all at once when full."""
+
+    def __init__(self, check: Callable[[Any], bool], limit: int = 4096) -> None:
+        self._check = check
+        self._limit = limit
+        self._seen: dict[bytes, bool] = {}
+
+    def __call__(self, value: Any) -> bool:
+        try:
+            key = orjson.dumps(value, default=_not_plain_json, option=_PLAIN_JSON_ONLY)
+        except TypeError:
+            return self._check(value)
+        verdict = self._seen.get(key)
+        if verdict is None:
+            verdict = self._check(value)
+            if len(self._seen) >= self._limit:
+                self._seen.clear()
+            self._seen[key] = verdict
+        return verdict
+
+
 def _reference(value: Any) -> bool:
     if not _fields(value, _REFERENCE):
         return False
@@ -268,6 +306,10 @@ def _participant(value: Any) -> bool:
     return "required" not in value or value["required"] in _PARTICIPANT_REQUIRED
 
 
+_participant_seen = _Verdicts(_participant)
+_codeable_seen = _Verdicts(_codeable)
+
+
 def _appointment(r: Any) -> bool:
     if type(r) is not dict or not r.keys() <= _TOP_LEVEL:
         return False
@@ -275,7 +317,7 @@ def _appointment(r: Any) -> bool:
         return False
     if _ID.fullmatch(r["id"]) is None or r.get("status") not in _APPOINTMENT_STATUS:
         return False
-    if not _list_of(r.get("participant"), _participant):
+    if not _list_of(r.get("participant"), _participant_seen):
         return False
     # app-2/app-3: start and end together (required here, as the mapping always has them).
     if not (_instant(r.get("start")) and _instant(r.get("end"))):
@@ -288,9 +330,9 @@ def _appointment(r: Any) -> bool:
     ):
         return False
     for key in ("serviceCategory", "serviceType"):
-        if key in r and not _list_of(r[key], _codeable):
+        if key in r and not _list_of(r[key], _codeable_seen):
             return False
-    if "appointmentType" in r and not _codeable(r["appointmentType"]):
+    if "appointmentType" in r and not _codeable_seen(r["appointmentType"]):
         return False
     if "description" in r and not _string(r["description"]):
         return False

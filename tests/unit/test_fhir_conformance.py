@@ -276,3 +276,24 @@ def test_sub_minute_booking_is_refused() -> None:
     )
     with pytest.raises(ValueError):
         check(build_appointment(event, MAPPINGS))
+
+
+def test_verdicts_are_remembered_by_the_exact_json_and_anything_else_goes_to_the_check() -> None:
+    from gateway.fhir.appointment import _Verdicts
+
+    asked: list[Any] = []
+
+    def judge(value: Any) -> bool:
+        asked.append(value)
+        return type(value.get("at")) is str
+
+    verdicts = _Verdicts(judge, limit=2)
+    plain = {"at": "2027-01-04T09:00:00+01:00"}
+    assert verdicts(plain) and verdicts(dict(plain)) and len(asked) == 1  # equal JSON: asked once
+    # A datetime would be written as the same JSON, but is not plain JSON: the check decides.
+    moment = {"at": datetime(2027, 1, 4, 8, tzinfo=UTC)}
+    assert not verdicts(moment) and not verdicts(moment) and len(asked) == 3
+    # Another order of the keys is other JSON: asked again. Full: forgotten, asked again.
+    for value in ({"at": "x", "b": 1}, {"b": 1, "at": "x"}, plain):
+        assert verdicts(value)
+    assert len(asked) == 6
