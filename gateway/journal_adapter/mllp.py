@@ -247,7 +247,8 @@ class _Connection(asyncio.Protocol):
         self.eof = True
         if not self.busy and not self.queue:
             self._close()
-        return True  # keep the write side open for the ACKs still to come
+        # Keep the write side open for the ACKs still to come; TLS cannot half-close.
+        return self.server.tls is None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -264,6 +265,10 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self._release()
+
+    def _release(self) -> None:
+        """No longer one of the server's active connections (once, whichever comes first)."""
         if self.counted:
             self.counted = False
             self.server._active -= 1
@@ -342,7 +347,9 @@ class _Connection(asyncio.Protocol):
             )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             log.warning("mllp.tls_refused", peer=self.peer, reason=_tls_reason(exc))
+            self.closed = True
             transport.abort()
+            self._release()  # the TLS layer may not pass the loss of a connection it never made
             return
         if tls is None or self.closed:
             return
