@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ import pytest
 import trustme
 
 from gateway.bootstrap import GatewayThread
-from gateway.journal_adapter.mllp import MllpServer
+from gateway.journal_adapter.mllp import MllpClient, MllpServer
 from gateway.settings import Settings
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 from tests.support import ack_code, ack_fields, control_id, mllp_exchange, siu
@@ -449,5 +449,34 @@ async def test_a_sender_that_never_reads_its_acks_is_dropped_after_the_read_time
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+    finally:
+        await server.stop()
+
+
+async def test_a_fault_of_ours_ends_that_connection_without_an_ack_and_the_others_go_on() -> None:
+    # The MLLP server alone: a handler that fails on one message (synchronously, or by
+    # answering with an exception) ends that sender's connection, unanswered, so it sends the
+    # message again; other connections, and the messages before it, are answered as usual.
+    def submit(raw: bytes, _peer: str, done: Callable[[bytes | BaseException], None]) -> None:
+        if raw == b"RAISE":
+            raise RuntimeError("a bug")
+        if raw == b"ANSWER-AN-ERROR":
+            done(RuntimeError("a bug, found later"))
+            return
+        done(b"MSA|AA|" + raw)
+
+    server = MllpServer(submit=submit, port=0, read_timeout=READ, idle_timeout=IDLE)
+    await server.start()
+    try:
+        for bad in (b"RAISE", b"ANSWER-AN-ERROR"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(START + b"ONE" + END + START + bad + END + START + b"TWO" + END)
+            answered = await asyncio.wait_for(reader.read(), READ + 5)  # until the server closes
+            assert answered == START + b"MSA|AA|ONE" + END
+            writer.close()
+            async with MllpClient("127.0.0.1", server.port) as other:
+                assert await other.send(b"THREE") == b"MSA|AA|THREE"
+        while server.active_connections:
+            await asyncio.sleep(0.01)
     finally:
         await server.stop()
