@@ -86,10 +86,15 @@ class Settings(BaseSettings):
     auth_issuer: str | None = Field(None, description="The issuer (iss) tokens must come from.")
     mocks_host: str = "127.0.0.1"
     mocks_port: int = Field(8089, ge=0, description="One port for every built-in mock (0: any free port).")
-    worker_batch: int = Field(200, gt=0)
+    worker_batch: int = Field(
+        500,
+        gt=0,
+        description="Most messages one processing transaction takes. Larger batches share index pages "
+        "and the commit, so the worker holds the store's write lock less per message (bench/README.md).",
+    )
     worker_poll_interval: float = Field(1.0, gt=0)
     worker_gather: float = Field(
-        0.02,
+        0.2,
         ge=0,
         description="Seconds the worker lets work gather after a partial batch before it claims "
         "again: under load, fewer and larger transactions (0: claim at once).",

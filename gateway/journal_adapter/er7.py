@@ -282,6 +282,18 @@ def _formatting(seq: str) -> str:
 def escape(value: str, d: Delimiters = DEFAULT_DELIMITERS) -> str:
     """Encode text for an ER7 field (escape first, then the delimiters)."""
     e = d.escape
+    # Most values (ids, names, codes) hold none of the characters: return them as they are
+    # (each ACK escapes about seven fields).
+    if (
+        e not in value
+        and d.field not in value
+        and d.component not in value
+        and d.subcomponent not in value
+        and d.repetition not in value
+        and "\r" not in value
+        and "\n" not in value
+    ):
+        return value
     return (
         value.replace(e, f"{e}E{e}")
         .replace(d.field, f"{e}F{e}")

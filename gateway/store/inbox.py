@@ -139,27 +139,16 @@ class Inbox:
         dialect = engine.dialect
         self._sqlite = dialect.name == "sqlite"
         self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, dialect.loaded_dbapi.Error)
-        insert_module: Any = postgresql if dialect.name == "postgresql" else sqlite
-        # Compiled once (gateway/store/compiled.py). A new accepted message goes in with ON CONFLICT
-        # (dedup_key) DO NOTHING: no id back means a repeat of an accepted message.
+        self._dialect = dialect
+        self._insert_module: Any = postgresql if dialect.name == "postgresql" else sqlite
+        # Compiled once (gateway/store/compiled.py): the batch's rows in one statement
+        # (_batch_insert, per number of rows), and a repeat of an accepted message on its own.
         values: dict[str, Any] = {name: bindparam(name) for name in _COLUMNS}
         self._insert_plain = Compiled(
             insert(messages).values(values).returning(messages.c.id), dialect, _COLUMNS, messages
         )
-        self._insert_new = Compiled(
-            insert_module.insert(messages)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(messages.c.id),
-            dialect,
-            _COLUMNS,
-            messages,
-        )
-        marker = "?" if dialect.positional else "%(key)s"
-        self._find_original = f"SELECT id FROM messages WHERE dedup_key = {marker}"
-        self._key_params: Callable[[str], Any] = (
-            (lambda key: (key,)) if dialect.positional else (lambda key: {"key": key})
-        )
+        self._batch_inserts: dict[tuple[int, bool], Compiled] = {}
+        self._positional = bool(dialect.positional)
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from the writer thread) after every commit with new work."""
@@ -221,20 +210,22 @@ class Inbox:
                 return
 
     def _write(self, batch: list[_Item]) -> None:
-        results: list[Stored] = []
+        records = [record for record, _, _ in batch]
         try:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
-            cursor = conn.cursor()
-            try:
-                if self._sqlite:
-                    _begin_immediate(cursor)
-                for record, _, _ in batch:
-                    results.append(self._insert(cursor, record))
-            finally:
-                cursor.close()
-            conn.commit()
+            if self._sqlite and len(records) <= _ROWS_PER_STATEMENT:
+                results = self._insert_one_statement(conn, records)
+            else:
+                cursor = conn.cursor()
+                try:
+                    if self._sqlite:
+                        _when_unlocked(lambda: cursor.execute("BEGIN IMMEDIATE"))
+                    results = self._insert(records, cursor)
+                finally:
+                    cursor.close()
+                conn.commit()
         except self._errors as exc:
             log.error("inbox.write_failed", error=type(exc).__name__, batch=len(batch))
             self._drop_connection()
@@ -242,21 +233,62 @@ class Inbox:
             return
         _settle(batch, results)
         if any(
-            r.duplicate_of is None and rec.state == RECEIVED
-            for (rec, _, _), r in zip(batch, results, strict=True)
+            r.duplicate_of is None and rec.state == RECEIVED for rec, r in zip(records, results, strict=True)
         ):
             for listener in self._listeners:
                 listener()
 
+    def _insert_one_statement(self, conn: Any, records: list[InboundRecord]) -> list[Stored]:
+        """SQLite: the batch as one INSERT in autocommit mode, so taking the write lock, the
+        inserts and the commit (fsync) are one call into SQLite: the writer thread gives up and
+        waits to get back the interpreter lock once per batch instead of once per statement.
+
+        The rows take consecutive ids (the lock is held for the statement), so when every row
+        went in the ids follow from the last one. When some did not (repeats of accepted
+        messages) a second transaction reads back which did and stores the repeats."""
+        rows = [record.row() for record in records]
+        statement = self._batch_insert(len(rows), returning=False)
+        params = statement.params(_numbered(rows))
+        cursor = conn.cursor()
+        try:
+            _when_unlocked(lambda: cursor.execute(statement.sql, params))
+            inserted, last = cursor.rowcount, cursor.lastrowid
+        finally:
+            cursor.close()
+        if inserted == len(rows):
+            first = last - inserted + 1
+            return [Stored(first + i, None) for i in range(inserted)]
+        cursor = conn.cursor()
+        try:
+            _when_unlocked(lambda: cursor.execute("BEGIN IMMEDIATE"))
+            returned: list[tuple[int, str | None]] = []
+            if inserted > 0:
+                cursor.execute(
+                    "SELECT id, dedup_key FROM messages WHERE id BETWEEN ? AND ?", (last - inserted + 1, last)
+                )
+                returned = [(int(id_), key) for id_, key in cursor.fetchall()]
+            results: list[Stored | None] = [None] * len(rows)
+            new_ids: dict[str, int] = {}
+            _take(rows, 0, returned, results, new_ids)
+            stored = self._store_repeats(cursor, rows, results, new_ids)
+        finally:
+            cursor.close()
+        conn.commit()
+        return stored
+
     def _connect(self) -> Any:
         conn = self._engine.raw_connection()
         if self._sqlite:
-            # The writer waits for the write lock itself (_begin_immediate) instead of in
+            # The writer waits for the write lock itself (_when_unlocked) instead of in
             # SQLite's busy handler, whose sleeps grow to 25-100 ms: a sender's ACK would wait
-            # that long after the worker's transaction ended. Never handed back to the pool.
+            # that long after the worker's transaction ended. Autocommit: a statement outside
+            # BEGIN is its own transaction (_insert_one_statement). Never handed back to the pool.
             cursor = conn.cursor()
             cursor.execute("PRAGMA busy_timeout=0")
             cursor.close()
+            driver = conn.driver_connection
+            assert driver is not None
+            driver.isolation_level = None
         return conn
 
     def _drop_connection(self) -> None:
@@ -268,40 +300,131 @@ class Inbox:
             conn.rollback()
         conn.invalidate()  # closed, not returned to the pool (its settings are the writer's)
 
-    def _insert(self, cursor: Any, record: InboundRecord) -> Stored:
-        row = record.row()
-        key = row["dedup_key"]
-        if key is None:
-            return Stored(_returned_id(cursor, self._insert_plain, row), None)
-        new_id = _returned_id(cursor, self._insert_new, row)
-        if new_id is not None:
-            return Stored(new_id, None)
-        cursor.execute(self._find_original, self._key_params(key))
-        original = int(cursor.fetchall()[0][0])
-        row.update(state=DUPLICATE, dedup_key=None, duplicate_of=original)
-        return Stored(_returned_id(cursor, self._insert_plain, row), original)
+    def _insert(self, records: list[InboundRecord], cursor: Any) -> list[Stored]:
+        """Insert a batch in as few statements as it takes, in arrival order.
+
+        One INSERT carries up to ``_ROWS_PER_STATEMENT`` rows: ON CONFLICT (dedup_key) DO
+        NOTHING, RETURNING id and dedup_key. An accepted message whose key comes back is new; one
+        whose key does not is a repeat of an accepted message (earlier, or earlier in this batch)
+        and is stored after the others as a ``duplicate`` row pointing at the original. A row
+        without a key (rejected) never conflicts; ids follow the order of the VALUES, so those
+        rows take the returned keyless ids in ascending order.
+
+        Per statement, not per row: on SQLite each statement gives up the interpreter lock and
+        waits to get it back behind the event loop; on PostgreSQL it is a round trip."""
+        rows = [record.row() for record in records]
+        results: list[Stored | None] = [None] * len(rows)
+        new_ids: dict[str, int] = {}
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _ROWS_PER_STATEMENT]
+            statement = self._batch_insert(len(chunk), returning=True)
+            cursor.execute(statement.sql, statement.params(_numbered(chunk)))
+            returned = [(int(id_), key) for id_, key in cursor.fetchall()]
+            _take(chunk, start, returned, results, new_ids)
+        return self._store_repeats(cursor, rows, results, new_ids)
+
+    def _store_repeats(
+        self, cursor: Any, rows: list[dict[str, Any]], results: list[Stored | None], new_ids: dict[str, int]
+    ) -> list[Stored]:
+        """Store each repeat of an accepted message (no id yet in ``results``) as a duplicate."""
+        repeats = [at for at, stored in enumerate(results) if stored is None]
+        if repeats:
+            originals = self._originals(cursor, {rows[at]["dedup_key"] for at in repeats} - new_ids.keys())
+            originals.update(new_ids)
+            for at in repeats:
+                row = rows[at]
+                original = originals[row["dedup_key"]]
+                row.update(state=DUPLICATE, dedup_key=None, duplicate_of=original)
+                results[at] = Stored(_returned_id(cursor, self._insert_plain, row), original)
+        return [stored for stored in results if stored is not None]
+
+    def _batch_insert(self, n: int, *, returning: bool) -> Compiled:
+        found = self._batch_inserts.get((n, returning))
+        if found is None:
+            values = [
+                {name: bindparam(f"{name}_m{i}", type_=messages.c[name].type) for name in _COLUMNS}
+                for i in range(n)
+            ]
+            stmt = (
+                self._insert_module.insert(messages)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["dedup_key"])
+            )
+            if returning:
+                stmt = stmt.returning(messages.c.id, messages.c.dedup_key)
+            keys = [f"{name}_m{i}" for i in range(n) for name in _COLUMNS]
+            found = self._batch_inserts[n, returning] = Compiled(stmt, self._dialect, keys, messages)
+        return found
+
+    def _originals(self, cursor: Any, keys: set[str]) -> dict[str, int]:
+        """The ids of the accepted messages stored earlier under these keys."""
+        if not keys:
+            return {}
+        ordered = sorted(keys)
+        if self._positional:
+            marks = ", ".join("?" for _ in ordered)
+            params: Any = tuple(ordered)
+        else:
+            marks = ", ".join(f"%(k{i})s" for i in range(len(ordered)))
+            params = {f"k{i}": key for i, key in enumerate(ordered)}
+        cursor.execute(f"SELECT id, dedup_key FROM messages WHERE dedup_key IN ({marks})", params)
+        return {key: int(id_) for id_, key in cursor.fetchall()}
+
+
+#: Rows per INSERT: a statement compiled for each size up to this (20 parameters a row, well
+#: inside SQLite's and PostgreSQL's limits).
+_ROWS_PER_STATEMENT = 64
+
+
+def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows' values under the multi-row statement's bind names (``name_m<i>``)."""
+    return {f"{name}_m{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
 #: How long the writer waits for SQLite's write lock before giving up (the engine's busy_timeout).
 LOCK_TIMEOUT = 30.0
 
 
-def _begin_immediate(cursor: Any) -> None:
-    """Take SQLite's write lock, polling every 0.2 to 2 ms while another writer (the worker)
-    holds it, so the batch goes in as soon as the lock is free."""
+def _when_unlocked(statement: Callable[[], object]) -> None:
+    """Run a statement that takes SQLite's write lock, polling every 0.2 to 2 ms while another
+    writer (the worker) holds it, so the batch goes in as soon as the lock is free."""
     import sqlite3
 
     deadline = time.monotonic() + LOCK_TIMEOUT
     delay = 0.0002
     while True:
         try:
-            cursor.execute("BEGIN IMMEDIATE")
+            statement()
             return
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.002)
+
+
+def _take(
+    chunk: list[dict[str, Any]],
+    start: int,
+    returned: list[tuple[int, str | None]],
+    results: list[Stored | None],
+    new_ids: dict[str, int],
+) -> None:
+    """Give the chunk's rows the ids of the rows that went in (``returned``: id, dedup_key).
+
+    An accepted row whose key came back is new (the first such row, if the key is twice in the
+    batch); one whose key did not is a repeat and keeps None. Rows without a key never conflict;
+    ids follow the order of the VALUES, so they take the keyless ids in ascending order."""
+    ordered = sorted(returned)
+    keyless = iter([id_ for id_, key in ordered if key is None])
+    keyed = {key: id_ for id_, key in ordered if key is not None}
+    for offset, row in enumerate(chunk):
+        key = row["dedup_key"]
+        if key is None:
+            results[start + offset] = Stored(next(keyless), None)
+        elif key in keyed and key not in new_ids:
+            new_ids[key] = keyed[key]
+            results[start + offset] = Stored(keyed[key], None)
 
 
 def _returned_id(cursor: Any, stmt: Compiled, row: dict[str, Any]) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from gateway.errors import StoreError
-from gateway.store.inbox import DUPLICATE, RECEIVED, InboundRecord, Inbox
+from gateway.store.inbox import DUPLICATE, RECEIVED, REJECTED, InboundRecord, Inbox, Stored
 from gateway.store.tables import messages
 
 
@@ -83,3 +83,63 @@ def test_on_sqlite_the_writer_waits_for_another_writers_lock(engine: Engine) -> 
         holder.join()
         inbox.stop()
     assert stored.id > 0 and waited >= 0.1
+
+
+def _rejected(control_id: str) -> InboundRecord:
+    record = _record(control_id)
+    record.state, record.error, record.ack_code = REJECTED, "bad", "AE"
+    return record
+
+
+@pytest.mark.parametrize("size", [7, 80])  # one statement; more rows than one statement takes
+def test_one_batch_of_new_rejected_and_repeated_messages_keeps_arrival_order(
+    engine: Engine, size: int
+) -> None:
+    """Everything queued before the writer starts goes in as one batch: new messages, rejected
+    ones (no dedup key), a repeat of a message from an earlier batch and a repeat within the
+    batch. Each gets its own id in arrival order; each repeat points at its original."""
+    inbox = Inbox(engine)
+    inbox.start()
+    try:
+        earlier = asyncio.run(inbox.put(_record("EARLIER")))
+    finally:
+        inbox.stop()
+    records = [_record(f"N-{i}") if i % 3 else _rejected(f"R-{i}") for i in range(size - 2)]
+    records.insert(2, _record("EARLIER"))
+    records.append(_record("N-1"))  # N-1 is new earlier in this same batch
+
+    async def run() -> list[Stored]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Stored]] = []
+        for record in records:
+            future: asyncio.Future[Stored] = loop.create_future()
+            inbox.submit(record, lambda outcome, f=future: f.set_result(outcome))  # type: ignore[misc]
+            futures.append(future)
+        inbox.start()
+        return list(await asyncio.gather(*futures))
+
+    inbox = Inbox(engine)
+    try:
+        stored = asyncio.run(run())
+    finally:
+        inbox.stop()
+    by_control = {r.control_id: s for r, s in zip(records, stored, strict=True) if r.control_id != "N-1"}
+    assert by_control["EARLIER"].duplicate_of == earlier.id
+    first_n1, repeat_n1 = (s for r, s in zip(records, stored, strict=True) if r.control_id == "N-1")
+    assert first_n1.duplicate_of is None and repeat_n1.duplicate_of == first_n1.id
+    with engine.connect() as conn:
+        rows = {
+            row.id: row
+            for row in conn.execute(
+                select(messages.c.id, messages.c.control_id, messages.c.state, messages.c.duplicate_of)
+            )
+        }
+    for record, outcome in zip(records, stored, strict=True):
+        row = rows[outcome.id]
+        assert row.control_id == record.control_id
+        assert row.duplicate_of == outcome.duplicate_of
+        expected = DUPLICATE if outcome.duplicate_of is not None else record.state
+        assert row.state == expected
+    # The messages that went in as they came have ids in arrival order.
+    firsts = [s.id for s in stored if s.duplicate_of is None]
+    assert firsts == sorted(firsts) and len(set(firsts)) == len(firsts)
