@@ -77,6 +77,8 @@ class WorkerProcess:
         self._process: BaseProcess | None = None
         self._wake_fd: int | None = None
         self._wake_conn: Connection | None = None
+        # Shared with the child: 1 once it has cleared its wake event to look for work again.
+        self._armed: Any = None
         self._ready: Any = None
         self.starts = 0
 
@@ -91,11 +93,12 @@ class WorkerProcess:
     def start(self) -> None:
         reader, writer = self._ctx.Pipe(duplex=False)
         self._ready = self._ctx.Event()
+        armed = self._ctx.Value("b", 1, lock=False)
         # Never more than the settings, the factory path, the extra variables and the pipe's end.
         settings = self.settings.model_copy(update={"mocks_port": 0})  # a leftover mock: any port
         process = self._ctx.Process(
             target=_child_main,
-            args=(settings, reader, self._ready, self.register_factory, self.env),
+            args=(settings, reader, armed, self._ready, self.register_factory, self.env),
             name="gateway-worker",
             daemon=True,
         )
@@ -103,6 +106,7 @@ class WorkerProcess:
         reader.close()  # the child has its own copy; ours would hide the parent's end of file
         os.set_blocking(writer.fileno(), False)
         self._process, self._wake_conn, self._wake_fd = process, writer, writer.fileno()
+        self._armed = armed
         self.starts += 1
         log.info("worker.process_started", pid=process.pid)
 
@@ -111,10 +115,16 @@ class WorkerProcess:
         return self._ready is not None and bool(self._ready.wait(timeout))
 
     def wake(self) -> None:
-        """Tell the worker there is new work (from the inbox writer thread; never blocks)."""
-        fd = self._wake_fd
-        if fd is None:
+        """Tell the worker there is new work (from the inbox writer thread; never blocks).
+
+        At most once each time the worker looks for work: it arms the flag when it clears its
+        wake event (before it claims), and the first commit after that disarms it and writes.
+        A commit before the arming is seen by the claim that follows it. So a busy worker is
+        not woken by every inbox commit (hundreds a second), only a waiting one at once."""
+        fd, armed = self._wake_fd, self._armed
+        if fd is None or armed is None or not armed.value:
             return
+        armed.value = 0
         with contextlib.suppress(OSError):  # pipe full: a wake is pending anyway; or it is gone
             os.write(fd, b"w")
 
@@ -162,7 +172,12 @@ def _load(path: str) -> Any:
 
 
 def _child_main(
-    settings: Settings, wake: Connection, ready: Any, register_factory: str | None, env: dict[str, str]
+    settings: Settings,
+    wake: Connection,
+    armed: Any,
+    ready: Any,
+    register_factory: str | None,
+    env: dict[str, str],
 ) -> None:
     """The worker process: build the gateway's parts from settings and run only the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -177,15 +192,28 @@ def _child_main(
     tune_for_serving()
     ready.set()
     try:
-        asyncio.run(_child_run(gateway, wake))
+        asyncio.run(_child_run(gateway, wake, armed))
     finally:
         gateway.engine.dispose()
 
 
-async def _child_run(gateway: Any, wake_conn: Connection) -> None:
+class _ArmedWake(asyncio.Event):
+    """The worker's wake event: clearing it (the worker is about to look for work) arms the
+    parent's next wake (WorkerProcess.wake)."""
+
+    def __init__(self, armed: Any) -> None:
+        super().__init__()
+        self._armed = armed
+
+    def clear(self) -> None:
+        super().clear()
+        self._armed.value = 1
+
+
+async def _child_run(gateway: Any, wake_conn: Connection, armed: Any) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    wake = asyncio.Event()
+    wake = _ArmedWake(armed)
     fd = wake_conn.fileno()
     os.set_blocking(fd, False)
 

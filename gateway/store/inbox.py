@@ -130,7 +130,9 @@ class Inbox:
     def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
         self._engine = engine
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        # Per event loop: what this turn of it has submitted (handed over at the turn's end).
+        self._gathering: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._thread: threading.Thread | None = None
         self._listeners: list[Callable[[], None]] = []
         # The writer thread's own connection, kept between batches (no pool checkout and, on
@@ -149,6 +151,11 @@ class Inbox:
         )
         self._batch_inserts: dict[tuple[int, bool], Compiled] = {}
         self._positional = bool(dialect.positional)
+        self._find_original = (
+            "SELECT id FROM messages WHERE control_id = ? AND dedup_key = ?"
+            if self._positional
+            else "SELECT id FROM messages WHERE control_id = %(c)s AND dedup_key = %(k)s"
+        )
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from the writer thread) after every commit with new work."""
@@ -161,6 +168,8 @@ class Inbox:
 
     def stop(self) -> None:
         if self._thread is not None:
+            for loop in list(self._gathering):  # submitted in a turn that has not ended yet
+                self._hand_over(loop)
             self._queue.put(None)
             self._thread.join(timeout=10)
             self._thread = None
@@ -171,8 +180,22 @@ class Inbox:
         :class:`Stored` once its batch has committed, or with a :class:`StoreError`.
 
         The callback form is for the MLLP path, where a future and a coroutine per message cost
-        more than the rest of the hand-over; :meth:`put` is the awaitable form."""
-        self._queue.put((record, asyncio.get_running_loop(), settled))
+        more than the rest of the hand-over; :meth:`put` is the awaitable form.
+
+        What one turn of the event loop submits goes to the writer together, at the end of the
+        turn: one wake-up of the writer thread instead of one per message, and the writer does
+        not start a commit with the first of several messages that arrived together."""
+        loop = asyncio.get_running_loop()
+        gathering = self._gathering.get(loop)
+        if gathering is None:
+            gathering = self._gathering[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        gathering.append((record, loop, settled))
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        gathered = self._gathering.pop(loop, None)
+        if gathered:
+            self._queue.put(gathered)
 
     async def put(self, record: InboundRecord) -> Stored:
         loop = asyncio.get_running_loop()
@@ -186,7 +209,7 @@ class Inbox:
             else:
                 future.set_result(outcome)
 
-        self._queue.put((record, loop, settled))
+        self.submit(record, settled)
         return await future
 
     def _run(self) -> None:
@@ -194,17 +217,17 @@ class Inbox:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch = list(first)
             stopping = False
-            while len(batch) < self._max_batch:
+            while len(batch) < self._max_batch:  # a turn's messages are never split
                 try:
-                    item = self._queue.get_nowait()
+                    items = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if items is None:
                     stopping = True
                     break
-                batch.append(item)
+                batch += items
             self._write(batch)
             if stopping:
                 return
@@ -329,7 +352,8 @@ class Inbox:
         """Store each repeat of an accepted message (no id yet in ``results``) as a duplicate."""
         repeats = [at for at, stored in enumerate(results) if stored is None]
         if repeats:
-            originals = self._originals(cursor, {rows[at]["dedup_key"] for at in repeats} - new_ids.keys())
+            earlier = [rows[at] for at in repeats if rows[at]["dedup_key"] not in new_ids]
+            originals = self._originals(cursor, earlier)
             originals.update(new_ids)
             for at in repeats:
                 row = rows[at]
@@ -348,7 +372,7 @@ class Inbox:
             stmt = (
                 self._insert_module.insert(messages)
                 .values(values)
-                .on_conflict_do_nothing(index_elements=["dedup_key"])
+                .on_conflict_do_nothing(index_elements=["control_id", "dedup_key"])
             )
             if returning:
                 stmt = stmt.returning(messages.c.id, messages.c.dedup_key)
@@ -356,19 +380,18 @@ class Inbox:
             found = self._batch_inserts[n, returning] = Compiled(stmt, self._dialect, keys, messages)
         return found
 
-    def _originals(self, cursor: Any, keys: set[str]) -> dict[str, int]:
-        """The ids of the accepted messages stored earlier under these keys."""
-        if not keys:
-            return {}
-        ordered = sorted(keys)
-        if self._positional:
-            marks = ", ".join("?" for _ in ordered)
-            params: Any = tuple(ordered)
-        else:
-            marks = ", ".join(f"%(k{i})s" for i in range(len(ordered)))
-            params = {f"k{i}": key for i, key in enumerate(ordered)}
-        cursor.execute(f"SELECT id, dedup_key FROM messages WHERE dedup_key IN ({marks})", params)
-        return {key: int(id_) for id_, key in cursor.fetchall()}
+    def _originals(self, cursor: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """The ids of the accepted messages stored earlier under these rows' keys (by the
+        unique index on control id and key; repeats are rare, so one lookup each)."""
+        found: dict[str, int] = {}
+        for row in rows:
+            key = row["dedup_key"]
+            if key in found:
+                continue
+            params = (row["control_id"], key) if self._positional else {"c": row["control_id"], "k": key}
+            cursor.execute(self._find_original, params)
+            found[key] = int(cursor.fetchall()[0][0])
+        return found
 
 
 #: Rows per INSERT: a statement compiled for each size up to this (20 parameters a row, well

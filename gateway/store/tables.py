@@ -23,6 +23,8 @@ metadata = MetaData()
 
 # Every inbound message, raw, before it is acknowledged. `dedup_key` is set only for accepted
 # messages (sending app|facility|MSH-10), so a repeat of an accepted message is found by it.
+# One unique index on (control_id, dedup_key) serves both deduplication and control id lookups
+# (migration 0007): each index is a B-tree write for every message before its ACK.
 messages = Table(
     "messages",
     metadata,
@@ -52,11 +54,10 @@ messages = Table(
     # A message waiting for something other than the register (a kallelse for a booking not yet
     # received) is tried again from this time, without holding up the messages after it.
     Column("retry_at", UTCDateTime, nullable=True),
-    UniqueConstraint("dedup_key", name="uq_messages_dedup_key"),
 )
 Index("ix_messages_state_id", messages.c.state, messages.c.id)
 Index("ix_messages_received_at", messages.c.received_at)
-Index("ix_messages_control_id", messages.c.control_id)
+Index("uq_messages_control_dedup", messages.c.control_id, messages.c.dedup_key, unique=True)
 Index("ix_messages_patient", messages.c.patient)
 
 # The current state of each booking as a FHIR Appointment, validated once and stored as JSON.

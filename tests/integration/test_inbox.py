@@ -7,11 +7,14 @@ import asyncio
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, insert, inspect, select, text
 
 from gateway.errors import StoreError
+from gateway.store import migrate
+from gateway.store.db import make_engine
 from gateway.store.inbox import DUPLICATE, RECEIVED, REJECTED, InboundRecord, Inbox, Stored
 from gateway.store.tables import messages
 
@@ -143,3 +146,26 @@ def test_one_batch_of_new_rejected_and_repeated_messages_keeps_arrival_order(
     # The messages that went in as they came have ids in arrival order.
     firsts = [s.id for s in stored if s.duplicate_of is None]
     assert firsts == sorted(firsts) and len(set(firsts)) == len(firsts)
+
+
+def test_migration_0007_keeps_the_messages_and_their_deduplication(tmp_path: Path) -> None:
+    """An existing SQLite database (batch mode copies the table) keeps its rows, and a repeat of
+    a message accepted before the migration is still a duplicate of it."""
+    engine = make_engine(f"sqlite:///{(tmp_path / 'before.db').as_posix()}")
+    try:
+        migrate.upgrade(engine, "0006")
+        with engine.begin() as conn:
+            old_id = conn.execute(insert(messages).values(_record("OLD").row())).inserted_primary_key[0]
+        migrate.upgrade(engine)
+        inbox = Inbox(engine)
+        inbox.start()
+        try:
+            again = asyncio.run(inbox.put(_record("OLD")))
+            new = asyncio.run(inbox.put(_record("NEW")))
+        finally:
+            inbox.stop()
+        assert again.duplicate_of == old_id and new.duplicate_of is None
+        indexes = {ix["name"] for ix in inspect(engine).get_indexes("messages")}
+        assert "uq_messages_control_dedup" in indexes and "ix_messages_control_id" not in indexes
+    finally:
+        engine.dispose()
