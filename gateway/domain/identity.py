@@ -8,6 +8,7 @@ region's, given as a pattern by the mapping files.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,12 +44,16 @@ _TWELVE = re.compile(r"^(\d{8})-?(\d{4})$")
 _TEN = re.compile(r"^(\d{6})[-+]?(\d{4})$")
 
 
+#: A digit doubled, its digits summed (the Luhn step for every other digit).
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
 def luhn_ok(ten_digits: str) -> bool:
     """Luhn check over the ten digits YYMMDDNNNC."""
     total = 0
     for i, ch in enumerate(ten_digits):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
+        d = int(ch)
+        total += _DOUBLED[d] if i % 2 == 0 else d
     return total % 10 == 0
 
 
@@ -78,8 +83,12 @@ def birth_date(value: str, kind: IdKind) -> date:
     return date(year, month, day)
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_swedish_id(text: str, kind: IdKind, authority: str) -> PersonId:
-    """Check a personnummer or samordningsnummer (R-ID-1) and normalize it to 12 digits."""
+    """Check a personnummer or samordningsnummer (R-ID-1) and normalize it to 12 digits.
+
+    Remembered for the most recent persons (their next booking, or the same one changed): a
+    PersonId is immutable, and a number that fails is checked again each time."""
     value = normalize_twelve(text)
     if kind is IdKind.RESERVNUMMER:
         raise ValueError("use parse_reservnummer for reservnummer")

@@ -195,7 +195,9 @@ def parse(text: str) -> Message:
         raise MalformedMessage("MSH-1/MSH-2 delimiters are invalid", Location("MSH", 2), code="102")
     d = Delimiters(fs, enc[0], enc[1], enc[2], enc[3])
     segments: list[Segment] = []
-    for line in _SEGMENT_SPLIT.split(text):
+    # Segments end in CR; LF and CRLF are taken too (a plain split when there is no LF).
+    lines = _SEGMENT_SPLIT.split(text) if "\n" in text else text.split("\r")
+    for line in lines:
         if not line:
             continue
         parts = line.split(fs)

@@ -99,6 +99,17 @@ def _resources(
     return tuple(out)
 
 
+#: Where each value is, for its error (made once, not for every message).
+_AT_AIS_4 = Location("AIS", 4)
+_AT_AIS_7 = Location("AIS", 7)
+_AT_SCH_11_4 = Location("SCH", 11, 4)
+_AT_SCH_11_5 = Location("SCH", 11, 5)
+_AT_SCH_2 = Location("SCH", 2)
+_AT_SCH_9 = Location("SCH", 9)
+_AT_TQ1_7 = Location("TQ1", 7)
+_AT_TQ1_8 = Location("TQ1", 8)
+
+
 def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> BookingEvent:
     """Translate a checked SIU message to a BookingEvent, or raise naming what is wrong."""
     if header.message_type != "SIU" or header.trigger not in TRIGGERS:
@@ -115,7 +126,7 @@ def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> Bookin
     booking_id = sch.get(2, 1)
     if not booking_id:
         raise MalformedMessage(
-            "SCH-2 filler appointment id (the booking id) is missing", Location("SCH", 2), code="101"
+            "SCH-2 filler appointment id (the booking id) is missing", _AT_SCH_2, code="101"
         )
     namespace = sch.get(2, 3) or sch.get(2, 2) or header.sending_application
     patient = read_patient(pid, mappings)
@@ -126,34 +137,34 @@ def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> Bookin
     start: datetime | None = None
     end: datetime | None = None
     if tq1 is not None and tq1.get(7):
-        start = parse_dtm(tq1.get(7), Location("TQ1", 7))
+        start = parse_dtm(tq1.get(7), _AT_TQ1_7)
         if tq1.get(8):
-            end = parse_dtm(tq1.get(8), Location("TQ1", 8))
+            end = parse_dtm(tq1.get(8), _AT_TQ1_8)
     elif sch.get(11, 4, 1):
         # SCH-11 is a TQ: its start/end are TS components, so a v2.3 degree of precision
         # (TS.2) arrives as a subcomponent ("200612010900&M"); the time is subcomponent 1.
-        start = parse_dtm(sch.get(11, 4, 1), Location("SCH", 11, 4))
+        start = parse_dtm(sch.get(11, 4, 1), _AT_SCH_11_4)
         if sch.get(11, 5, 1):
-            end = parse_dtm(sch.get(11, 5, 1), Location("SCH", 11, 5))
+            end = parse_dtm(sch.get(11, 5, 1), _AT_SCH_11_5)
     elif ais is not None and ais.get(4):
-        start = parse_dtm(ais.get(4), Location("AIS", 4))
+        start = parse_dtm(ais.get(4), _AT_AIS_4)
     if start is None:
         raise MalformedMessage(
-            "appointment start is missing (TQ1-7, SCH-11.4 or AIS-4)", Location("SCH", 11, 4), code="101"
+            "appointment start is missing (TQ1-7, SCH-11.4 or AIS-4)", _AT_SCH_11_4, code="101"
         )
     if end is None:
         if sch.get(9):
-            end = start + _duration(sch.get(9), sch.get(10, 1), Location("SCH", 9))
+            end = start + _duration(sch.get(9), sch.get(10, 1), _AT_SCH_9)
         elif ais is not None and ais.get(7):
-            end = start + _duration(ais.get(7), ais.get(8, 1), Location("AIS", 7))
+            end = start + _duration(ais.get(7), ais.get(8, 1), _AT_AIS_7)
         else:
             raise MalformedMessage(
                 "appointment duration is missing (SCH-9/SCH-10, AIS-7/AIS-8 or an end time)",
-                Location("SCH", 9),
+                _AT_SCH_9,
                 code="101",
             )
     if end <= start:
-        raise MalformedMessage("appointment ends before it starts", Location("SCH", 9), code="102")
+        raise MalformedMessage("appointment ends before it starts", _AT_SCH_9, code="102")
 
     reason = sch.get(7, 2) or sch.get(7, 1) or None
     time_type = sch.get(8, 1) or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -15,6 +16,27 @@ _DTM = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(?:\.(\d{1,4}))?
 
 def parse_dtm(value: str, where: Location, tz: ZoneInfo = STOCKHOLM) -> datetime:
     """Parse a DTM with at least minute precision (YYYYMMDDHHMM[SS[.S+]][+/-ZZZZ])."""
+    try:
+        return _parsed(value, tz)
+    except _Invalid:
+        return _parse(value, where, tz)  # again, to raise with where it was
+
+
+class _Invalid(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(value: str, tz: ZoneInfo) -> datetime:
+    """The same times recur (a day's appointment slots, one message's own): each is parsed
+    once. An aware datetime is immutable, so sharing it is safe; failures are not kept."""
+    try:
+        return _parse(value, Location("?"), tz)
+    except MalformedMessage as exc:
+        raise _Invalid from exc
+
+
+def _parse(value: str, where: Location, tz: ZoneInfo) -> datetime:
     text = value.split("^", 1)[0].strip()  # TS.2 "degree of precision" (v2.3/2.4) is ignored
     match = _DTM.match(text)
     if match is None:

@@ -34,26 +34,37 @@ class Compiled:
         self._names = [(name, escaped.get(name, name)) for name in names]
         # Values the statement carries itself (``.values(state=WAITING)``, ``attempts + 1``).
         self._defaults = {name: binds[name].effective_value for name in binds if name not in keys}
-        self._processors: dict[str, Any] = {}
+        processors: dict[str, Any] = {}
         for name, bind in binds.items():
             type_ = bind.type
             if isinstance(type_, NullType) and name in table.c:
                 type_ = table.c[name].type
             processor = type_._cached_bind_processor(dialect)
             if processor is not None:
-                self._processors[name] = processor
+                processors[name] = processor
+        # Laid out once for params(), the hot path: per value its name and default, and the
+        # positions that go through a bind processor.
+        self._plan = [(name, self._defaults.get(name, _REQUIRED)) for name, _ in self._names]
+        self._keys = [key for _, key in self._names]
+        #: The bind names in the order a positional driver takes them.
+        self.names = [name for name, _ in self._names]
+        self._processed = [
+            (i, processors[name]) for i, (name, _) in enumerate(self._names) if name in processors
+        ]
 
     def params(self, row: Mapping[str, Any]) -> Any:
         """The driver's parameters for one row (a tuple, or a dict for named paramstyles)."""
-        defaults, processors = self._defaults, self._processors
-        values: list[tuple[str, Any]] = []
-        for name, key in self._names:
-            value = row[name] if name in row else defaults[name]
-            processor = processors.get(name)
-            values.append((key, processor(value) if processor is not None else value))
+        get = row.get
+        values = [row[name] if default is _REQUIRED else get(name, default) for name, default in self._plan]
+        for i, processor in self._processed:
+            values[i] = processor(values[i])
         if self.positional:
-            return tuple(value for _, value in values)
-        return dict(values)
+            return tuple(values)
+        return dict(zip(self._keys, values, strict=True))
+
+
+#: No default: the row must have the value.
+_REQUIRED = object()
 
 
 class CompiledCache:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import queue
 import threading
 import time
@@ -271,7 +272,7 @@ class Inbox:
         messages) a second transaction reads back which did and stores the repeats."""
         rows = [record.row() for record in records]
         statement = self._batch_insert(len(rows), returning=False)
-        params = statement.params(_numbered(rows))
+        params = self._rows_params(statement, rows)
         cursor = conn.cursor()
         try:
             _when_unlocked(lambda: cursor.execute(statement.sql, params))
@@ -341,7 +342,7 @@ class Inbox:
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start : start + _ROWS_PER_STATEMENT]
             statement = self._batch_insert(len(chunk), returning=True)
-            cursor.execute(statement.sql, statement.params(_numbered(chunk)))
+            cursor.execute(statement.sql, self._rows_params(statement, chunk))
             returned = [(int(id_), key) for id_, key in cursor.fetchall()]
             _take(chunk, start, returned, results, new_ids)
         return self._store_repeats(cursor, rows, results, new_ids)
@@ -377,8 +378,20 @@ class Inbox:
             if returning:
                 stmt = stmt.returning(messages.c.id, messages.c.dedup_key)
             keys = [f"{name}_m{i}" for i in range(n) for name in _COLUMNS]
-            found = self._batch_inserts[n, returning] = Compiled(stmt, self._dialect, keys, messages)
+            found = Compiled(stmt, self._dialect, keys, messages)
+            if self._positional:
+                # Row after row, each in the single-row statement's column order: so the
+                # parameters are the single-row ones chained (_rows_params).
+                single = self._insert_plain.names
+                assert found.names == [f"{name}_m{i}" for i in range(n) for name in single]
+            self._batch_inserts[n, returning] = found
         return found
+
+    def _rows_params(self, statement: Compiled, rows: list[dict[str, Any]]) -> Any:
+        if self._positional:
+            single = self._insert_plain.params
+            return tuple(itertools.chain.from_iterable(single(row) for row in rows))
+        return statement.params(_numbered(rows))
 
     def _originals(self, cursor: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
         """The ids of the accepted messages stored earlier under these rows' keys (by the
