@@ -31,7 +31,6 @@ class Compiled:
         binds = compiled.binds
         names = list(compiled.positiontup or ()) if self.positional else list(binds)
         escaped: dict[str, str] = dict(compiled.escaped_bind_names or {})
-        self._names = [(name, escaped.get(name, name)) for name in names]
         # Values the statement carries itself (``.values(state=WAITING)``, ``attempts + 1``).
         self._defaults = {name: binds[name].effective_value for name in binds if name not in keys}
         processors: dict[str, Any] = {}
@@ -44,13 +43,11 @@ class Compiled:
                 processors[name] = processor
         # Laid out once for params(), the hot path: per value its name and default, and the
         # positions that go through a bind processor.
-        self._plan = [(name, self._defaults.get(name, _REQUIRED)) for name, _ in self._names]
-        self._keys = [key for _, key in self._names]
         #: The bind names in the order a positional driver takes them.
-        self.names = [name for name, _ in self._names]
-        self._processed = [
-            (i, processors[name]) for i, (name, _) in enumerate(self._names) if name in processors
-        ]
+        self.names = names
+        self._plan = [(name, self._defaults.get(name, _REQUIRED)) for name in names]
+        self._keys = [escaped.get(name, name) for name in names]
+        self._processed = [(i, processors[name]) for i, name in enumerate(names) if name in processors]
 
     def params(self, row: Mapping[str, Any]) -> Any:
         """The driver's parameters for one row (a tuple, or a dict for named paramstyles)."""
