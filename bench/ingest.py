@@ -3,10 +3,11 @@
 Eight simulated journals, each on its own persistent MLLP connection, each sending its next
 message when the previous ACK has come (as journals do), for a fixed time after a warm-up. The
 subject is first the floor server (``bench/floor.py``: frame, durable store, ACK) and then the
-whole gateway (``GatewayThread``: decode, parse, check, translate, durable store in the
-``messages`` table, ACK; plus the HTTP server beside it and the processing worker in its own
-process, as ``gateway serve`` runs it). In full runs the pair is measured twice, alternating,
-and pooled, so that drift in the machine's load hits both alike.
+whole gateway (``GatewayThread``: decode, parse, check, translate, durable store (on SQLite
+the intake journal, on PostgreSQL the ``messages`` table), ACK; plus the HTTP server beside it
+and the processing worker in its own process, as ``gateway serve`` runs it). In full runs the
+pair is measured twice, alternating, and pooled, so that drift in the machine's load hits both
+alike.
 
 "Sustained" counts the worker too: besides the ACKed rate, the rate at which messages reached a
 final state (processed or failed, by the worker's ``processed_at``) within the same window, and
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from bench.common import (
     INLINE_WORKER,
@@ -182,18 +183,22 @@ def _worker_figures(conn: Connection, window: list[float]) -> dict[str, int]:
             messages.c.processed_at < end,
         )
     ).scalar_one()
-    # Accepted by the end of the window and not finished by then (still open, or finished later).
-    backlog = conn.execute(
+    # Accepted by the end of the window and not finished by then: finished later, or still open
+    # (in `messages`, or on SQLite not yet moved there from the intake journal).
+    finished_later = conn.execute(
         select(func.count())
         .select_from(messages)
         .where(
             messages.c.received_at < end,
-            or_(
-                messages.c.state.in_((RECEIVED, WAITING)),
-                and_(messages.c.state.in_((PROCESSED, FAILED)), messages.c.processed_at >= end),
-            ),
+            messages.c.state.in_((PROCESSED, FAILED)),
+            messages.c.processed_at >= end,
         )
     ).scalar_one()
+    still_open = sum(
+        queries.list_messages(conn, queries.MessageFilter(state=state, until=end, limit=1))[0]
+        for state in (RECEIVED, WAITING)
+    )
+    backlog = finished_later + still_open
     return {"finished_in_window": int(finished), "backlog_at_window_end": int(backlog)}
 
 

@@ -45,7 +45,7 @@ from gateway.refresh import BookingSource
 from gateway.settings import Settings
 from gateway.spar_adapter import SparRegister, SparSettings
 from gateway.spar_adapter import http_client as spar_http_client
-from gateway.store import migrate
+from gateway.store import intake_journal, migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
 from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
@@ -207,7 +207,9 @@ def build(
     )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
-    inbox = Inbox(engine)
+    # SQLite: the inbox writes its own file, so ACKs do not wait for the worker's transactions.
+    intake_file = intake_journal.beside(engine)
+    inbox = Inbox(engine, journal=intake_file)
     intake = Intake(
         mappings,
         inbox,
@@ -223,6 +225,7 @@ def build(
         units=settings.unit_rules,
         batch_size=settings.worker_batch,
         booking_wait=settings.kallelse_booking_wait,
+        journal=intake_file,
         **({"clock": clock} if clock is not None else {}),
     )
     app = create_app(

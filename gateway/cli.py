@@ -177,7 +177,8 @@ def demo(
     data_dir = Path("var")
     if db_url is None:
         demo_db = data_dir / "demo.db"
-        for suffix in ("", "-wal", "-shm"):
+        # The database and its intake journal (gateway/store/intake_journal.py), with their WALs.
+        for suffix in ("", "-wal", "-shm", "-intake", "-intake-wal", "-intake-shm"):
             Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
         db_url = f"sqlite:///{demo_db.as_posix()}"
     settings = Settings(

@@ -37,7 +37,7 @@ from gateway.domain.identity import PersonId
 from gateway.domain.letter import DocumentEvent
 from gateway.domain.register import PopulationRegister, RegisterRecord
 from gateway.domain.rules import Exposure, booking_exposure
-from gateway.errors import GatewayError, PermanentUpstreamError, TransientUpstreamError
+from gateway.errors import GatewayError, PermanentUpstreamError, StoreError, TransientUpstreamError
 from gateway.fhir.appointment import build_appointment, check, content_hash, render
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import check_header, read_header
@@ -46,6 +46,7 @@ from gateway.mappings import Mappings
 from gateway.recording.context import correlate
 from gateway.store.compiled import CompiledCache
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
+from gateway.store.intake_journal import IntakeJournal, Mover
 from gateway.store.lease import WorkerLease
 from gateway.store.tables import appointments, messages
 
@@ -244,8 +245,12 @@ class Processor:
         batch_size: int = 200,
         booking_wait: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        journal: IntakeJournal | None = None,
     ) -> None:
         self._engine = engine
+        # SQLite: what the inbox acknowledged is in the intake journal until moved into
+        # ``messages``, before each claim (gateway/store/intake_journal.py).
+        self._mover = Mover(journal, engine) if journal is not None else None
         self._mappings = mappings
         self._register = register
         self._accounts = accounts
@@ -259,6 +264,11 @@ class Processor:
     def run_once(self) -> int:
         """Synchronous form of :meth:`process_batch` (tests, command line)."""
         return asyncio.run(self.process_batch())
+
+    def close(self) -> None:
+        """Let go of the connection the journal's mover keeps (the engine's are the engine's)."""
+        if self._mover is not None:
+            self._mover.close()
 
     async def process_batch(self) -> int:
         """Process one batch; return how many messages reached a final state."""
@@ -320,6 +330,8 @@ class Processor:
         return out
 
     def _claim(self) -> list[_Item]:
+        if self._mover is not None:
+            self._mover.move()
         now = self._clock()
         with self._engine.connect() as conn:
             rows = conn.execute(
@@ -568,7 +580,7 @@ class Processor:
                         if loop.time() >= timers_due:
                             timers_due = loop.time() + timer_interval
                             await asyncio.to_thread(self.run_timers)
-                    except SQLAlchemyError as exc:
+                    except (SQLAlchemyError, StoreError) as exc:
                         log.error("processing.batch_failed", error=type(exc).__name__)
                 if handled:
                     if gather > 0 and handled < self._batch:
@@ -579,6 +591,7 @@ class Processor:
                     await asyncio.wait_for(wake.wait(), poll_interval)
         finally:
             await asyncio.to_thread(lease.release)
+            await asyncio.to_thread(self.close)
 
 
 def _refile(event: BookingEvent, current: PersonId) -> BookingEvent:

@@ -141,7 +141,7 @@ class Intake:
             ack_text = build_ack("AR", prepared.header, prepared.now, sender=self._sender, error=failure)
             log.error("intake.store_failed", transport=record.transport, control_id=record.control_id)
             return IntakeResult(_encode(ack_text, codec), "AR", None, None, codec)
-        # Every message and its ACK are in the messages table (GET /messages); the log line for
+        # Every message and its ACK are stored and shown by GET /messages; the log line for
         # an accepted one is DEBUG, so a busy journal's traffic does not flood the log. What
         # needs someone's attention (AE, AR) stays INFO.
         (log.debug if code == "AA" else log.info)(

@@ -4,6 +4,10 @@ One writer thread takes whatever is queued and writes it in one transaction (gro
 every message still gets its own fsync'd commit before its ACK, but concurrent senders share
 the cost of the fsync. A repeat of an already accepted message (same sending application,
 facility and MSH-10) is stored as a ``duplicate`` row pointing at the original.
+
+On SQLite the batch is committed to the intake journal, a file of its own beside the database,
+and the processing worker moves it into ``messages`` (``gateway/store/intake_journal.py``): an
+ACK never waits for the worker's transactions. On PostgreSQL it goes into ``messages`` directly.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import contextlib
 import itertools
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StoreError
 from gateway.store.compiled import Compiled
+from gateway.store.intake_journal import IntakeJournal, Mover, entries, when_unlocked
 from gateway.store.tables import messages
 
 log = structlog.get_logger(__name__)
@@ -126,10 +130,17 @@ _Item = tuple[InboundRecord, asyncio.AbstractEventLoop, Settled]
 
 
 class Inbox:
-    """Group-commit writer. ``await put(record)`` returns once the record is committed."""
+    """Group-commit writer. ``await put(record)`` returns once the record is committed.
 
-    def __init__(self, engine: Engine, *, max_batch: int = 500) -> None:
+    With an intake journal (SQLite, ``gateway/store/intake_journal.py``) the batch is committed
+    to the journal, and the worker moves it into ``messages``; without one (PostgreSQL) it is
+    written to ``messages`` directly."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = 500, journal: IntakeJournal | None = None) -> None:
         self._engine = engine
+        self._journal = journal
+        # Moves for put() (the HTTP transport), whose caller learns whether it was a repeat.
+        self._mover = Mover(journal, engine) if journal is not None else None
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         # Per event loop: what this turn of it has submitted (handed over at the turn's end).
@@ -150,6 +161,9 @@ class Inbox:
         self._insert_plain = Compiled(
             insert(messages).values(values).returning(messages.c.id), dialect, _COLUMNS, messages
         )
+        # The journal's rows are the same values in the same order (positional, on SQLite).
+        self._append_one = Compiled(insert(entries).values(values), dialect, _COLUMNS, entries)
+        self._appends: dict[int, Compiled] = {}
         self._batch_inserts: dict[tuple[int, bool], Compiled] = {}
         self._positional = bool(dialect.positional)
         self._find_original = (
@@ -175,6 +189,8 @@ class Inbox:
             self._thread.join(timeout=10)
             self._thread = None
         self._drop_connection()
+        if self._mover is not None:
+            self._mover.close()
 
     def submit(self, record: InboundRecord, settled: Settled) -> None:
         """Queue ``record``; ``settled`` is called on this event loop's thread with the record's
@@ -211,7 +227,15 @@ class Inbox:
                 future.set_result(outcome)
 
         self.submit(record, settled)
-        return await future
+        stored = await future
+        if self._mover is None or stored.duplicate_of is not None:
+            return stored
+        # In the journal: moved into ``messages`` now (with whatever came before it), so the
+        # caller learns whether it repeated an accepted message. Rare (HTTP); the worker moves
+        # the rest.
+        # A failure to move is a StoreError: the sender gets AR and sends again (a repeat).
+        await asyncio.to_thread(self._mover.move, through=stored.id)
+        return Stored(stored.id, await asyncio.to_thread(self._mover.duplicate_of, stored.id))
 
     def _run(self) -> None:
         while True:
@@ -239,13 +263,15 @@ class Inbox:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
-            if self._sqlite and len(records) <= _ROWS_PER_STATEMENT:
+            if self._journal is not None:
+                results = self._append(conn, records)
+            elif self._sqlite and len(records) <= _ROWS_PER_STATEMENT:
                 results = self._insert_one_statement(conn, records)
             else:
                 cursor = conn.cursor()
                 try:
                     if self._sqlite:
-                        _when_unlocked(lambda: cursor.execute("BEGIN IMMEDIATE"))
+                        when_unlocked(lambda: cursor.execute("BEGIN IMMEDIATE"))
                     results = self._insert(records, cursor)
                 finally:
                     cursor.close()
@@ -275,7 +301,7 @@ class Inbox:
         params = self._rows_params(statement, rows)
         cursor = conn.cursor()
         try:
-            _when_unlocked(lambda: cursor.execute(statement.sql, params))
+            when_unlocked(lambda: cursor.execute(statement.sql, params))
             inserted, last = cursor.rowcount, cursor.lastrowid
         finally:
             cursor.close()
@@ -284,7 +310,7 @@ class Inbox:
             return [Stored(first + i, None) for i in range(inserted)]
         cursor = conn.cursor()
         try:
-            _when_unlocked(lambda: cursor.execute("BEGIN IMMEDIATE"))
+            when_unlocked(lambda: cursor.execute("BEGIN IMMEDIATE"))
             returned: list[tuple[int, str | None]] = []
             if inserted > 0:
                 cursor.execute(
@@ -300,12 +326,64 @@ class Inbox:
         conn.commit()
         return stored
 
+    def _append(self, conn: Any, records: list[InboundRecord]) -> list[Stored]:
+        """The batch into the intake journal: up to ``_ROWS_PER_STATEMENT`` rows as one statement
+        in autocommit mode (the lock, the inserts and the commit in one call into SQLite), more in
+        one transaction. Nothing conflicts there; the rows take consecutive ids, so each
+        statement's ids follow from its last one."""
+        rows = [record.row() for record in records]
+        if len(rows) <= _ROWS_PER_STATEMENT:
+            return self._append_chunk(conn, rows, when_unlocked)
+        when_unlocked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            stored: list[Stored] = []
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                stored += self._append_chunk(conn, rows[start : start + _ROWS_PER_STATEMENT], _now)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return stored
+
+    def _append_chunk(
+        self, conn: Any, rows: list[dict[str, Any]], run: Callable[[Callable[[], object]], None]
+    ) -> list[Stored]:
+        sql = self._append_sql(len(rows))
+        single = self._append_one.params
+        params = tuple(itertools.chain.from_iterable(single(row) for row in rows))
+        cursor = conn.cursor()
+        try:
+            run(lambda: cursor.execute(sql, params))
+            last = int(cursor.lastrowid)
+        finally:
+            cursor.close()
+        return [Stored(id_, None) for id_ in range(last - len(rows) + 1, last + 1)]
+
+    def _append_sql(self, n: int) -> str:
+        found = self._appends.get(n)
+        if found is None:
+            values = [
+                {name: bindparam(f"{name}_m{i}", type_=entries.c[name].type) for name in _COLUMNS}
+                for i in range(n)
+            ]
+            keys = [f"{name}_m{i}" for i in range(n) for name in _COLUMNS]
+            found = Compiled(insert(entries).values(values), self._dialect, keys, entries)
+            single = self._append_one.names
+            assert found.names == [f"{name}_m{i}" for i in range(n) for name in single]
+            self._appends[n] = found
+        return found.sql
+
     def _connect(self) -> Any:
+        if self._journal is not None:
+            journal = self._journal.connect()
+            self._journal.start_ids_above(journal, self._engine)
+            return journal
         conn = self._engine.raw_connection()
         if self._sqlite:
-            # The writer waits for the write lock itself (_when_unlocked) instead of in
-            # SQLite's busy handler, whose sleeps grow to 25-100 ms: a sender's ACK would wait
-            # that long after the worker's transaction ended. Autocommit: a statement outside
+            # The writer waits for the write lock itself (when_unlocked) instead of in SQLite's
+            # busy handler, whose sleeps grow to 25-100 ms: a sender's ACK would wait that long
+            # after the worker's transaction ended. Autocommit: a statement outside
             # BEGIN is its own transaction (_insert_one_statement). Never handed back to the pool.
             cursor = conn.cursor()
             cursor.execute("PRAGMA busy_timeout=0")
@@ -319,6 +397,9 @@ class Inbox:
         """After an error (or at stop): roll back and close, so the next batch starts afresh."""
         conn, self._conn = self._conn, None
         if conn is None:
+            return
+        if self._journal is not None:
+            conn.close()  # sqlite3's own: an open transaction is rolled back
             return
         with contextlib.suppress(*self._errors):
             conn.rollback()
@@ -417,26 +498,9 @@ def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {f"{name}_m{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
-#: How long the writer waits for SQLite's write lock before giving up (the engine's busy_timeout).
-LOCK_TIMEOUT = 30.0
-
-
-def _when_unlocked(statement: Callable[[], object]) -> None:
-    """Run a statement that takes SQLite's write lock, polling every 0.2 to 2 ms while another
-    writer (the worker) holds it, so the batch goes in as soon as the lock is free."""
-    import sqlite3
-
-    deadline = time.monotonic() + LOCK_TIMEOUT
-    delay = 0.0002
-    while True:
-        try:
-            statement()
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.002)
+def _now(statement: Callable[[], object]) -> None:
+    """Run the statement at once (the transaction holds the lock already)."""
+    statement()
 
 
 def _take(

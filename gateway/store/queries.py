@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, false, func, null, or_, select
 
 from gateway.fhir.appointment import BOOKING_ID_SYSTEM
 from gateway.fhir.search import AppointmentQuery, DateFilter, Token
+from gateway.store import intake_journal
+from gateway.store.intake_journal import entries
 from gateway.store.tables import appointments, messages
 
 
@@ -128,42 +130,94 @@ MESSAGE_SUMMARY_COLUMNS = (
 )
 
 
-def list_messages(conn: Connection, f: MessageFilter) -> tuple[int, list[dict[str, Any]]]:
+def _message_where(table: Table, f: MessageFilter) -> list[ColumnElement[bool]]:
+    c = table.c
     where: list[ColumnElement[bool]] = []
     if f.state:
-        where.append(messages.c.state == f.state)
+        where.append(c.state == f.state)
     if f.message_type:
-        where.append(messages.c.message_type == f.message_type)
+        where.append(c.message_type == f.message_type)
     if f.trigger:
-        where.append(messages.c.trigger == f.trigger)
+        where.append(c.trigger == f.trigger)
     if f.control_id:
-        where.append(messages.c.control_id == f.control_id)
+        where.append(c.control_id == f.control_id)
     if f.patient:
-        where.append(messages.c.patient == f.patient.replace("-", ""))
+        where.append(c.patient == f.patient.replace("-", ""))
     if f.since:
-        where.append(messages.c.received_at >= f.since)
+        where.append(c.received_at >= f.since)
     if f.until:
-        where.append(messages.c.received_at < f.until)
-    total = conn.execute(select(func.count()).select_from(messages).where(*where)).scalar_one()
-    rows = (
-        conn.execute(
-            select(*MESSAGE_SUMMARY_COLUMNS)
-            .where(*where)
-            .order_by(messages.c.id.desc())
-            .limit(f.limit)
-            .offset(f.offset)
-        )
-        .mappings()
-        .all()
-    )
-    return total, [dict(r) for r in rows]
+        where.append(c.received_at < f.until)
+    return where
+
+
+# Messages still in the intake journal (SQLite; gateway/store/intake_journal.py) are shown as
+# they were stored. A journal is read before the database: an entry gone from it by then was
+# moved before, so the database read sees it; one seen in both is shown from the database (its
+# id is at most the database's largest, read in the same statement as the rest).
+_UNMOVED_SUMMARY = [
+    entries.c[column.name] if column.name in entries.c else null().label(column.name)
+    for column in MESSAGE_SUMMARY_COLUMNS
+]
+_MOVED_THROUGH = select(func.coalesce(func.max(messages.c.id), 0)).scalar_subquery()
+
+
+def _unmoved(
+    conn: Connection, columns: list[Any], *where: ColumnElement[bool]
+) -> list[dict[str, Any]] | None:
+    """The journal's entries (newest first) that match, or None when this database has no journal."""
+    journal = intake_journal.beside(conn.engine)
+    if journal is None:
+        return None
+    reader = journal.reader()
+    if reader is None:
+        return []
+    with reader.connect() as jconn:
+        return [
+            dict(r)
+            for r in jconn.execute(select(*columns).where(*where).order_by(entries.c.id.desc())).mappings()
+        ]
+
+
+def list_messages(conn: Connection, f: MessageFilter) -> tuple[int, list[dict[str, Any]]]:
+    unmoved = _unmoved(conn, _UNMOVED_SUMMARY, *_message_where(entries, f))
+    where = _message_where(messages, f)
+    count = select(func.count()).select_from(messages).where(*where)
+    if unmoved is None:
+        total = conn.execute(count).scalar_one()
+        moved, page = None, []
+    else:
+        total, moved = conn.execute(select(count.scalar_subquery(), _MOVED_THROUGH)).one()
+        unmoved = [r for r in unmoved if r["id"] > moved]
+        total += len(unmoved)
+        page = unmoved[f.offset : f.offset + f.limit]
+    query = select(*MESSAGE_SUMMARY_COLUMNS).where(*where).order_by(messages.c.id.desc())
+    if moved is not None:
+        query = query.where(messages.c.id <= moved)  # newer ones were counted from the journal
+    wanted = f.limit - len(page)
+    offset = max(0, f.offset - len(unmoved or []))
+    rows = conn.execute(query.limit(wanted).offset(offset)).mappings().all() if wanted > 0 else []
+    return total, page + [dict(r) for r in rows]
 
 
 def get_message(conn: Connection, message_id: int) -> dict[str, Any] | None:
+    unmoved = _unmoved(
+        conn,
+        [entries.c[c.name] if c.name in entries.c else null().label(c.name) for c in messages.c],
+        entries.c.id == message_id,
+    )
     row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
-    return dict(row) if row is not None else None
+    if row is not None:
+        return dict(row)
+    return unmoved[0] if unmoved else None
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(messages.c.state, func.count()).group_by(messages.c.state)).all()
-    return {state: n for state, n in rows}
+    unmoved = _unmoved(conn, [entries.c.id, entries.c.state])
+    query = select(messages.c.state, func.count(), _MOVED_THROUGH).group_by(messages.c.state)
+    rows = conn.execute(query).all()
+    counts = {state: n for state, n, _ in rows}
+    moved = rows[0][2] if rows else 0
+    for r in unmoved or []:
+        if r["id"] > moved:
+            counts[r["state"]] = counts.get(r["state"], 0) + 1
+    return counts

@@ -7,6 +7,7 @@ cannot drift from what the gateway does. Cases the document describes in words a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -17,10 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from gateway.bootstrap import GatewayThread
 from gateway.fhir.appointment import appointment_id
+from gateway.store import intake_journal
 from mocks.journal import JournalLetter, JournalMessage, JournalSimulator, push
 from tests.conftest import wait_processed
 from tests.support import (
@@ -211,13 +212,13 @@ def test_a_corrected_resend_of_a_rejected_control_id_is_processed(
 def test_store_failure_gets_ar_207_and_the_same_message_is_taken_when_resent(
     gateway: GatewayThread, http: httpx.Client
 ) -> None:
-    engine = gateway.gateway.engine
-    with engine.begin() as conn:
+    # On SQLite the inbox stores into the intake journal (gateway/store/intake_journal.py).
+    journal = intake_journal.beside(gateway.gateway.engine)
+    assert journal is not None
+    with contextlib.closing(journal.connect()) as conn:
         conn.execute(
-            text(
-                "CREATE TRIGGER refuse_messages BEFORE INSERT ON messages "
-                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-            )
+            "CREATE TRIGGER refuse_entries BEFORE INSERT ON entries "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
     cid = control_id()
     raw = siu(control=cid, booking="BK-STORE")
@@ -225,8 +226,8 @@ def test_store_failure_gets_ar_207_and_the_same_message_is_taken_when_resent(
     assert ack_code(refused) == "AR"  # not AE: nothing is wrong with the content
     assert ack_fields(refused, "MSA")[2] == cid
     assert ack_fields(refused, "ERR")[3] == "207^Application internal error^HL70357"
-    with engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER refuse_messages"))
+    with contextlib.closing(journal.connect()) as conn:
+        conn.execute("DROP TRIGGER refuse_entries")
     (taken,) = _mllp(gateway, raw)
     assert ack_code(taken) == "AA"
     wait_processed(http)
@@ -706,6 +707,7 @@ def test_profile_mdm_duplicate_is_acknowledged_again_across_transports_and_store
     assert_ack_as_documented(_post(http, example("mdm-t02-kallelse")).content, "mdm-t02-kallelse")
     (again,) = _mllp(gateway, example("mdm-t02-kallelse-again"))
     assert_ack_as_documented(again, "mdm-t02-kallelse-again")
+    wait_processed(http)  # a repeat is known as one once moved from the intake journal
     first, repeat = sorted(_messages(http, control_id="TC000201"), key=lambda m: m["id"])
     assert first["state"] not in ("rejected", "duplicate") and first["duplicate_of"] is None
     assert (repeat["state"], repeat["duplicate_of"]) == ("duplicate", first["id"])
