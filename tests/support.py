@@ -1,11 +1,16 @@
-"""Helpers shared by the tests: an SIU builder for hand-made cases and a plain MLLP socket client."""
+"""Helpers shared by the tests: an SIU builder for hand-made cases, a plain MLLP socket client, and
+inbound records for the inbox."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox, Stored
 
 PNR_OID = "1.2.752.129.2.1.3.1"
 SAMO_OID = "1.2.752.129.2.1.3.3"
@@ -108,3 +113,45 @@ def ack_fields(ack: bytes, segment: str) -> list[str]:
 
 def ack_code(ack: bytes) -> str:
     return ack_fields(ack, "MSA")[1]
+
+
+def inbound_record(control_id: str, *, rejected: bool = False, at: datetime | None = None) -> InboundRecord:
+    """What the intake hands the inbox for one message from APP at FAC (accepted, or AE)."""
+    return InboundRecord(
+        received_at=at or datetime.now(UTC),
+        transport="mllp",
+        peer="test",
+        sending_application="APP",
+        sending_facility="FAC",
+        control_id=control_id,
+        message_type="SIU",
+        trigger="S12",
+        version="2.5.1",
+        charset="",
+        patient=TOLVAN,
+        raw=f"MSH|^~\\&|APP|FAC|||||SIU^S12|{control_id}".encode(),
+        state=REJECTED if rejected else RECEIVED,
+        error="bad" if rejected else None,
+        ack_code="AE" if rejected else "AA",
+        ack="MSH|...",
+    )
+
+
+def submit_all(inbox: Inbox, records: list[InboundRecord]) -> list[Stored]:
+    """Submit everything before the writer starts, so it goes in as one batch (as the MLLP
+    listener submits); then stop the inbox."""
+
+    async def run() -> list[Stored]:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Stored]] = []
+        for record in records:
+            future: asyncio.Future[Stored] = loop.create_future()
+            inbox.submit(record, lambda outcome, f=future: f.set_result(outcome))  # type: ignore[misc]
+            futures.append(future)
+        inbox.start()
+        return list(await asyncio.gather(*futures))
+
+    try:
+        return asyncio.run(run())
+    finally:
+        inbox.stop()

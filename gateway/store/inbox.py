@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import StoreError
 from gateway.store.compiled import Compiled
-from gateway.store.intake_journal import IntakeJournal, Mover, entries, when_unlocked
+from gateway.store.intake_journal import COLUMNS, IntakeJournal, Mover, entries, when_unlocked
 from gateway.store.tables import messages
 
 log = structlog.get_logger(__name__)
@@ -93,29 +93,9 @@ class InboundRecord:
         }
 
 
-#: The columns the inbox writes (the keys of ``InboundRecord.row()``).
-_COLUMNS = (
-    "received_at",
-    "transport",
-    "peer",
-    "sending_application",
-    "sending_facility",
-    "control_id",
-    "message_type",
-    "trigger",
-    "version",
-    "charset",
-    "patient",
-    "raw",
-    "state",
-    "error",
-    "ack_code",
-    "ack",
-    "dedup_key",
-    "duplicate_of",
-    "attempts",
-    "restricted",
-)
+#: The columns the inbox writes (the keys of ``InboundRecord.row()``): an intake journal
+#: entry's, too.
+_COLUMNS = COLUMNS
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,8 @@ from gateway.store.tables import messages
 
 log = structlog.get_logger(__name__)
 
-#: The message columns an entry carries (what the inbox writes; the rest start empty).
+#: The message columns an entry carries: what the inbox writes (``InboundRecord.row()``); the
+#: rest start empty.
 COLUMNS = (
     "received_at",
     "transport",

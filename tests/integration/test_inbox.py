@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,44 +14,24 @@ from sqlalchemy import Engine, insert, inspect, select, text
 from gateway.errors import StoreError
 from gateway.store import migrate
 from gateway.store.db import make_engine
-from gateway.store.inbox import DUPLICATE, RECEIVED, REJECTED, InboundRecord, Inbox, Stored
+from gateway.store.inbox import DUPLICATE, RECEIVED, Inbox
 from gateway.store.tables import messages
-
-
-def _record(control_id: str) -> InboundRecord:
-    return InboundRecord(
-        received_at=datetime.now(UTC),
-        transport="mllp",
-        peer="test",
-        sending_application="APP",
-        sending_facility="FAC",
-        control_id=control_id,
-        message_type="SIU",
-        trigger="S12",
-        version="2.5.1",
-        charset="",
-        patient=None,
-        raw=b"MSH|^~\\&|APP|FAC",
-        state=RECEIVED,
-        error=None,
-        ack_code="AA",
-        ack="MSH|...",
-    )
+from tests.support import inbound_record, submit_all
 
 
 def test_a_failed_write_is_refused_and_the_writer_recovers(engine: Engine) -> None:
     inbox = Inbox(engine)
     inbox.start()
     try:
-        first = asyncio.run(inbox.put(_record("C-1")))
+        first = asyncio.run(inbox.put(inbound_record("C-1")))
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE messages RENAME TO messages_away"))
         with pytest.raises(StoreError):
-            asyncio.run(inbox.put(_record("C-2")))
+            asyncio.run(inbox.put(inbound_record("C-2")))
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE messages_away RENAME TO messages"))
-        second = asyncio.run(inbox.put(_record("C-2")))
-        again = asyncio.run(inbox.put(_record("C-1")))
+        second = asyncio.run(inbox.put(inbound_record("C-2")))
+        again = asyncio.run(inbox.put(inbound_record("C-1")))
     finally:
         inbox.stop()
     assert second.duplicate_of is None and again.duplicate_of == first.id
@@ -80,18 +59,12 @@ def test_on_sqlite_the_writer_waits_for_another_writers_lock(engine: Engine) -> 
     try:
         locked.wait(5)
         started = time.monotonic()
-        stored = asyncio.run(inbox.put(_record("C-LOCK")))
+        stored = asyncio.run(inbox.put(inbound_record("C-LOCK")))
         waited = time.monotonic() - started
     finally:
         holder.join()
         inbox.stop()
     assert stored.id > 0 and waited >= 0.1
-
-
-def _rejected(control_id: str) -> InboundRecord:
-    record = _record(control_id)
-    record.state, record.error, record.ack_code = REJECTED, "bad", "AE"
-    return record
 
 
 @pytest.mark.parametrize("size", [7, 80])  # one statement; more rows than one statement takes
@@ -104,28 +77,17 @@ def test_one_batch_of_new_rejected_and_repeated_messages_keeps_arrival_order(
     inbox = Inbox(engine)
     inbox.start()
     try:
-        earlier = asyncio.run(inbox.put(_record("EARLIER")))
+        earlier = asyncio.run(inbox.put(inbound_record("EARLIER")))
     finally:
         inbox.stop()
-    records = [_record(f"N-{i}") if i % 3 else _rejected(f"R-{i}") for i in range(size - 2)]
-    records.insert(2, _record("EARLIER"))
-    records.append(_record("N-1"))  # N-1 is new earlier in this same batch
+    records = [
+        inbound_record(f"N-{i}") if i % 3 else inbound_record(f"R-{i}", rejected=True)
+        for i in range(size - 2)
+    ]
+    records.insert(2, inbound_record("EARLIER"))
+    records.append(inbound_record("N-1"))  # N-1 is new earlier in this same batch
 
-    async def run() -> list[Stored]:
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Stored]] = []
-        for record in records:
-            future: asyncio.Future[Stored] = loop.create_future()
-            inbox.submit(record, lambda outcome, f=future: f.set_result(outcome))  # type: ignore[misc]
-            futures.append(future)
-        inbox.start()
-        return list(await asyncio.gather(*futures))
-
-    inbox = Inbox(engine)
-    try:
-        stored = asyncio.run(run())
-    finally:
-        inbox.stop()
+    stored = submit_all(Inbox(engine), records)
     by_control = {r.control_id: s for r, s in zip(records, stored, strict=True) if r.control_id != "N-1"}
     assert by_control["EARLIER"].duplicate_of == earlier.id
     first_n1, repeat_n1 = (s for r, s in zip(records, stored, strict=True) if r.control_id == "N-1")
@@ -155,13 +117,15 @@ def test_migration_0007_keeps_the_messages_and_their_deduplication(tmp_path: Pat
     try:
         migrate.upgrade(engine, "0006")
         with engine.begin() as conn:
-            old_id = conn.execute(insert(messages).values(_record("OLD").row())).inserted_primary_key[0]
+            key = conn.execute(insert(messages).values(inbound_record("OLD").row())).inserted_primary_key
+        assert key is not None
+        old_id = key[0]
         migrate.upgrade(engine)
         inbox = Inbox(engine)
         inbox.start()
         try:
-            again = asyncio.run(inbox.put(_record("OLD")))
-            new = asyncio.run(inbox.put(_record("NEW")))
+            again = asyncio.run(inbox.put(inbound_record("OLD")))
+            new = asyncio.run(inbox.put(inbound_record("NEW")))
         finally:
             inbox.stop()
         assert again.duplicate_of == old_id and new.duplicate_of is None

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, insert, select
 from gateway.errors import StoreError
 from gateway.store import intake_journal, migrate, queries
 from gateway.store.db import make_engine
-from gateway.store.inbox import DUPLICATE, RECEIVED, REJECTED, InboundRecord, Inbox, Stored
+from gateway.store.inbox import DUPLICATE, RECEIVED, REJECTED, Inbox
 from gateway.store.intake_journal import IntakeJournal, Mover
 from gateway.store.tables import messages
+from tests.support import inbound_record, submit_all
 
 
 @pytest.fixture
@@ -39,46 +40,6 @@ def journal(engine: Engine) -> IntakeJournal:
     return found
 
 
-def _record(control_id: str, *, rejected: bool = False, at: datetime | None = None) -> InboundRecord:
-    return InboundRecord(
-        received_at=at or datetime.now(UTC),
-        transport="mllp",
-        peer="test",
-        sending_application="APP",
-        sending_facility="FAC",
-        control_id=control_id,
-        message_type="SIU",
-        trigger="S12",
-        version="2.5.1",
-        charset="",
-        patient="191212121212",
-        raw=f"MSH|^~\\&|APP|FAC|||||SIU^S12|{control_id}".encode(),
-        state=REJECTED if rejected else RECEIVED,
-        error="bad" if rejected else None,
-        ack_code="AE" if rejected else "AA",
-        ack="MSH|...",
-    )
-
-
-def _submit_all(inbox: Inbox, records: list[InboundRecord]) -> list[Stored]:
-    """Submit everything before the writer starts: one batch, as the MLLP listener submits."""
-
-    async def run() -> list[Stored]:
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Stored]] = []
-        for record in records:
-            future: asyncio.Future[Stored] = loop.create_future()
-            inbox.submit(record, lambda outcome, f=future: f.set_result(outcome))  # type: ignore[misc]
-            futures.append(future)
-        inbox.start()
-        return list(await asyncio.gather(*futures))
-
-    try:
-        return asyncio.run(run())
-    finally:
-        inbox.stop()
-
-
 def _rows(engine: Engine) -> list[tuple[int, str, str, int | None]]:
     with engine.connect() as conn:
         found = conn.execute(
@@ -86,7 +47,7 @@ def _rows(engine: Engine) -> list[tuple[int, str, str, int | None]]:
                 messages.c.id
             )
         ).all()
-    return [tuple(r) for r in found]  # type: ignore[misc]
+    return [tuple(r) for r in found]
 
 
 def _in_journal(journal: IntakeJournal) -> list[int]:
@@ -106,13 +67,13 @@ def test_a_batch_is_acknowledged_from_the_journal_and_moved_in_arrival_order_wit
     """New, rejected, a repeat of a message moved before and a repeat within the batch: each is
     acknowledged with its id (arrival order) before anything is in ``messages``; the move stores
     each under that id, the repeats as duplicates of their originals."""
-    earlier = _submit_all(Inbox(engine, journal=journal), [_record("EARLIER")])
+    earlier = submit_all(Inbox(engine, journal=journal), [inbound_record("EARLIER")])
     mover = Mover(journal, engine)
     assert mover.move() == 1
-    records = [_record(f"N-{i}", rejected=i % 3 == 0) for i in range(size - 2)]
-    records.insert(2, _record("EARLIER"))
-    records.append(_record("N-1"))  # N-1 came earlier in this same batch
-    stored = _submit_all(Inbox(engine, journal=journal), records)
+    records = [inbound_record(f"N-{i}", rejected=i % 3 == 0) for i in range(size - 2)]
+    records.insert(2, inbound_record("EARLIER"))
+    records.append(inbound_record("N-1"))  # N-1 came earlier in this same batch
+    stored = submit_all(Inbox(engine, journal=journal), records)
 
     ids = [s.id for s in stored]
     assert ids == list(range(earlier[0].id + 1, earlier[0].id + 1 + size))
@@ -143,8 +104,8 @@ def test_ids_start_above_the_messages_already_in_the_database(engine: Engine, jo
     """A database kept from before the journal: an entry's id is its message's id for good."""
     with engine.begin() as conn:
         for control in ("OLD-1", "OLD-2"):
-            conn.execute(insert(messages).values(_record(control).row()))
-    (stored,) = _submit_all(Inbox(engine, journal=journal), [_record("NEW")])
+            conn.execute(insert(messages).values(inbound_record(control).row()))
+    (stored,) = submit_all(Inbox(engine, journal=journal), [inbound_record("NEW")])
     assert stored.id == 3
     mover = Mover(journal, engine)
     mover.move()
@@ -155,7 +116,7 @@ def test_ids_start_above_the_messages_already_in_the_database(engine: Engine, jo
 def test_a_crash_after_the_move_commits_and_before_the_journal_is_cleaned_moves_nothing_twice(
     engine: Engine, journal: IntakeJournal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stored = _submit_all(Inbox(engine, journal=journal), [_record(f"C-{i}") for i in range(5)])
+    stored = submit_all(Inbox(engine, journal=journal), [inbound_record(f"C-{i}") for i in range(5)])
     mover = Mover(journal, engine)
     # The process dies between the move's commit and the delete from the journal.
     monkeypatch.setattr(mover, "_deleted", 10**9)
@@ -168,7 +129,7 @@ def test_a_crash_after_the_move_commits_and_before_the_journal_is_cleaned_moves_
         total, items = queries.list_messages(db, queries.MessageFilter())
     assert total == 5 and [i["id"] for i in items] == [s.id for s in reversed(stored)]
 
-    more = _submit_all(Inbox(engine, journal=journal), [_record("C-5")])
+    more = submit_all(Inbox(engine, journal=journal), [inbound_record("C-5")])
     restarted = Mover(journal, engine)
     assert restarted.move() == 1
     restarted.close()
@@ -182,13 +143,14 @@ def test_readers_show_unmoved_messages_as_stored_with_paging_across_both(
     """GET /messages, the CLI and the counts read the journal too: what is acknowledged is there
     at once, as ``received`` (or ``rejected``), filtered and paged with the moved ones."""
     base = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-    first = _submit_all(
-        Inbox(engine, journal=journal), [_record(f"M-{i}", at=base + timedelta(minutes=i)) for i in range(4)]
+    first = submit_all(
+        Inbox(engine, journal=journal),
+        [inbound_record(f"M-{i}", at=base + timedelta(minutes=i)) for i in range(4)],
     )
     mover = Mover(journal, engine)
     mover.move()
-    later = [_record(f"J-{i}", rejected=i == 1, at=base + timedelta(minutes=10 + i)) for i in range(3)]
-    pending = _submit_all(Inbox(engine, journal=journal), later)
+    later = [inbound_record(f"J-{i}", rejected=i == 1, at=base + timedelta(minutes=10 + i)) for i in range(3)]
+    pending = submit_all(Inbox(engine, journal=journal), later)
     newest_first = [s.id for s in reversed(first + pending)]
 
     with engine.connect() as conn:
@@ -219,7 +181,7 @@ def test_readers_show_unmoved_messages_as_stored_with_paging_across_both(
 def test_a_failed_move_keeps_the_entries_and_the_next_move_takes_them(
     engine: Engine, journal: IntakeJournal
 ) -> None:
-    stored = _submit_all(Inbox(engine, journal=journal), [_record("F-1"), _record("F-2")])
+    stored = submit_all(Inbox(engine, journal=journal), [inbound_record("F-1"), inbound_record("F-2")])
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk full'); END"
@@ -241,9 +203,9 @@ def test_put_moves_its_message_and_says_what_it_repeats(engine: Engine, journal:
     inbox = Inbox(engine, journal=journal)
     inbox.start()
     try:
-        first = asyncio.run(inbox.put(_record("P-1")))
-        again = asyncio.run(inbox.put(_record("P-1")))
-        other = asyncio.run(inbox.put(_record("P-2")))
+        first = asyncio.run(inbox.put(inbound_record("P-1")))
+        again = asyncio.run(inbox.put(inbound_record("P-1")))
+        other = asyncio.run(inbox.put(inbound_record("P-2")))
     finally:
         inbox.stop()
     assert first.duplicate_of is None and again.duplicate_of == first.id and other.duplicate_of is None
