@@ -93,11 +93,6 @@ class InboundRecord:
         }
 
 
-#: The columns the inbox writes (the keys of ``InboundRecord.row()``): an intake journal
-#: entry's, too.
-_COLUMNS = COLUMNS
-
-
 @dataclass(frozen=True, slots=True)
 class Stored:
     id: int
@@ -137,12 +132,12 @@ class Inbox:
         self._insert_module: Any = postgresql if dialect.name == "postgresql" else sqlite
         # Compiled once (gateway/store/compiled.py): the batch's rows in one statement
         # (_batch_insert, per number of rows), and a repeat of an accepted message on its own.
-        values: dict[str, Any] = {name: bindparam(name) for name in _COLUMNS}
+        values: dict[str, Any] = {name: bindparam(name) for name in COLUMNS}
         self._insert_plain = Compiled(
-            insert(messages).values(values).returning(messages.c.id), dialect, _COLUMNS, messages
+            insert(messages).values(values).returning(messages.c.id), dialect, COLUMNS, messages
         )
         # The journal's rows are the same values in the same order (positional, on SQLite).
-        self._append_one = Compiled(insert(entries).values(values), dialect, _COLUMNS, entries)
+        self._append_one = Compiled(insert(entries).values(values), dialect, COLUMNS, entries)
         self._appends: dict[int, Compiled] = {}
         self._batch_inserts: dict[tuple[int, bool], Compiled] = {}
         self._positional = bool(dialect.positional)
@@ -212,8 +207,7 @@ class Inbox:
             return stored
         # In the journal: moved into ``messages`` now (with whatever came before it), so the
         # caller learns whether it repeated an accepted message. Rare (HTTP); the worker moves
-        # the rest.
-        # A failure to move is a StoreError: the sender gets AR and sends again (a repeat).
+        # the rest. A failed move is a StoreError: the sender gets AR and sends it again.
         await asyncio.to_thread(self._mover.move, through=stored.id)
         return Stored(stored.id, await asyncio.to_thread(self._mover.duplicate_of, stored.id))
 
@@ -344,10 +338,10 @@ class Inbox:
         found = self._appends.get(n)
         if found is None:
             values = [
-                {name: bindparam(f"{name}_m{i}", type_=entries.c[name].type) for name in _COLUMNS}
+                {name: bindparam(f"{name}_m{i}", type_=entries.c[name].type) for name in COLUMNS}
                 for i in range(n)
             ]
-            keys = [f"{name}_m{i}" for i in range(n) for name in _COLUMNS]
+            keys = [f"{name}_m{i}" for i in range(n) for name in COLUMNS]
             found = Compiled(insert(entries).values(values), self._dialect, keys, entries)
             single = self._append_one.names
             assert found.names == [f"{name}_m{i}" for i in range(n) for name in single]
@@ -428,7 +422,7 @@ class Inbox:
         found = self._batch_inserts.get((n, returning))
         if found is None:
             values = [
-                {name: bindparam(f"{name}_m{i}", type_=messages.c[name].type) for name in _COLUMNS}
+                {name: bindparam(f"{name}_m{i}", type_=messages.c[name].type) for name in COLUMNS}
                 for i in range(n)
             ]
             stmt = (
@@ -438,7 +432,7 @@ class Inbox:
             )
             if returning:
                 stmt = stmt.returning(messages.c.id, messages.c.dedup_key)
-            keys = [f"{name}_m{i}" for i in range(n) for name in _COLUMNS]
+            keys = [f"{name}_m{i}" for i in range(n) for name in COLUMNS]
             found = Compiled(stmt, self._dialect, keys, messages)
             if self._positional:
                 # Row after row, each in the single-row statement's column order: so the

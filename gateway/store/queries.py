@@ -158,6 +158,7 @@ _UNMOVED_SUMMARY = [
     entries.c[column.name] if column.name in entries.c else null().label(column.name)
     for column in MESSAGE_SUMMARY_COLUMNS
 ]
+_UNMOVED_MESSAGE = [entries.c[c.name] if c.name in entries.c else null().label(c.name) for c in messages.c]
 _MOVED_THROUGH = select(func.coalesce(func.max(messages.c.id), 0)).scalar_subquery()
 
 
@@ -200,11 +201,7 @@ def list_messages(conn: Connection, f: MessageFilter) -> tuple[int, list[dict[st
 
 
 def get_message(conn: Connection, message_id: int) -> dict[str, Any] | None:
-    unmoved = _unmoved(
-        conn,
-        [entries.c[c.name] if c.name in entries.c else null().label(c.name) for c in messages.c],
-        entries.c.id == message_id,
-    )
+    unmoved = _unmoved(conn, _UNMOVED_MESSAGE, entries.c.id == message_id)
     row = conn.execute(select(messages).where(messages.c.id == message_id)).mappings().first()
     if row is not None:
         return dict(row)
