@@ -61,6 +61,8 @@ class RegisterRecord:
     deceased_date: date | None = None
     #: For a changed number (GN/GS): the number this one now points to (``Hanvisning`` Till).
     referred_to: PersonId | None = None
+    #: For the number now in use: the old numbers it replaced (``Hanvisning`` Fran), R-ID-5.
+    referred_from: tuple[PersonId, ...] = ()
 
     @property
     def protected(self) -> bool:

@@ -89,6 +89,7 @@ def _record(post: Mapping[str, Any], asked: PersonId) -> RegisterRecord:
         deregistration_date=_date(details.get("Avregistreringsdatum"), "Avregistreringsdatum"),
         deceased_date=_date(details.get("Avlidendatum"), "Avlidendatum"),
         referred_to=_referred_to(details.get("Hanvisning") or []),
+        referred_from=_referred_from(details.get("Hanvisning") or []),
     )
 
 
@@ -123,7 +124,17 @@ def _referred_to(referrals: list[Mapping[str, Any]]) -> PersonId | None:
         return None
     if len(targets) > 1:
         raise _broken(f"{len(targets)} Hanvisning Till, expected at most one")
-    value = str(targets[0] or "")
+    return _referral(str(targets[0] or ""))
+
+
+def _referred_from(referrals: list[Mapping[str, Any]]) -> tuple[PersonId, ...]:
+    """R-ID-5 the other way: the old numbers the one asked about replaced (``Hanvisning`` Fran)."""
+    return tuple(
+        _referral(str(r.get("IdNummer") or "")) for r in referrals if r and r.get("Typ") == "Fran"
+    )
+
+
+def _referral(value: str) -> PersonId:
     kind = (
         IdKind.SAMORDNINGSNUMMER
         if value[6:8].isascii() and value[6:8].isdigit() and int(value[6:8]) > 60
