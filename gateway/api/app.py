@@ -127,12 +127,8 @@ def create_app(
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
-        if isinstance(exc, auth.Unauthorized):
-            answer = outcome(401, "login", str(exc))
-            answer.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
-            return answer
-        if isinstance(exc, auth.Forbidden):
-            return outcome(403, "forbidden", str(exc))
+        if isinstance(exc, auth.Unauthorized | auth.Forbidden | auth.AuthorizationTooLarge):
+            return _refused(exc)
         if isinstance(exc, NotFound):
             return outcome(404, "not-found", str(exc))
         if isinstance(exc, InvalidRequest):
@@ -167,3 +163,13 @@ def create_app(
         return outcome(exc.status_code, code, str(exc.detail))  # type: ignore[arg-type]
 
     return app
+
+
+def _refused(exc: auth.Unauthorized | auth.Forbidden | auth.AuthorizationTooLarge) -> Response:
+    if isinstance(exc, auth.Unauthorized):
+        answer = outcome(401, "login", str(exc))
+        answer.headers["WWW-Authenticate"] = exc.challenge()
+        return answer
+    if isinstance(exc, auth.Forbidden):
+        return outcome(403, "forbidden", str(exc))
+    return outcome(431, "too-costly", str(exc))
