@@ -156,7 +156,15 @@ def create_app(
         return outcome(400, "invalid", "a value in the request is out of range")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # The router refuses a method before the route's dependencies run: check the token
+            # here, so a method no route takes is no way past it, and the audit trail names the
+            # caller (docs/audit.md).
+            try:
+                await auth.authorize(request)
+            except (auth.Unauthorized, auth.Forbidden, auth.AuthorizationTooLarge) as refused:
+                return _refused(refused)
         code = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}.get(
             exc.status_code, "processing"
         )
