@@ -19,6 +19,7 @@ from gateway.api import audit as audit_api
 from gateway.api import (
     auth,
     documents,
+    headers,
     held,
     journal,
     limits,
@@ -101,6 +102,8 @@ def create_app(
     app.state.audit = AuditWriter(engine)
     auth_on = app.state.verifier is not None
     app.add_middleware(audit_api.AuditMiddleware, writer=app.state.audit, auth_on=auth_on)
+    # Outermost of ours: the audit trail's 503 and the body limits' 413 get the headers too.
+    app.add_middleware(headers.SecurityHeaders)
     app.include_router(audit_api.router)
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
@@ -169,6 +172,14 @@ def create_app(
             exc.status_code, "processing"
         )
         return outcome(exc.status_code, code, str(exc.detail))  # type: ignore[arg-type]
+
+    # Anything unforeseen: still an OperationOutcome. Starlette runs this handler outside the
+    # middleware, so it adds the security headers itself (and re-raises to the server's log).
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, _exc: Exception) -> Response:
+        answer = outcome(500, "exception", "internal error")
+        answer.headers.update({k.decode(): v.decode() for k, v in headers.security_headers(request.url.path)})
+        return answer
 
     return app
 

@@ -23,9 +23,10 @@ from gateway.api import auth
 from gateway.bootstrap import Gateway, GatewayThread, build
 from gateway.errors import ConfigurationError
 from gateway.settings import Settings
+from mocks.services import MockServices
 from tests.e2e.test_cli import GATEWAY, _env
 from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister
-from tests.support import siu
+from tests.support import TOLVAN, siu
 
 
 def _settings(tmp_path: Path, **extra: object) -> Settings:
@@ -513,3 +514,68 @@ def test_jwks_keys_that_cannot_check_tokens_are_skipped_and_none_left_refuses_to
     assert gw.app.state.verifier.algorithms == set(auth.RSA_ALGORITHMS)
     with pytest.raises(ConfigurationError, match="no key that can check tokens"):
         gateways(unusable)
+
+
+# --- Response headers (issue 14, point 6) ---
+
+SECURITY_HEADERS = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+async def test_every_answer_with_personal_data_or_an_error_is_not_stored_sniffed_or_framed(
+    gateways: Callable[..., Gateway],
+) -> None:
+    gw = gateways()  # on the development key
+    every = {"Authorization": "Bearer " + auth.dev_token(gw.settings, auth.SCOPES)}
+    staff_only = {"Authorization": "Bearer " + auth.dev_token(gw.settings, [auth.STAFF])}
+
+    @gw.app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    calls: list[tuple[str, str, dict[str, Any], int]] = [
+        ("GET", "/fhir/metadata", every, 200),
+        ("GET", "/fhir/Appointment", every, 200),
+        ("GET", "/fhir/Communication", every, 200),
+        ("GET", "/fhir/Appointment/999", every, 404),
+        ("GET", f"/patients/{TOLVAN}", every, 200),
+        ("GET", "/messages", every, 200),
+        ("GET", "/print-list", every, 200),
+        ("GET", "/audit", every, 200),
+        ("GET", "/openapi.json", every, 200),
+        ("GET", "/health", {}, 200),
+        ("GET", "/no-such-route", every, 404),
+        ("DELETE", "/audit", every, 405),
+        ("GET", "/print-list", {}, 401),
+        ("GET", "/audit", staff_only, 403),
+        ("GET", "/audit?_count=0", every, 400),  # a validation error (FastAPI's 422) is a 400 here
+        ("POST", "/fhir/Appointment/_search", every | {"Content-Length": "99999999"}, 413),
+        ("GET", "/fhir/metadata", {"Authorization": "Bearer " + "a" * 10_000}, 431),
+        ("GET", "/boom", every, 500),
+    ]
+    transport = httpx.ASGITransport(app=gw.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        for method, path, headers, status in calls:
+            answer = await client.request(method, path, headers=headers)
+            assert answer.status_code == status, (method, path, answer.text)
+            assert {k: answer.headers.get(k) for k in SECURITY_HEADERS} == SECURITY_HEADERS, path
+            assert answer.headers["referrer-policy"] == "no-referrer"
+        docs = await client.get("/docs", headers=every)
+    # Swagger UI loads its scripts: only the frame rule in its CSP, the rest as everywhere.
+    assert docs.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert docs.headers["x-frame-options"] == "DENY" and docs.headers["cache-control"] == "no-store"
+
+
+def test_neither_the_gateway_nor_the_mocks_name_their_server(secured: GatewayThread) -> None:
+    answer = httpx.get(f"{secured.http_url}/health", timeout=10)
+    assert answer.status_code == 200 and "server" not in answer.headers
+    mocks = MockServices.default(port=0).start()
+    try:
+        mocked = httpx.get(f"{mocks.url}/accounts/v1/nothing-here", timeout=10)
+    finally:
+        mocks.stop()
+    assert "server" not in mocked.headers
