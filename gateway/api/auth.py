@@ -40,9 +40,9 @@ import jwt
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Request
 
@@ -368,7 +368,7 @@ def mint(
     issuer: str = DEV_ISSUER,
     minutes: float = 60,
     kid: str | None = None,
-    algorithm: str = "RS256",
+    algorithm: str | None = None,
     claims: dict[str, Any] | None = None,
 ) -> str:
     """A signed token (development and tests; production tokens come from the region's issuer).
@@ -384,7 +384,19 @@ def mint(
         "jti": uuid.uuid4().hex,
     }
     headers = {"kid": kid} if kid else None
+    algorithm = algorithm or signing_algorithm(key)
     return jwt.encode(body | (claims or {}), key, algorithm=algorithm, headers=headers)
+
+
+def signing_algorithm(key: Any) -> str:
+    """The algorithm a private key signs with by default: RS256, its curve's ES, or EdDSA."""
+    if isinstance(key, EllipticCurvePrivateKey):
+        by_curve = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+        if key.curve.name in by_curve:
+            return by_curve[key.curve.name]
+    if isinstance(key, Ed25519PrivateKey | Ed448PrivateKey):
+        return "EdDSA"
+    return "RS256"
 
 
 def dev_token(

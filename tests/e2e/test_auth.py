@@ -487,6 +487,10 @@ async def test_an_ec_public_key_as_pem_checks_es256_and_nothing_else(
         for kid in (None, "whatever-the-issuer-calls-it"):  # a PEM has no kid: it stands for any
             token = _signed(EC_KEY, "ES256", kid)
             assert (await client.get("/fhir/metadata", headers=_bearer(token))).status_code == 200
+        # mint (and so `gateway token --key`) signs with what the key's type verifies.
+        minted = auth.mint(EC_KEY, subject="x", scopes=[auth.PLATFORM], audience="gateway", issuer=ISSUER)
+        assert jwt.get_unverified_header(minted)["alg"] == "ES256"
+        assert (await client.get("/fhir/metadata", headers=_bearer(minted))).status_code == 200
         for token in (VALID, _signed(EC_384, "ES384", None), _hs256(pem.read_bytes())):
             _assert_refused(await client.get("/fhir/metadata", headers=_bearer(token)), "not accepted")
 
