@@ -120,7 +120,8 @@ OKP_CURVES = ("Ed25519", "Ed448")
 #: tokens are 1-2 KiB; 8 KiB is the common limit of proxies and servers for one header.
 MAX_AUTHORIZATION_BYTES = 8192
 _PUBLIC_KEYS = (RSAPublicKey, EllipticCurvePublicKey, Ed25519PublicKey, Ed448PublicKey)
-#: The audit trail's caller and client columns (gateway/store/tables.py).
+#: The audit trail keeps a caller in 200 characters (gateway/store/tables.py): a longer subject
+#: would be cut there, and could read as someone else.
 _MAX_SUBJECT = 200
 
 
