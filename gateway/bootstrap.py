@@ -98,7 +98,10 @@ class Gateway:
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        # No "server: uvicorn" banner (gateway/api/headers.py).
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", server_header=False
+        )
         self._uvicorn = _Server(config)
         log.info(
             "gateway.started",

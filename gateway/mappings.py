@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -114,13 +115,15 @@ class Mappings:
     def _oid_of(self, kind: IdKind) -> str:
         return next(m.oid for m in self.identifiers.persons if m.kind is kind)
 
-    def recognise(self, text: str) -> PersonId:
-        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables."""
+    def recognise(self, text: str, today: date | None = None) -> PersonId:
+        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables;
+        with ``today``, 10-digit ``YYMMDD-NNNC`` too (R-ID-1's century rule)."""
         return recognise(
             text,
             personnummer_oid=self._oid_of(IdKind.PERSONNUMMER),
             samordningsnummer_oid=self._oid_of(IdKind.SAMORDNINGSNUMMER),
             reservnummer_patterns=self.reservnummer_patterns,
+            today=today,
         )
 
     def fhir_system_for(self, authority: str) -> str:
