@@ -204,6 +204,7 @@ def build(
         mailbox_delivery=mailbox_delivery,
         journal=journal,
         journal_book=journal_book,
+        mappings=mappings,
     )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
@@ -413,6 +414,7 @@ def connect_outside(
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     mailbox_delivery: MailboxDelivery | None = None,
+    mappings: Mappings | None = None,
 ) -> Outside:
     """Build each adapter from its own settings; a system with no URL gets its built-in mock.
 
@@ -477,7 +479,12 @@ def connect_outside(
                 journal_settings = journal_settings.model_copy(update={"url": url})
             journal_http = instruments.wrap(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
-            service = JournalBookingService(journal_settings, journal_http)
+            tables = mappings if mappings is not None else mapping_tables.load(settings.mappings_dir)
+            service = JournalBookingService(
+                journal_settings,
+                journal_http,
+                time_type_ids=tables.journal_time_type_ids(journal_settings.instance),
+            )
             closers.append(service.aclose)
             journal = service
     except Exception:
