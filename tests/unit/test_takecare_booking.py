@@ -34,7 +34,7 @@ HEAD = (
 def _answer(*bookings: str, unit: str = "SE2321000016-15CQ") -> str:
     inner = "".join(bookings)
     return (
-        f"<ProfdocHISMessage {HEAD}><Bookings CareUnitIdType=\"HSAID\" CareUnitId=\"{unit}\" "
+        f'<ProfdocHISMessage {HEAD}><Bookings CareUnitIdType="HSAID" CareUnitId="{unit}" '
         f'CareUnitName="Vårdcentralen Tolvåsen">{inner}</Bookings></ProfdocHISMessage>'
     )
 
@@ -84,11 +84,19 @@ def test_r_bk_4_a_time_not_in_the_published_form_is_refused(bad: str) -> None:
 def test_r_bk_4_the_request_document_has_the_published_root_attributes_and_children() -> None:
     now = datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC)
     text = build_request(
-        "191212121212", care_unit_id_type="HSAID", care_unit_id="SE2321000016-15CQ", invoking_system="GW", now=now
+        "191212121212",
+        care_unit_id_type="HSAID",
+        care_unit_id="SE2321000016-15CQ",
+        invoking_system="GW",
+        now=now,
     )
     doc = etree.fromstring(text)
     assert doc.tag == "ProfdocHISMessage" and doc.nsmap == {}
-    assert (doc.get("MsgType"), doc.get("Time"), doc.get("InvokingSystem")) == ("Request", "20260701120005", "GW")
+    assert (doc.get("MsgType"), doc.get("Time"), doc.get("InvokingSystem")) == (
+        "Request",
+        "20260701120005",
+        "GW",
+    )
     assert [(c.tag, c.text) for c in doc] == [
         ("PatientId", "191212121212"),
         ("CareUnitIdType", "HSAID"),
