@@ -121,6 +121,11 @@ def create_app(book: JournalBook, switches: ServiceSwitches | None = None) -> St
         call = envelope.find(f"{{{SOAP_ENV}}}Body/{{{NS}}}GetBookings")
         if call is None:
             return _fault("soap:Client", f"the body holds no GetBookings in {NS}")
+        if call.find(f"{{{NS}}}xml/*") is not None:
+            return _fault(
+                "soap:Client",
+                "GetBookings/xml holds XML elements; the ProfdocHISMessage must be escaped text",
+            )
         if not schema.validate(call):
             problem = str(schema.error_log).strip().splitlines()[-1:]
             return _fault("soap:Client", f"GetBookings is invalid: {''.join(problem)}")
@@ -143,8 +148,6 @@ def _inner(call: etree._Element) -> tuple[etree._Element | None, str]:
     text = call.findtext(f"{{{NS}}}xml")
     if not text or not text.strip():
         return None, "missing (it carries the escaped ProfdocHISMessage)"
-    if call.find(f"{{{NS}}}xml/*") is not None:
-        return None, "holds XML elements; the ProfdocHISMessage must be escaped text"
     try:
         inner = etree.fromstring(text.strip(), _PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
