@@ -125,6 +125,9 @@ class _Known:
     time_type: str | None
     reason: str | None
     last_message_id: int
+    #: The practitioner and unit as pushed (with HSA-ids the service's answer does not carry).
+    practitioner: Resource | None = None
+    unit: Resource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +191,7 @@ async def refresh_bookings(
             continue
         raw = build_siu(
             trigger,
-            _content(booking, person, client.namespace, mappings),
+            _content(booking, person, client.namespace, mappings, current),
             control_id=_control_id(client.namespace, booking, trigger, current),
             now=now,
             sending=(client.namespace, client.facility),
@@ -279,10 +282,27 @@ def _second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def _content(booking: JournalBooking, person: PersonId, namespace: str, mappings: Mappings) -> SiuBooking:
+def _content(
+    booking: JournalBooking,
+    person: PersonId,
+    namespace: str,
+    mappings: Mappings,
+    current: _Known | None = None,
+) -> SiuBooking:
     minutes = int((_second(booking.end) - _second(booking.start)).total_seconds() // 60)
     practitioner = booking.practitioners[0] if booking.practitioners else None
     unit = booking.units[0] if booking.units else None
+    if current is not None:
+        # The service names resources by the journal's own numbers: keep the HSA-ids the push
+        # gave rather than replace a known practitioner or unit with a bare name.
+        if (
+            current.practitioner is not None
+            and current.practitioner.hsa_id
+            and (practitioner is None or not practitioner.hsa_id)
+        ):
+            practitioner = current.practitioner
+        if current.unit is not None and current.unit.hsa_id and (unit is None or not unit.hsa_id):
+            unit = current.unit
     return SiuBooking(
         booking_id=booking.booking_id,
         namespace=namespace,
@@ -352,6 +372,8 @@ def _known(engine: Engine, namespace: str, booking_ids: Iterable[str]) -> dict[s
             time_type=row.time_type,
             reason=resource.get("description"),
             last_message_id=row.last_message_id,
+            practitioner=_practitioner(resource),
+            unit=_location(resource),
         )
     return out
 

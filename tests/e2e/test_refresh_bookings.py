@@ -174,6 +174,12 @@ async def test_r_bk_4_bookings_changed_silently_in_the_journal_are_updated(
     assert appointments[reworded]["description"] == "Uppföljning & provsvar | nytt"
     assert appointments[cancelled]["status"] == "cancelled"  # R-BK-2: stays visible as cancelled
     assert appointments[cancelled]["cancelationReason"] == {"text": ABSENT_REASON}
+    # The answer names resources by the journal's numbers: the pushed HSA-ids are kept.
+    actors = [p["actor"] for p in appointments[moved]["participant"]]
+    assert {a["type"]: a["identifier"]["value"] for a in actors if a["type"] != "Patient"} == {
+        "Practitioner": before.practitioners[0].hsa_id,
+        "Location": before.units[0].hsa_id,
+    }
 
 
 async def test_r_bk_4_unchanged_bookings_create_no_message(
