@@ -9,6 +9,7 @@ WSDL is the project's own (``gateway/journal_adapter/wsdl/TakeCareBooking.wsdl``
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -17,16 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import respx
 import zeep.exceptions
 from lxml import etree
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from structlog.testing import capture_logs
 
 from gateway import mappings as mapping_tables
 from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
+from gateway.domain.register import Protection, RegisterRecord
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 from gateway.journal_adapter.booking_service import (
     WSDL_FILE,
@@ -36,9 +39,11 @@ from gateway.journal_adapter.booking_service import (
     error_class,
 )
 from gateway.journal_adapter.intake import Intake
-from gateway.refresh import TRANSPORT, refresh_bookings
+from gateway.processing import Processor
+from gateway.refresh import ABSENT_REASON, TRANSPORT, refresh_bookings
 from gateway.store.inbox import DUPLICATE, RECEIVED, Inbox
 from gateway.store.queries import MessageFilter, list_messages
+from gateway.store.tables import appointments
 from mocks.journal.booking_ws import request_schema
 from tests.fakes import pnr
 
@@ -413,3 +418,59 @@ async def test_r_bk_4_asking_twice_before_processing_stores_the_second_repair_as
     assert [by_id[i]["state"] for i in second.message_ids] == [DUPLICATE, DUPLICATE]
     assert {r["transport"] for r in rows} == {TRANSPORT}
     assert sorted(by_id[i]["trigger"] for i in first.message_ids) == ["S12", "S15"]
+
+
+def _drain(processor: Processor) -> None:
+    """The worker's loop, in a thread of its own (it runs its own event loop)."""
+    while processor.run_once():
+        pass
+
+
+class _Everyone:
+    """Everyone exists and nobody is protected."""
+
+    async def lookup(self, person: PersonId) -> RegisterRecord | None:
+        return RegisterRecord(person=person, protection=Protection.NONE)
+
+
+async def test_r_bk_4_absent_future_bookings_are_cancelled_past_and_other_units_left_alone(
+    engine: Engine,
+) -> None:
+    mappings = mapping_tables.load()
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    other_unit = (Resource("SE2321000016-7P3K", "Barnavårdscentralen Solängen"),)
+    future = _booking("BK-F1")
+    gone = _booking("BK-F2", start=future.start + timedelta(hours=2), end=future.end + timedelta(hours=2))
+    past = _booking("BK-P1", start=now - timedelta(days=3), end=now - timedelta(days=3, minutes=-30))
+    elsewhere = _booking("BK-O1", units=other_unit)
+    journal = FakeJournal([future, gone, past, elsewhere], care_units=(UNIT, other_unit[0].hsa_id or ""))
+    processor = Processor(engine, mappings, _Everyone(), clock=lambda: now)
+    inbox = Inbox(engine)
+    inbox.start()
+    try:
+        intake = Intake(mappings, inbox)
+        kwargs: dict[str, Any] = {"client": journal, "intake": intake, "engine": engine, "mappings": mappings}
+        first = await refresh_bookings(TOLVAN, None, clock=lambda: now, **kwargs)
+        assert first.created == 4
+        await asyncio.to_thread(_drain, processor)
+        journal.bookings = [future]  # gone, past and elsewhere are no longer in the journal
+        second = await refresh_bookings(TOLVAN, UNIT, clock=lambda: now, **kwargs)
+        await asyncio.to_thread(_drain, processor)
+    finally:
+        inbox.stop()
+
+    assert (second.unchanged, second.cancelled) == (1, 1)  # only the future one at the asked unit
+    with engine.connect() as conn:
+        rows = {
+            r.booking_id: r
+            for r in conn.execute(
+                select(appointments.c.booking_id, appointments.c.status, appointments.c.resource)
+            )
+        }
+    assert {b: r.status for b, r in rows.items()} == {
+        "BK-F1": "booked",
+        "BK-F2": "cancelled",
+        "BK-P1": "booked",  # past: left alone
+        "BK-O1": "booked",  # another unit, not asked
+    }
+    assert orjson.loads(rows["BK-F2"].resource)["cancelationReason"] == {"text": ABSENT_REASON}
