@@ -120,8 +120,27 @@ async def test_a_samordningsnummer_comes_back_as_samordningsnummer(register: Spa
 
 async def test_an_invalid_idnummer_is_a_permanent_error(register: SparRegister, counted: Counted) -> None:
     with pytest.raises(PermanentUpstreamError, match="OGILTIG_INPARAMETER"):
+        await register.lookup(PersonId(IdKind.PERSONNUMMER, "191212121213", OIDS["personnummer"]))
+    assert counted.requests == 1
+    with pytest.raises(PermanentUpstreamError, match="12-digit"):  # never sent: the schema refuses it
         await register.lookup(PersonId(IdKind.PERSONNUMMER, "1912121212", OIDS["personnummer"]))
     assert counted.requests == 1
+
+
+async def test_too_many_hits_is_a_permanent_error(
+    register: SparRegister, counted: Counted, switches: Switches
+) -> None:
+    switches.max_antal = True
+    with pytest.raises(PermanentUpstreamError, match="OverstigerMaxAntalSvarsposter"):
+        await register.lookup(pnr("191212121212"))
+    assert counted.requests == 1
+
+
+async def test_the_current_entries_of_the_history_are_used(register: SparRegister) -> None:
+    # The mock gives every person an earlier name and address (history lists, docs/spar.md).
+    record = await register.lookup(pnr("191212121212"))
+    assert record is not None and record.family_name == "Tolvansson"
+    assert record.address is not None and record.address.street1 != "Gamla vägen 1"
 
 
 @pytest.mark.parametrize("switch", ["generellt_fel", "http_500", "garbage", "outage"])
@@ -161,8 +180,10 @@ async def test_the_wsdl_is_served_with_its_address_and_the_adapter_can_load_it_f
     async with httpx.AsyncClient() as http:
         wsdl = (await http.get(url, params={"wsdl": ""})).text
         assert f'location="{url}"' in wsdl
-        assert f'schemaLocation="{url}?xsd=spar-personsok.xsd"' in wsdl
-        assert "spar/komponent/1.0" in (await http.get(url, params={"xsd": "spar-komponent.xsd"})).text
+        assert f'schemaLocation="{url}?xsd=PersonsokningFraga.xsd"' in wsdl
+        assert 'name="PersonsokServiceSOAP"' in wsdl
+        svar = (await http.get(url, params={"xsd": "PersonsokningSvar.xsd"})).text
+        assert f'schemaLocation="{url}?xsd=AviseringPost-1.2.xsd"' in svar
     async with SparRegister(SparSettings(url=url, wsdl=url + "?wsdl")) as register:
         assert await register.lookup(pnr("191212121212")) is not None
 
@@ -180,13 +201,20 @@ async def test_the_wsdl_is_served_with_its_address_and_the_adapter_can_load_it_f
         ),
         (
             b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+            b'<q:SPARPersonsokningFraga xmlns:q="http://statenspersonadressregister.se/schema/personsok/2021.1/'
+            b'personsokningfraga"/></s:Body></s:Envelope>',
+            SOAP_ACTION,
+            "soap:Client",
+        ),
+        (
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
             b'<q:SPARPersonsokningFraga xmlns:q="http://skatteverket.se/spar/instans/1.0"/></s:Body></s:Envelope>',
             SOAP_ACTION,
             "soap:Client",
         ),
         (b"<x/>", "urn:wrong", "soap:Client"),
     ],
-    ids=["not-xml", "no-soap-namespace", "not-an-envelope", "soap-1.2", "schema", "soapaction"],
+    ids=["not-xml", "no-soap-namespace", "not-an-envelope", "soap-1.2", "schema", "pre-2021", "soapaction"],
 )
 async def test_a_malformed_request_gets_a_soap_1_1_fault(
     served: ServedApp, body: bytes, action: str, faultcode: str
