@@ -38,16 +38,27 @@ ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True
 
 
 def ssl_context(settings: SparSettings) -> ssl.SSLContext:
-    """Verify SPAR's certificate (``ca_file`` or the system's) and present ours (mutual TLS)."""
-    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-    if settings.client_cert is not None:
-        password = settings.client_key_password.get_secret_value() if settings.client_key_password else None
-        context.load_cert_chain(
-            str(settings.client_cert),
-            str(settings.client_key) if settings.client_key else None,
-            password=password,
-        )
+    """Verify SPAR's certificate (``ca_file`` or the system's) and present ours (mutual TLS).
+
+    Files that cannot be used (not PEM, the key does not fit the certificate, a wrong password)
+    are a ``ConfigurationError`` at startup, not a failure of each lookup."""
+    try:
+        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+        if settings.client_cert is not None:
+            secret = settings.client_key_password
+            context.load_cert_chain(
+                str(settings.client_cert),
+                str(settings.client_key) if settings.client_key else None,
+                password=secret.get_secret_value() if secret else _no_password,
+            )
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigurationError(f"SPAR TLS files cannot be used: {type(exc).__name__}: {exc}") from exc
     return context
+
+
+def _no_password() -> str:
+    # Without this OpenSSL would ask for the password on the terminal.
+    raise ValueError("the client key is encrypted: set GATEWAY_SPAR_CLIENT_KEY_PASSWORD")
 
 
 def http_client(settings: SparSettings) -> httpx.AsyncClient:

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 from gateway.domain.identity import IdKind, PersonId
 from gateway.domain.register import Protection
-from gateway.errors import PermanentUpstreamError, TransientUpstreamError
+from gateway.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError
 from gateway.processing import resolve
 from gateway.resilience import BreakerState
 from gateway.spar_adapter import SparRegister, SparSettings
@@ -23,6 +24,7 @@ from mocks.runner import ServedApp, TlsFiles
 from mocks.spar import PATH, SOAP_ACTION, SWITCHES_PATH, Switches, create_app
 from tests.fakes import pnr
 
+KEY_PASSWORD = "region-hemlighet"
 FAST = {"retry_attempts": 2, "retry_backoff": 0.01, "retry_max_backoff": 0.02, "timeout": 5.0}
 
 
@@ -242,12 +244,25 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "server_cert": base / "server.pem",
         "server_key": base / "server.key",
         "client": base / "client.pem",
+        "client_cert": base / "client-cert.pem",
+        "client_key": base / "client-key.pem",
     }
     ca.cert_pem.write_to_path(str(files["ca"]))
     server.private_key_pem.write_to_path(str(files["server_key"]))
     for blob in server.cert_chain_pems:
         blob.write_to_path(str(files["server_cert"]), append=True)
     client.private_key_and_cert_chain_pem.write_to_path(str(files["client"]))
+    for blob in client.cert_chain_pems:
+        blob.write_to_path(str(files["client_cert"]), append=True)
+    # The region's key as it is usually handed over: a file of its own, encrypted.
+    key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
+    files["client_key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+        )
+    )
     return files
 
 
@@ -278,6 +293,42 @@ async def test_mutual_tls_accepts_the_gateways_certificate(
     async with SparRegister(settings) as register:
         record = await register.lookup(pnr("191212121212"))
     assert record is not None and record.family_name == "Tolvansson"
+
+
+async def test_mutual_tls_with_a_separate_encrypted_key_from_the_environment(
+    tls_served: ServedApp, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GATEWAY_SPAR_CLIENT_CERT, _CLIENT_KEY, _CLIENT_KEY_PASSWORD and _CA_FILE, as an operator sets them."""
+    monkeypatch.setenv("GATEWAY_SPAR_URL", tls_served.url + PATH)
+    monkeypatch.setenv("GATEWAY_SPAR_CA_FILE", str(pki["ca"]))
+    monkeypatch.setenv("GATEWAY_SPAR_CLIENT_CERT", str(pki["client_cert"]))
+    monkeypatch.setenv("GATEWAY_SPAR_CLIENT_KEY", str(pki["client_key"]))
+    monkeypatch.setenv("GATEWAY_SPAR_CLIENT_KEY_PASSWORD", KEY_PASSWORD)
+    async with SparRegister(SparSettings()) as register:
+        record = await register.lookup(pnr("197605010128"))
+    assert record is not None and record.protection is Protection.SEKRETESSMARKERING
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"client_key_password": "fel"}, "TLS files"),
+        ({"client_key_password": None}, "encrypted: set GATEWAY_SPAR_CLIENT_KEY_PASSWORD"),  # no prompt
+        ({"client_cert": "ca"}, "TLS files"),  # the key does not fit the certificate
+    ],
+    ids=["wrong-password", "no-password", "key-of-another-certificate"],
+)
+def test_client_tls_files_that_cannot_be_used_stop_the_start(
+    pki: dict[str, Path], changes: dict[str, str | None], match: str
+) -> None:
+    values: dict[str, object] = {
+        "client_cert": pki["client_cert"],
+        "client_key": pki["client_key"],
+        "client_key_password": KEY_PASSWORD,
+    }
+    values |= {k: pki.get(v, v) if v else v for k, v in changes.items()}
+    with pytest.raises(ConfigurationError, match=match):
+        SparRegister(SparSettings.model_validate(values))
 
 
 async def test_an_unknown_server_certificate_is_refused(tls_served: ServedApp, pki: dict[str, Path]) -> None:
