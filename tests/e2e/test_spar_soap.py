@@ -14,9 +14,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from gateway.domain.identity import IdKind, PersonId
-from gateway.domain.register import Protection
+from gateway.domain.register import Protection, resolve
 from gateway.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError
-from gateway.processing import resolve
 from gateway.resilience import BreakerState
 from gateway.spar_adapter import SparRegister, SparSettings
 from mocks.population import OIDS

@@ -27,9 +27,8 @@ import respx
 from lxml import etree
 
 from gateway.domain.identity import IdKind, PersonId
-from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord
+from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord, resolve
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamError
-from gateway.processing import resolve
 from gateway.spar_adapter import CONTRACT_VERSION, CONTRACTS, PACKAGED_WSDL, SparRegister, SparSettings
 from mocks.population import OIDS
 from mocks.population import load as load_population
