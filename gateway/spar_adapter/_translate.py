@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from gateway.domain.identity import IdKind, PersonId, parse_swedish_id
+from gateway.domain.identity import IdKind, PersonId, mask_ids_in_text, parse_swedish_id
 from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord
 from gateway.errors import InvalidIdentifier, PermanentUpstreamError, TransientUpstreamError
 
@@ -91,7 +91,8 @@ def undantag_error(undantag: Mapping[str, Any]) -> PermanentUpstreamError | Tran
     code = str(undantag.get("Kod") or "(no Kod)").strip()
     text = f"SPAR Undantag {code}"
     if undantag.get("Beskrivning"):
-        text += f": {str(undantag['Beskrivning'])[:200]}"
+        # SPAR's own words may quote the number asked about: never carry it on into logs.
+        text += f": {mask_ids_in_text(str(undantag['Beskrivning']))[:200]}"
     if code in TRANSIENT_UNDANTAG:
         return TransientUpstreamError(text)
     return PermanentUpstreamError(text)

@@ -480,3 +480,10 @@ def test_the_person_id_typ_is_read_without_regard_to_case(typ: str, kind: IdKind
     svarspost = post("199002712934", PersonId={"IdNummer": "199002712934", "Typ": typ})
     record = translate({"PersonsokningSvarspost": [svarspost]}, pnr("199002712934"), TODAY)
     assert record is not None and record.person.kind is kind
+
+
+def test_an_undantag_description_quoting_the_number_is_masked() -> None:
+    answer = {"Undantag": {"Kod": "OGILTIG_INPARAMETER", "Beskrivning": "IdNummer 191212121213 är ogiltigt"}}
+    with pytest.raises(PermanentUpstreamError) as caught:
+        translate(answer, pnr("191212121212"), TODAY)
+    assert "191212121213" not in str(caught.value) and "19121212-****" in str(caught.value)
