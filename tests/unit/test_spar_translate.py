@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import zeep
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from zeep.helpers import serialize_object
 
 from gateway.domain.identity import IdKind, PersonId
@@ -487,3 +489,98 @@ def test_an_undantag_description_quoting_the_number_is_masked() -> None:
     with pytest.raises(PermanentUpstreamError) as caught:
         translate(answer, pnr("191212121212"), TODAY)
     assert "191212121213" not in str(caught.value) and "19121212-****" in str(caught.value)
+
+
+# --- never a crash: anything zeep can hand over from an official-valid answer -----------------
+
+_texts = st.one_of(
+    st.none(), st.sampled_from(["JA", "NEJ", "Till", "Fran", "", "A", "GN", "XY"]), st.text(max_size=14)
+)
+_numbers = st.one_of(
+    st.sampled_from([OLD, NEW, OTHER, "191212121212", "199002712934"]),
+    st.from_regex(r"[1-9][0-9]{11}", fullmatch=True),
+)
+_dates = st.one_of(st.none(), st.dates(min_value=date(1900, 1, 1), max_value=date(9999, 12, 31)))
+_partial = st.one_of(
+    st.none(), st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{0,7}", fullmatch=True), st.text(max_size=10)
+)
+_flag = st.one_of(
+    st.sampled_from(["JA", "NEJ"]),
+    st.fixed_dictionaries(
+        {"_value_1": st.sampled_from(["JA", "NEJ"]), "sattAvSPAR": st.sampled_from([None, "JA"])}
+    ),
+)
+_period = {"DatumFrom": _dates, "DatumTill": _dates}
+_referral = st.fixed_dictionaries({"IdNummer": _numbers, "Typ": st.sampled_from([None, "Till", "Fran"])})
+_details = st.fixed_dictionaries(
+    {},
+    optional={
+        **_period,
+        "Sekretessmarkering": _flag,
+        "SkyddadFolkbokforing": st.sampled_from(["JA", "NEJ"]),
+        "AvregistreringsorsakKod": _texts,
+        "Avregistreringsdatum": _partial,
+        "Avlidendatum": _partial,
+        "AntraffadDodDatum": _partial,
+        "Fodelsedatum": _dates,
+        "Hanvisning": st.lists(_referral, max_size=3),
+    },
+)
+_name = st.fixed_dictionaries(
+    {}, optional={**_period, "Fornamn": _texts, "Efternamn": _texts, "Tilltalsnamn": st.integers(10, 99)}
+)
+_address = st.fixed_dictionaries(
+    {
+        "SvenskAdress": st.fixed_dictionaries(
+            {}, optional={**_period, "Utdelningsadress1": _texts, "PostNr": _texts}
+        )
+    }
+)
+_svarspost = st.fixed_dictionaries(
+    {
+        "PersonId": st.fixed_dictionaries(
+            {
+                "IdNummer": _numbers,
+                "Typ": st.sampled_from(["PERSONNUMMER", "SAMORDNINGSNUMMER", "IMMUNITETSNUMMER"]),
+            }
+        ),
+        "Sekretessmarkering": _flag,
+        "SkyddadFolkbokforing": st.sampled_from(["JA", "NEJ"]),
+    },
+    optional={
+        "Namn": st.lists(_name, max_size=3),
+        "Persondetaljer": st.lists(_details, max_size=3),
+        "Folkbokforingsadress": st.lists(_address, max_size=3),
+    },
+)
+_answers = st.one_of(
+    st.fixed_dictionaries({"PersonsokningSvarspost": st.lists(_svarspost, max_size=2)}),
+    st.fixed_dictionaries(
+        {
+            "Undantag": st.fixed_dictionaries(
+                {"Kod": st.text(max_size=20), "Beskrivning": st.text(max_size=20)}
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "OverstigerMaxAntalSvarsposter": st.fixed_dictionaries(
+                {"AntalPoster": st.integers(), "MaxAntalSvarsposter": st.integers()}
+            )
+        }
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    answer=_answers, asked=_numbers, today=st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1))
+)
+def test_every_answer_shape_is_understood_or_refused_with_a_gateway_error(
+    answer: dict[str, Any], asked: str, today: date
+) -> None:
+    try:
+        result = translate(answer, pnr(asked), today)
+    except UpstreamError:
+        return
+    assert result is None or isinstance(result, RegisterRecord)
