@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fhir.resources.R4B.appointment import Appointment
 
-from gateway.domain.booking import BookingEvent
+from gateway.domain.booking import BookingEvent, Resource
 from gateway.mappings import Mappings
 
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-4a7d-5b8e-9c3f-0d2e1a4b5c6d")
@@ -53,7 +53,7 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
             "status": "accepted",
         }
     ]
-    # AIG resources are primary performers, AIP personnel secondary; decided by the segment the
+    # AIG people are primary performers, AIP personnel secondary; decided by the segment the
     # resource came from (the same person in both segments is listed once for each role).
     performers = [(res, "PPRF", "primary performer") for res in event.practitioners]
     performers += [(res, "SPRF", "secondary performer") for res in event.personnel]
@@ -61,7 +61,16 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
         participants.append(
             {
                 "type": [{"coding": [{"system": PARTICIPATION_TYPE, "code": code, "display": display}]}],
-                "actor": _actor("Practitioner", res.hsa_id, res.name, hsa_system),
+                "actor": _actor("Practitioner", res, hsa_system),
+                "required": "required",
+                "status": "accepted",
+            }
+        )
+    for res in event.devices:  # AIG equipment (AIG-4, mappings/resource_types.yaml)
+        participants.append(
+            {
+                "type": [{"coding": [{"system": PARTICIPATION_TYPE, "code": "DEV", "display": "device"}]}],
+                "actor": _actor("Device", res, hsa_system),
                 "required": "required",
                 "status": "accepted",
             }
@@ -69,7 +78,7 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
     for res in event.locations:
         participants.append(
             {
-                "actor": _actor("Location", res.hsa_id, res.name, hsa_system),
+                "actor": _actor("Location", res, hsa_system),
                 "required": "required",
                 "status": "accepted",
             }
@@ -98,6 +107,8 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
         resource["appointmentType"] = {"coding": [{"system": V2_0276, "code": tt.appointment_type}]}
     if event.reason:
         resource["description"] = event.reason
+    if event.patient_instruction:  # NTE-4 PI only; other notes never leave the gateway
+        resource["patientInstruction"] = event.patient_instruction
     resource["start"] = _iso(event.start)
     resource["end"] = _iso(event.end)
     resource["minutesDuration"] = event.minutes
@@ -105,12 +116,23 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
     return resource
 
 
-def _actor(kind: str, hsa_id: str | None, name: str | None, system: str) -> dict[str, Any]:
+def _actor(kind: str, res: Resource, hsa_system: str) -> dict[str, Any]:
+    """A reference by identifier: an HSA-id only for a value of the HSA-id form (the adapter
+    decides), any other id in the sender's own system. A location's room is in its display, so a
+    change of room is a change of the Appointment."""
     actor: dict[str, Any] = {"type": kind}
-    if hsa_id:
-        actor["identifier"] = {"system": system, "value": hsa_id}
-    if name:
-        actor["display"] = name
+    if res.hsa_id:
+        actor["identifier"] = {"system": hsa_system, "value": res.hsa_id}
+    elif res.local_id and res.local_system:
+        actor["identifier"] = {"system": res.local_system, "value": res.local_id}
+    display = res.name
+    if res.room_id or res.room_name:
+        room = res.room_name or f"rum {res.room_id}"
+        if res.room_name and res.room_id and res.room_id != res.room_name:
+            room = f"{res.room_name} ({res.room_id})"
+        display = f"{display}, {room}" if display else room
+    if display:
+        actor["display"] = display
     return actor
 
 
@@ -168,7 +190,8 @@ _PARTICIPANT_REQUIRED = frozenset({"required", "optional", "information-only"})
 _PARTICIPATION_STATUS = frozenset({"accepted", "declined", "tentative", "needs-action"})
 _TOP_LEVEL = frozenset(
     {"resourceType", "id", "identifier", "status", "cancelationReason", "serviceCategory",
-     "serviceType", "appointmentType", "description", "start", "end", "minutesDuration", "participant"}
+     "serviceType", "appointmentType", "description", "patientInstruction", "start", "end",
+     "minutesDuration", "participant"}
 )  # fmt: skip
 _IDENTIFIER = frozenset({"system", "value"})
 _CODEABLE = frozenset({"coding", "text"})
@@ -334,8 +357,9 @@ def _appointment(r: Any) -> bool:
             return False
     if "appointmentType" in r and not _codeable_seen(r["appointmentType"]):
         return False
-    if "description" in r and not _string(r["description"]):
-        return False
+    for key in ("description", "patientInstruction"):
+        if key in r and not _string(r[key]):
+            return False
     if "minutesDuration" in r:
         minutes = r["minutesDuration"]
         if type(minutes) is not int or not 0 < minutes <= _MAX_POSITIVE_INT:

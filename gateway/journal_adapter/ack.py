@@ -13,7 +13,7 @@ from typing import Literal
 
 from gateway.errors import InboundError
 from gateway.journal_adapter.er7 import DEFAULT_DELIMITERS, escape
-from gateway.journal_adapter.siu import Header
+from gateway.journal_adapter.header import Header, version_taken
 from gateway.journal_adapter.timestamps import format_dtm
 
 AckCode = Literal["AA", "AE", "AR"]
@@ -36,7 +36,7 @@ def _times(now: datetime) -> tuple[str, str]:
 
 
 def _version_or_default(header: Header | None) -> str:
-    if header is not None and header.version in ("2.3", "2.3.1", "2.4", "2.5", "2.5.1"):
+    if header is not None and version_taken(header.version):
         return header.version
     return "2.5.1"
 
@@ -61,8 +61,8 @@ def build_ack(
         d.encoding_characters,
         e(sender[0]),
         e(sender[1]),
-        e(header.sending_application) if header else "",
-        e(header.sending_facility) if header else "",
+        (header.sending_application_whole or e(header.sending_application)) if header else "",
+        (header.sending_facility_whole or e(header.sending_facility)) if header else "",
         timestamp,
         "",
         f"ACK^{e(trigger)}^ACK" if trigger else "ACK",
