@@ -744,3 +744,22 @@ def test_a_simulated_day_of_bookings_and_letters_is_acknowledged_aa_over_several
     assert [ack_code(a) for a in acks] == ["AA"] * len(traffic)
     letters = [m for m in traffic if isinstance(m, JournalLetter)]
     assert len(_messages(http, type="MDM")) == len(letters)
+
+
+def test_profile_vendor_example_v27_gives_device_location_and_patient_instruction(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    (ack,) = _mllp(gateway, example("s12-v27-vendor"))
+    assert_ack_as_documented(ack, "s12-v27-vendor")
+    wait_processed(http)
+    appt = _by_booking(http, "CERNER|BK-CERNER-9001")
+    assert appt is not None
+    actors = [(p["actor"]["type"], p["actor"].get("identifier", {}).get("value"), p["actor"].get("display"))
+              for p in appt["participant"][1:]]  # fmt: skip
+    assert actors == [
+        ("Practitioner", "SE2321000016-7P3K", "Eva Endoskopist"),
+        ("Device", "5001", "EVIS X12 Video Colonoscope"),
+        ("Location", "11", "X-Ray Room"),
+    ]
+    assert appt["patientInstruction"] == "Fasta från midnatt.\nDrick laxermedlet enligt instruktionen."
+    assert "städas" not in json.dumps(appt)
