@@ -16,7 +16,9 @@ from gateway.journal_adapter.er7 import DEFAULT_DELIMITERS, escape
 from gateway.journal_adapter.header import Header, version_taken
 from gateway.journal_adapter.timestamps import format_dtm
 
-AckCode = Literal["AA", "AE", "AR"]
+#: Original mode (and application ACKs in enhanced mode): AA, AE, AR. Enhanced mode's commit
+#: (accept) ACK: CA stored, CE not stored (send again), CR not taken (HL7 table 0008).
+AckCode = Literal["AA", "AE", "AR", "CA", "CE", "CR"]
 
 _counter = itertools.count(1)
 _PREFIX = f"{os.getpid() % 100000:05d}"
@@ -48,8 +50,12 @@ def build_ack(
     *,
     sender: tuple[str, str],
     error: InboundError | None = None,
+    ask_commit: bool = False,
 ) -> str:
-    """An ACK for ``header`` (which may be None when the MSH itself was unreadable)."""
+    """An ACK for ``header`` (which may be None when the MSH itself was unreadable).
+
+    ``ask_commit``: an enhanced-mode application ACK, which asks the sender for a commit ACK
+    (MSH-15 ``AL``) and no application ACK of its own (MSH-16 ``NE``), so its delivery is known."""
     e = escape
     d = DEFAULT_DELIMITERS
     version = _version_or_default(header)
@@ -70,8 +76,11 @@ def build_ack(
         e(header.processing_id) if header else "P",
         version,
     ]
-    if header is not None and header.charset:
-        msh += ["", "", "", "", "", e(header.charset)]
+    charset = e(header.charset) if header is not None and header.charset else ""
+    if ask_commit:
+        msh += ["", "", "AL", "NE", "", charset]
+    elif charset:
+        msh += ["", "", "", "", "", charset]
     msa = ["MSA", code, e(control_id)]
     segments = ["|".join(msh)]
     if error is None:

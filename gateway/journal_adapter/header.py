@@ -78,6 +78,18 @@ class Header:
         return bool(self.accept_ack_type or self.application_ack_type)
 
 
+def ack_wanted(condition: str, code: str) -> bool:
+    """Whether an enhanced-mode ACK with ``code`` is sent under MSH-15/MSH-16 ``condition``
+    (table 0155): AL always, NE never, ER only for an error or reject, SU only for success. An
+    empty MSH-15 beside a filled MSH-16 is read as AL (the sender is in enhanced mode)."""
+    if condition in ("", "AL"):
+        return True
+    if condition == "NE":
+        return False
+    success = code in ("AA", "CA")
+    return success if condition == "SU" else not success
+
+
 def version_taken(version: str) -> bool:
     return READABLE_VERSION.fullmatch(version) is not None
 
