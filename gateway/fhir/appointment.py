@@ -39,6 +39,21 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+#: Whitespace FHIR's string (``[ \r\n\t\S]+``) has no room for: a no-break space, a form feed,
+#: the other Unicode spaces. Each becomes a plain space, so the official FHIR R4 JSON schema takes
+#: what a journal typed (a name pasted from a word processor).
+_ODD_SPACE = re.compile(r"[^\S \r\n\t]")
+
+
+def _text(value: str | None) -> str | None:
+    """A journal's text as a FHIR string: odd whitespace made a space, trimmed; None if empty."""
+    if not value:
+        return None
+    if _ODD_SPACE.search(value) is not None:
+        value = _ODD_SPACE.sub(" ", value)
+    return value.strip() or None
+
+
 def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]:
     """The Appointment without ``meta`` (added when stored, so content can be compared)."""
     patient_system = mappings.fhir_system_for(event.patient.authority)
@@ -86,11 +101,14 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": appointment_id(event.namespace, event.booking_id),
-        "identifier": [{"system": BOOKING_ID_SYSTEM, "value": f"{event.namespace}|{event.booking_id}"}],
+        "identifier": [
+            {"system": BOOKING_ID_SYSTEM, "value": _text(f"{event.namespace}|{event.booking_id}") or "|"}
+        ],
         "status": event.status,
     }
-    if event.status == "cancelled" and event.cancelation_reason:
-        resource["cancelationReason"] = {"text": event.cancelation_reason}
+    cancelation_reason = _text(event.cancelation_reason)
+    if event.status == "cancelled" and cancelation_reason:
+        resource["cancelationReason"] = {"text": cancelation_reason}
     tt_table = mappings.time_types
     tt = tt_table.time_types.get(event.time_type or "")
     if tt is not None:
@@ -105,10 +123,12 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
             }
         ]
         resource["appointmentType"] = {"coding": [{"system": V2_0276, "code": tt.appointment_type}]}
-    if event.reason:
-        resource["description"] = event.reason
-    if event.patient_instruction:  # NTE-4 PI only; other notes never leave the gateway
-        resource["patientInstruction"] = event.patient_instruction
+    description = _text(event.reason)
+    if description:
+        resource["description"] = description
+    instruction = _text(event.patient_instruction)
+    if instruction:  # NTE-4 PI only; other notes never leave the gateway
+        resource["patientInstruction"] = instruction
     resource["start"] = _iso(event.start)
     resource["end"] = _iso(event.end)
     resource["minutesDuration"] = event.minutes
@@ -121,15 +141,17 @@ def _actor(kind: str, res: Resource, hsa_system: str) -> dict[str, Any]:
     decides), any other id in the sender's own system. A location's room is in its display, so a
     change of room is a change of the Appointment."""
     actor: dict[str, Any] = {"type": kind}
-    if res.hsa_id:
-        actor["identifier"] = {"system": hsa_system, "value": res.hsa_id}
-    elif res.local_id and res.local_system:
-        actor["identifier"] = {"system": res.local_system, "value": res.local_id}
-    display = res.name
-    if res.room_id or res.room_name:
-        room = res.room_name or f"rum {res.room_id}"
-        if res.room_name and res.room_id and res.room_id != res.room_name:
-            room = f"{res.room_name} ({res.room_id})"
+    hsa_id, local_id = _text(res.hsa_id), _text(res.local_id)
+    if hsa_id:
+        actor["identifier"] = {"system": hsa_system, "value": hsa_id}
+    elif local_id and res.local_system:
+        actor["identifier"] = {"system": res.local_system, "value": local_id}
+    display = _text(res.name)
+    room_id, room_name = _text(res.room_id), _text(res.room_name)
+    if room_id or room_name:
+        room = room_name or f"rum {room_id}"
+        if room_name and room_id and room_id != room_name:
+            room = f"{room_name} ({room_id})"
         display = f"{display}, {room}" if display else room
     if display:
         actor["display"] = display
