@@ -16,12 +16,14 @@ from hl7apy.parser import parse_message
 
 from gateway.domain.booking import BookingEvent, ResourceKind
 from gateway.domain.identity import is_hsa_id
+from gateway.domain.letter import DocumentEvent
 from gateway.errors import MalformedMessage, UnsupportedMessage
 from gateway.fhir.appointment import build_appointment, check, conforms
 from gateway.fhir.search import parse_appointment_query
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import build_ack
 from gateway.journal_adapter.header import check_header, read_header
+from gateway.journal_adapter.inbound import translate
 from gateway.journal_adapter.siu import to_booking_event
 from gateway.mappings import default_local_system, load
 from tests.support import PNR_OID, TOLVAN
@@ -295,3 +297,21 @@ def test_the_echo_is_rewritten_in_the_acks_own_delimiters() -> None:
     fields = ack.split("\r")[0].split("|")
     assert fields[4] == "EPIC^1.2.3^ISO"
     assert fields[5] == "RJL&X"
+
+
+@pytest.mark.parametrize(
+    ("pv1_3", "unit"), [("SE2321000016-15CQ^^^^^^^^VC", "SE2321000016-15CQ"), ("VC12^^^^^^^^VC", None)]
+)
+def test_an_mdm_unit_is_an_hsa_id_only_in_the_hsa_id_form(pv1_3: str, unit: str | None) -> None:
+    text = (
+        "MSH|^~\\&|COSMIC|RJL|GATEWAY|REGION|20261124120000||MDM^T02|C9|P|2.6\r"
+        f"{PID}\rPV1|1|O|{pv1_3}\r"
+        "TXA|1|BREV|FT|||20261124120000||||||DOC-1^COSMIC|||||AU\r"
+        "OBX|1|FT|BREV^Brev||Hej [4US:LPAT]||||||F\r"
+    )
+    msg = er7.parse(text)
+    header = read_header(msg)
+    check_header(header)
+    event = translate(msg, header, MAPPINGS)
+    assert isinstance(event, DocumentEvent)
+    assert event.unit_hsa_id == unit and event.unit_name == "VC"
