@@ -170,3 +170,13 @@ def test_a_message_not_taken_gets_cr_and_no_application_ack(
     app_acks = enhanced_gateway.gateway.app_acks
     assert app_acks is not None and app_acks.collect() == 0  # nothing is owed for a message not taken
     assert _rows(enhanced_gateway) == [] and endpoint.received == []
+
+
+def test_http_always_answers_with_the_commit_ack(
+    enhanced_gateway: GatewayThread, client: httpx.Client
+) -> None:
+    response = client.post(
+        "/journal/hl7", content=message("H1", "NE", "NE"), headers={"content-type": "application/hl7-v2"}
+    )
+    assert response.status_code == 200
+    assert ack_fields(response.content, "MSA")[1:3] == ["CA", "H1"]
