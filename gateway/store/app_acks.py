@@ -141,3 +141,23 @@ def list_app_acks(conn: Connection, state: str | None = None) -> list[dict[str, 
     if state is not None:
         query = query.where(hl7_app_acks.c.state == state)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def for_message(conn: Connection, message_id: int) -> dict[str, Any] | None:
+    """The application ACK owed for one message (the message browser shows it), or None."""
+    row = (
+        conn.execute(
+            select(
+                hl7_app_acks.c.state,
+                hl7_app_acks.c.ack_code,
+                hl7_app_acks.c.endpoint,
+                hl7_app_acks.c.attempts,
+                hl7_app_acks.c.next_attempt_at,
+                hl7_app_acks.c.last_error,
+                hl7_app_acks.c.delivered_at,
+            ).where(hl7_app_acks.c.message_id == message_id)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None

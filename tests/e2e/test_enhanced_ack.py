@@ -139,6 +139,11 @@ def test_commit_ack_now_application_ack_after_processing_retried_until_taken(
     assert ack_fields(acks["E2"], "ERR")[2] == "PID^1^3^1^1"
     _wait_for(lambda: [r["state"] for r in _rows(enhanced_gateway)] == ["delivered", "delivered"])
     assert max(int(r["attempts"]) for r in _rows(enhanced_gateway)) >= 2  # the first try found it down
+    # The message browser shows what became of each message's application ACK.
+    first = _rows(enhanced_gateway)[0]["message_id"]
+    shown = client.get(f"/messages/{first}").json()
+    assert shown["ack_code"] == "CA"
+    assert shown["application_ack"]["state"] == "delivered" and shown["application_ack"]["ack_code"] == "AA"
 
 
 def test_msh_15_ne_gets_no_commit_ack_on_the_connection_and_msh_16_ne_no_application_ack(
