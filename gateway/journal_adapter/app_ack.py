@@ -18,6 +18,7 @@ from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
 from gateway.journal_adapter.header import Header, ack_wanted, check_header, read_header
 from gateway.journal_adapter.inbound import translate
+from gateway.journal_adapter.intake import header_for_nack
 from gateway.journal_adapter.mllp import MllpClient
 from gateway.mappings import Mappings
 from gateway.store.inbox import FAILED, REJECTED
@@ -37,17 +38,23 @@ def application_ack(
 ) -> ApplicationAck | None:
     """The application ACK for a stored message in ``state``; None if its MSH cannot be read
     (it then got no CA, so none is owed)."""
+    code: AckCode = "AA"
+    error: InboundError | None = None
+    declared = ""
     try:
         text, declared = er7.decode(raw)
         msg = er7.parse(text)
         header = read_header(msg)
-    except InboundError:
-        return None
-    code: AckCode = "AA"
-    error: InboundError | None = None
-    if state == REJECTED:
+    except InboundError as exc:
+        # Bytes not in the declared character set, a broken later segment: the intake stored it
+        # as rejected with CA, from its MSH line alone; the AE says what was wrong, as ever.
+        found = header_for_nack(raw)
+        if found is None:
+            return None
+        header, code, error = found, "AE", exc
+    if error is None and state == REJECTED:
         code, error = _content_error(msg, header, mappings)
-    elif state == FAILED:
+    elif error is None and state == FAILED:
         code = "AE"
         error = InboundError(
             "the message could not be processed; the region sees why in its message browser "

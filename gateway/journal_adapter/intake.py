@@ -105,7 +105,7 @@ class Intake:
         except InboundError as exc:
             code, error = "AE", exc
             if header is None:
-                header = _header_for_nack(raw)
+                header = header_for_nack(raw)
                 if header is not None and self._allowed is not None:
                     try:
                         self._allowed.check(header)
@@ -226,7 +226,7 @@ class SenderAllowlist:
         )
 
 
-def _header_for_nack(raw: bytes) -> Header | None:
+def header_for_nack(raw: bytes) -> Header | None:
     """The MSH of a message that failed before its header was read (bytes not in the declared
     character set, a broken later segment), so its NACK still echoes MSH-10.
 

@@ -80,3 +80,11 @@ def test_r_id_1_a_content_error_is_committed_and_its_ae_comes_as_the_application
 def test_msh_16_er_asks_for_no_application_ack_on_success() -> None:
     ack = application_ack(message("AL", "ER"), PROCESSED, 7, MAPPINGS, NOW, ("GATEWAY", "REGION"))
     assert ack is not None and not ack.wanted
+
+
+def test_bytes_not_in_the_declared_charset_get_their_ae_as_the_application_ack() -> None:
+    raw = message().replace(b"Kontroll", "Återbesök".encode("latin-1"))
+    ack = application_ack(raw, REJECTED, 7, MAPPINGS, NOW, ("GATEWAY", "REGION"))
+    assert ack is not None and ack.code == "AE"
+    assert "ERR||MSH^1^18^1|102^" in ack.text
+    assert ack.text.split("\r")[1].split("|")[:3] == ["MSA", "AE", "C42"]
