@@ -25,6 +25,7 @@ SUPPORTED_VERSIONS = (
 READABLE_VERSION = re.compile(r"2\.[3-9](?:\.[0-9]{1,2})?")
 #: MSH-15/MSH-16 (HL7 table 0155): AL always, NE never, ER on error/reject only, SU on success only.
 ACK_CONDITIONS = ("AL", "NE", "ER", "SU")
+_CONDITIONS_OR_EMPTY = frozenset((*ACK_CONDITIONS, ""))
 #: MSH-11.1 (HL7 table 0103) taken: a production gateway takes production messages only, not
 #: T (training/test) or D (debugging).
 PROCESSING_ID = "P"
@@ -74,8 +75,11 @@ class Header:
 
     @property
     def enhanced(self) -> bool:
-        """Enhanced acknowledgement mode: the sender filled MSH-15 or MSH-16."""
-        return bool(self.accept_ack_type or self.application_ack_type)
+        """Enhanced acknowledgement mode: the sender filled MSH-15 or MSH-16 from table 0155.
+        A value outside it gets an original-mode AE (:func:`check_header`)."""
+        accept, application = self.accept_ack_type, self.application_ack_type
+        valid = accept in _CONDITIONS_OR_EMPTY and application in _CONDITIONS_OR_EMPTY
+        return valid and bool(accept or application)
 
 
 def ack_wanted(condition: str, code: str) -> bool:

@@ -52,8 +52,10 @@ def test_the_header_knows_enhanced_mode_and_checks_its_values() -> None:
     header = read_header(er7.parse(message("AL", "NE").decode()))
     assert header.enhanced and (header.accept_ack_type, header.application_ack_type) == ("AL", "NE")
     assert not read_header(er7.parse(message("", "").decode())).enhanced
+    invalid = read_header(er7.parse(message("XX", "AL").decode()))
+    assert not invalid.enhanced  # answered in original mode: AE naming MSH-15
     with pytest.raises(Exception, match="MSH-15"):
-        check_header(read_header(er7.parse(message("XX", "").decode())))
+        check_header(invalid)
 
 
 @pytest.mark.parametrize(("state", "code"), [(PROCESSED, "AA"), (DUPLICATE, "AA"), (FAILED, "AE")])
