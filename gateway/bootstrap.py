@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from gateway import mappings as mapping_tables
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
+from gateway.app_acks import AppAckSender
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
@@ -74,6 +75,8 @@ class Gateway:
     worker_process: WorkerProcess | None = None
     #: Delivers queued letters to the digital mailboxes; runs beside the processing worker.
     outbox: Outbox | None = None
+    #: Enhanced mode's application ACKs to the senders; runs beside the processing worker.
+    app_acks: AppAckSender | None = None
     http_port: int | None = None
     _uvicorn: uvicorn.Server | None = None
 
@@ -148,6 +151,8 @@ class Gateway:
             parts.append(
                 self.outbox.run(stop, asyncio.Event(), poll_interval=self.settings.worker_poll_interval)
             )
+        if self.app_acks is not None:
+            parts.append(self.app_acks.run(stop, poll_interval=self.settings.worker_poll_interval))
         await asyncio.gather(*parts)
 
     def stop(self) -> None:
@@ -264,9 +269,18 @@ def build(
         )
         if clock is not None:
             outbox.clock = clock
+    app_acks = AppAckSender(
+        engine,
+        mappings,
+        settings.hl7_app_ack_endpoints,
+        sender=(settings.ack_application, settings.ack_facility),
+    )
+    if clock is not None:
+        app_acks.clock = clock
     gw = Gateway(
         settings=settings,
         worker_process=worker_process,
+        app_acks=app_acks,
         mappings=mappings,
         engine=engine,
         inbox=inbox,

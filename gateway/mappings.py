@@ -7,7 +7,8 @@ source in a comment at its top.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from gateway.domain.booking import ResourceKind
 from gateway.domain.identity import IdKind, PersonId, recognise
 from gateway.errors import ConfigurationError
 
@@ -110,6 +112,7 @@ class TriggerMapping(_Strict):
     status: AppointmentStatus | Literal["from_filler_status"]
     default: AppointmentStatus | None = None
     cancelation_reason: str | None = None
+    reason_from_event: bool = False
 
 
 class StatusTable(_Strict):
@@ -117,11 +120,51 @@ class StatusTable(_Strict):
     filler_status: dict[str, AppointmentStatus]
 
 
+class ResourceTypeTable(_Strict):
+    default: ResourceKind = ResourceKind.PERSON
+    codes: dict[str, ResourceKind] = {}
+    texts: dict[str, ResourceKind] = {}
+
+    def kind_of(self, code: str, text: str) -> ResourceKind:
+        """AIG-4: the code exactly, else the text ignoring case, else the default."""
+        found = self.codes.get(code) if code else None
+        if found is None and text:
+            wanted = text.strip().casefold()
+            found = next((v for k, v in self.texts.items() if k.casefold() == wanted), None)
+        return found or self.default
+
+
+class SenderMapping(_Strict):
+    identifier_system: str
+
+
+class SenderTable(_Strict):
+    senders: dict[str, SenderMapping] = {}
+
+
+#: The default identifier system of a sender's own ids (mappings/senders.yaml).
+LOCAL_SYSTEM_PREFIX = "urn:x-gateway:hl7v2-sender:"
+
+
+def default_local_system(application: str, facility: str) -> str:
+    def part(value: str) -> str:
+        return urllib.parse.quote(value, safe="-._~") or "-"
+
+    return f"{LOCAL_SYSTEM_PREFIX}{part(application)}:{part(facility)}"
+
+
 @dataclass(frozen=True)
 class Mappings:
     identifiers: IdentifierTable
     time_types: TimeTypeTable
     statuses: StatusTable
+    resource_types: ResourceTypeTable = field(default_factory=ResourceTypeTable)
+    senders: SenderTable = field(default_factory=SenderTable)
+
+    def local_system(self, application: str, facility: str) -> str:
+        """The identifier system of ids the sender (MSH-3.1, MSH-4.1) gives that are not HSA-ids."""
+        found = self.senders.senders.get(f"{application}|{facility}")
+        return found.identifier_system if found else default_local_system(application, facility)
 
     @cached_property
     def persons_by_oid(self) -> dict[str, PersonIdentifierMapping]:
@@ -215,6 +258,19 @@ def load(directory: Path | None = None) -> Mappings:
             parts[name] = model.model_validate(_read(path))
         except ValidationError as exc:
             raise ConfigurationError(f"mapping file {path.name} is invalid: {exc}") from exc
+    # Optional tables: a mappings directory without them keeps the defaults.
+    optional: tuple[tuple[str, type[BaseModel]], ...] = (
+        ("resource_types", ResourceTypeTable),
+        ("senders", SenderTable),
+    )
+    for name, table in optional:
+        path = directory / f"{name}.yaml"
+        if not path.exists():
+            continue
+        try:
+            parts[name] = table.model_validate(_read(path))
+        except ValidationError as exc:
+            raise ConfigurationError(f"mapping file {path.name} is invalid: {exc}") from exc
     mappings = Mappings(**parts)  # type: ignore[arg-type]
     _cross_check(mappings)
     return mappings
@@ -233,6 +289,9 @@ def _cross_check(m: Mappings) -> None:
     for trigger, tm in m.statuses.triggers.items():
         if tm.status == "from_filler_status" and tm.default is None:
             raise ConfigurationError(f"statuses.yaml: {trigger} needs a default status")
+        if tm.cancelation_reason and tm.status not in ("cancelled", "noshow"):
+            # FHIR app-4: a cancelation reason only on a cancelled appointment or a no-show
+            raise ConfigurationError(f"statuses.yaml: {trigger} has a cancelation reason but is {tm.status}")
     for pm in m.identifiers.persons:
         if pm.kind is IdKind.RESERVNUMMER and pm.pattern is None:
             raise ConfigurationError(f"identifiers.yaml: reservnummer {pm.oid} needs a pattern")

@@ -579,6 +579,7 @@ def kallelse_outdated_by(action: BookingAction) -> bool:
         BookingAction.RESCHEDULE,
         BookingAction.MODIFY,
         BookingAction.CANCEL,
+        BookingAction.DISCONTINUE,
         BookingAction.DELETE,
     )
 

@@ -181,3 +181,18 @@ def mask_id(value: str) -> str:
 def mask_ids_in_text(text: str) -> str:
     """Mask anything that looks like a personnummer inside free text (used by log masking)."""
     return _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2) or '-'}****", text)
+
+
+#: HSA-id (Inera's catalogue of health and care staff and units): country code ``SE``, the
+#: issuing organisation's organisationsnummer (10 digits, in its 12-digit form with the century
+#: prefix ``16`` too), a dash and 1-31 letters or digits: ``SE2321000016-15CQ``.
+_HSA_ID = re.compile(r"SE(?:16)?(\d{10})-[A-Za-z0-9]{1,31}")
+
+
+def is_hsa_id(value: str) -> bool:
+    """Whether ``value`` has the HSA-id form, the organisationsnummer's Luhn digit included.
+
+    Only such a value is labelled an HSA-id towards the platform; ``5001`` or ``LabUnit101`` is
+    the sender's own id, never silently an HSA-id (docs/hl7-profile.md 4.6)."""
+    match = _HSA_ID.fullmatch(value)
+    return match is not None and luhn_ok(match.group(1))

@@ -33,7 +33,9 @@ def test_r_bk_1_hidden_and_unknown_time_types_are_not_shown() -> None:
         ("S14", "Complete", "fulfilled"),
         ("S13", "nonsense", "booked"),
         ("S15", "Booked", "cancelled"),
-        ("S17", None, "cancelled"),
+        ("S16", "Booked", "cancelled"),
+        ("S17", None, "entered-in-error"),
+        ("S12", "Deleted", "entered-in-error"),
         ("S26", None, "noshow"),
     ],
 )

@@ -1,6 +1,6 @@
 """R-ID-5 both ways: the old numbers the register says were replaced, and by which.
 
-Revision ID: 0012
+Revision ID: 0008
 Revises: 0007
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 from gateway.store.db import UTCDateTime
 
-revision = "0012"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
