@@ -467,7 +467,8 @@ def connect_outside(
                     update={"url": base + MAILBOX_MOCK_PATH, "service_addresses": addresses}
                 )
             mailbox_http = instruments.wrap(mailbox_http_client(mailbox_settings), "mailbox")
-            operators_http = instruments.wrap(mailbox_http_client(mailbox_settings, operators=True), "mailbox")
+            operators_http = mailbox_http_client(mailbox_settings, operators=True)
+            operators_http = instruments.wrap(operators_http, "mailbox")
             clients += [mailbox_http, operators_http]
             directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
             mailbox = mailbox if mailbox is not None else directory

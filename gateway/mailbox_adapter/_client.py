@@ -255,7 +255,8 @@ class MailboxDeliveryClient:
         self.directory = (
             directory
             if directory is not None
-            else MailboxDirectoryClient(self.settings, clock=clock, sleep=sleep)
+            # One transport given: both services use it (tests, a proxy); else each its own.
+            else MailboxDirectoryClient(self.settings, client=client, clock=clock, sleep=sleep)
         )
         self.identity = identity if identity is not None else load_identity(self.settings)
         self._zeep = _load(
