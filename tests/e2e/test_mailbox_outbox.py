@@ -271,7 +271,7 @@ def test_r_doc_5_a_letter_the_operator_refuses_goes_to_the_print_list_with_the_r
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A permanent error at delivery: the operator trusts another sender certificate than the one
-    the gateway signs with, so it refuses the letter (SIGNATURE_INVALID). Not retried; the
+    the gateway signs with, so it refuses the letter (ErrorCode 1101, signature-invalid). Not retried; the
     outbox row is refused and the document goes to the print list with the reason."""
     trusted = throwaway_identity("Another region").certificate.public_bytes(Encoding.PEM)
     operator = ServedApp(mailbox_app(trusted_certificate=trusted)).start()
@@ -306,7 +306,7 @@ def test_r_doc_5_a_letter_the_operator_refuses_goes_to_the_print_list_with_the_r
     (item,) = items
     assert item["document_id"] == doc["id"]
     assert "not delivered to the digital mailbox: Billo refused the letter" in item["reason"]
-    assert "SIGNATURE_INVALID" in item["reason"] and "R-DOC-5" in item["rules"]
+    assert "signature-invalid" in item["reason"] and "R-DOC-5" in item["rules"]
     assert doc["mailbox"] is None and doc["print_item"] is not None
     assert [r["channel"] for r in doc["recipients"]] == ["platform"]  # the mailbox got no copy
     assert "mailbox-refused" in [h["event"] for h in doc["history"]]
