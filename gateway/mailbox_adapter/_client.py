@@ -272,7 +272,8 @@ class MailboxDeliveryClient:
         self._proxies: dict[str, AsyncServiceProxy] = {}
         self._now = now
         self._clock = clock
-        self._prefetched: dict[PersonId, tuple[float, Reachable]] = {}
+        #: By message id: each prefetched answer serves its own letter once.
+        self._prefetched: dict[str, tuple[float, Reachable]] = {}
         s = self.settings
         self._sender = Sender(s.sender_org_nr, s.sender_name, s.support_text, s.support_url, s.language)
 
@@ -290,21 +291,23 @@ class MailboxDeliveryClient:
     async def prefetch(self, letters: Sequence[OutgoingLetter]) -> None:
         """Ask where each letter's person's mailbox is, in one ``isReachable`` (per 1,000). Raises
         as the directory does; then each :meth:`deliver` asks for its person alone."""
-        persons = [letter.recipient for letter in letters]
-        found = await self.directory.lookup(persons)
+        found = await self.directory.lookup([letter.recipient for letter in letters])
         at = self._clock()
-        for person, reachable in found.items():
-            self._prefetched[person] = (at, reachable)
+        for letter in letters:
+            self._prefetched[letter.message_id] = (at, found[letter.recipient])
+        # Answers never used (a letter cancelled meanwhile) are dropped once stale.
+        for message_id in [m for m, (t, _) in self._prefetched.items() if at - t > PREFETCH_SECONDS]:
+            del self._prefetched[message_id]
 
-    async def _reachable(self, person: PersonId) -> Reachable:
-        taken = self._prefetched.pop(person, None)
+    async def _reachable(self, letter: OutgoingLetter) -> Reachable:
+        taken = self._prefetched.pop(letter.message_id, None)
         if taken is not None and self._clock() - taken[0] <= PREFETCH_SECONDS:
             return taken[1]
-        return (await self.directory.lookup([person]))[person]
+        return (await self.directory.lookup([letter.recipient]))[letter.recipient]
 
     async def deliver(self, letter: OutgoingLetter) -> MailboxReceipt:
         """Deliver ``letter``; the same message id again gets the first delivery's receipt."""
-        reachable = await self._reachable(letter.recipient)
+        reachable = await self._reachable(letter)
         refused = refusal_before_delivery(reachable, letter)
         if refused is not None:
             log.info(
