@@ -259,6 +259,26 @@ async def test_004_the_delivery_carries_the_document_under_a_neutral_subject_and
     assert "hjärt" not in repr(got.summary())
 
 
+async def test_a_batch_is_asked_about_in_one_isreachable_and_each_letter_uses_its_answer(
+    delivery: MailboxDeliveryClient, recorder: Recorder, counted: Counted
+) -> None:
+    """Issue 15 item 9: prefetch asks once for a batch (a person twice is asked once); each
+    delivery then uses its own letter's answer, once."""
+    letters = [
+        letter(TOLVAN, "batch-1"),
+        letter(TOLVAN, "batch-2"),
+        letter(PARENT, "batch-3", MailboxProvider.BILLO),
+    ]
+    await delivery.prefetch(letters)
+    assert recorder.reachability_calls == [2]
+    for one in letters:
+        await delivery.deliver(one)
+    assert counted.count(RECIPIENT_PATH) == 1  # no isReachable per letter
+    assert sorted(m for (_, m) in recorder.deliveries) == ["batch-1", "batch-2", "batch-3"]
+    await delivery.deliver(letter(TOLVAN, "batch-1"))  # used once: a retry asks afresh
+    assert counted.count(RECIPIENT_PATH) == 2
+
+
 async def test_the_same_message_id_twice_is_one_delivery_with_one_receipt(
     delivery: MailboxDeliveryClient, recorder: Recorder
 ) -> None:
