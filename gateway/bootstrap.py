@@ -480,15 +480,21 @@ def connect_outside(
         if mailbox is None or mailbox_delivery is None:
             mailbox_settings = MailboxSettings()
             if mailbox_settings.url is None:
-                url = mock_url("GATEWAY_MAILBOX_URL") + MAILBOX_MOCK_PATH
-                mailbox_settings = mailbox_settings.model_copy(update={"url": url})
+                base = mock_url("GATEWAY_MAILBOX_URL")
+                # The mock's operators answer under its own address: allow it for every supplier.
+                addresses = mailbox_settings.service_addresses | {"*": [f"{base}/mailbox/"]}
+                mailbox_settings = mailbox_settings.model_copy(
+                    update={"url": base + MAILBOX_MOCK_PATH, "service_addresses": addresses}
+                )
             mailbox_http = instruments.wrap(mailbox_http_client(mailbox_settings), "mailbox")
-            clients.append(mailbox_http)
+            operators_http = mailbox_http_client(mailbox_settings, operators=True)
+            operators_http = instruments.wrap(operators_http, "mailbox")
+            clients += [mailbox_http, operators_http]
             directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
             mailbox = mailbox if mailbox is not None else directory
             if mailbox_delivery is None:
                 mailbox_delivery = MailboxDeliveryClient(
-                    mailbox_settings, directory=directory, client=mailbox_http
+                    mailbox_settings, directory=directory, client=operators_http
                 )
         if journal is None:
             journal_settings = JournalServiceSettings()
