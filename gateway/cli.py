@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -21,6 +22,15 @@ from gateway.errors import ConfigurationError, GatewayError
 from gateway.recording import cli as recording_cli
 from gateway.settings import Settings
 from gateway.store.inbox import STATES
+
+
+def _why_not_started(exc: BaseException, *ports: int) -> str:
+    """The real cause of a failed start: only a port in use suggests other ports."""
+    cause = exc.__cause__ or exc
+    text = f"could not start the gateway: {type(cause).__name__}: {cause}"
+    if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        text += f" (is port {' or '.join(map(str, ports))} in use? Try --http-port/--mllp-port)"
+    return text
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -189,11 +199,7 @@ def demo(
         runner = GatewayThread(settings)
         runner.start()
     except (GatewayError, OSError, RuntimeError) as exc:
-        cause = exc.__cause__ or exc
-        raise click.ClickException(
-            f"could not start the gateway ({cause}); is port {http_port} or {mllp_port} in use? "
-            "Try --http-port/--mllp-port."
-        ) from exc
+        raise click.ClickException(_why_not_started(exc, http_port, mllp_port)) from exc
     try:
         _run_demo(
             runner, JournalSimulator(seed=seed, run_id=datetime.now().strftime("%H%M%S")), push, bookings

@@ -1,4 +1,5 @@
-"""Mapping tables (``mappings/*.yaml``) loaded into typed models and validated at start-up.
+"""Mapping tables (``gateway/data/mappings/*.yaml``, inside the package so the wheel has them;
+``GATEWAY_MAPPINGS_DIR`` points at a region's own copy) loaded into typed models and validated at start-up.
 
 The tables are data so a region can change them without touching code; each file names its
 source in a comment at its top.
@@ -31,7 +32,7 @@ AppointmentStatus = Literal[
     "waitlist",
 ]
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+DEFAULT_DIR = Path(__file__).resolve().parent / "data" / "mappings"
 
 
 class _Strict(BaseModel):

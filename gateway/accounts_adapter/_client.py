@@ -21,7 +21,7 @@ PATH = "/accounts/v1/persons/{id}"
 _ACCEPT_JSON = {"Accept": "application/json"}
 
 # Proxies sign in with BankID, so they have a personnummer or samordningsnummer; the national
-# OIDs are those of mappings/identifiers.yaml.
+# OIDs are those of gateway/data/mappings/identifiers.yaml.
 _AUTHORITY = {
     IdKind.PERSONNUMMER: "1.2.752.129.2.1.3.1",
     IdKind.SAMORDNINGSNUMMER: "1.2.752.129.2.1.3.3",

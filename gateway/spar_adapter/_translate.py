@@ -16,7 +16,7 @@ from gateway.domain.identity import IdKind, PersonId, parse_swedish_id
 from gateway.domain.register import Address, Deregistration, Protection, RegisterRecord
 from gateway.errors import InvalidIdentifier, PermanentUpstreamError, TransientUpstreamError
 
-#: National identifier OIDs (DOMAIN.md reference facts; the same as mappings/identifiers.yaml).
+#: National identifier OIDs (DOMAIN.md reference facts; the same as gateway/data/mappings/identifiers.yaml).
 AUTHORITY = {
     IdKind.PERSONNUMMER: "1.2.752.129.2.1.3.1",
     IdKind.SAMORDNINGSNUMMER: "1.2.752.129.2.1.3.3",
@@ -129,9 +129,7 @@ def _referred_to(referrals: list[Mapping[str, Any]]) -> PersonId | None:
 
 def _referred_from(referrals: list[Mapping[str, Any]]) -> tuple[PersonId, ...]:
     """R-ID-5 the other way: the old numbers the one asked about replaced (``Hanvisning`` Fran)."""
-    return tuple(
-        _referral(str(r.get("IdNummer") or "")) for r in referrals if r and r.get("Typ") == "Fran"
-    )
+    return tuple(_referral(str(r.get("IdNummer") or "")) for r in referrals if r and r.get("Typ") == "Fran")
 
 
 def _referral(value: str) -> PersonId:
