@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
+from gateway import metrics
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.domain.accounts import AccountDirectory
@@ -74,6 +75,8 @@ class Gateway:
     #: Delivers queued letters to the digital mailboxes; runs beside the processing worker.
     outbox: Outbox | None = None
     http_port: int | None = None
+    #: The unauthenticated metrics port, when GATEWAY_METRICS_PORT is set.
+    metrics_server: metrics.MetricsServer | None = None
     _uvicorn: uvicorn.Server | None = None
 
     def _submit_mllp(self, raw: bytes, peer: str, done: Callable[[bytes | BaseException], None]) -> None:
@@ -95,6 +98,10 @@ class Gateway:
         tune_for_serving()
         self.inbox.start()
         await self.mllp.start()
+        if self.settings.metrics_port is not None:
+            self.metrics_server = metrics.MetricsServer(
+                self.settings.metrics_host, self.settings.metrics_port, self.app.state.metrics_registry
+            ).start()
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
@@ -118,6 +125,8 @@ class Gateway:
             self.stop_event.set()
             self._uvicorn.should_exit = True
             await self.mllp.stop()
+            if self.metrics_server is not None:
+                await asyncio.to_thread(self.metrics_server.stop)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server_task, 10)
             with contextlib.suppress(Exception):
@@ -437,6 +446,10 @@ def connect_outside(
             log.info("mocks.started", url=mocks.url, mocks=sorted(mocks.apps))
         return mocks.url
 
+    def instrumented(client: httpx.AsyncClient, service: str) -> httpx.AsyncClient:
+        """Recorded or answered offline (docs/recording.md), and counted (gateway/metrics.py)."""
+        return metrics.meter_client(instruments.wrap(client, service), service)
+
     def http_client() -> httpx.AsyncClient:
         client = httpx.AsyncClient()
         clients.append(client)
@@ -448,13 +461,13 @@ def connect_outside(
             if accounts_settings.url is None:
                 url = mock_url("GATEWAY_ACCOUNTS_URL")
                 accounts_settings = accounts_settings.model_copy(update={"url": url})
-            accounts = AccountsClient(accounts_settings, instruments.wrap(http_client(), "accounts"))
+            accounts = AccountsClient(accounts_settings, instrumented(http_client(), "accounts"))
         if register is None:
             spar_settings = SparSettings()
             if "url" not in spar_settings.model_fields_set:  # GATEWAY_SPAR_URL not given
                 url = mock_url("GATEWAY_SPAR_URL") + SPAR_MOCK_PATH
                 spar_settings = spar_settings.model_copy(update={"url": url})
-            spar_client = instruments.wrap(spar_http_client(spar_settings), "spar")
+            spar_client = instrumented(spar_http_client(spar_settings), "spar")
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
         if mailbox is None or mailbox_delivery is None:
@@ -462,7 +475,7 @@ def connect_outside(
             if mailbox_settings.url is None:
                 url = mock_url("GATEWAY_MAILBOX_URL") + MAILBOX_MOCK_PATH
                 mailbox_settings = mailbox_settings.model_copy(update={"url": url})
-            mailbox_http = instruments.wrap(mailbox_http_client(mailbox_settings), "mailbox")
+            mailbox_http = instrumented(mailbox_http_client(mailbox_settings), "mailbox")
             clients.append(mailbox_http)
             directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
             mailbox = mailbox if mailbox is not None else directory
@@ -475,7 +488,7 @@ def connect_outside(
             if journal_settings.url is None:
                 url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking/BookingService"
                 journal_settings = journal_settings.model_copy(update={"url": url})
-            journal_http = instruments.wrap(make_journal_http_client(journal_settings), "journal")
+            journal_http = instrumented(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
             service = JournalBookingService(journal_settings, journal_http)
             closers.append(service.aclose)

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -19,6 +18,7 @@ from gateway.api import audit as audit_api
 from gateway.api import (
     auth,
     documents,
+    health,
     held,
     journal,
     limits,
@@ -102,6 +102,7 @@ def create_app(
     auth_on = app.state.verifier is not None
     app.add_middleware(audit_api.AuditMiddleware, writer=app.state.audit, auth_on=auth_on)
     app.include_router(audit_api.router)
+    health.install(app, settings, engine, app.state.audit)  # /health*, /metrics
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)
@@ -112,18 +113,6 @@ def create_app(
     app.include_router(outbox.router)
     app.include_router(print_list.router)
     app.include_router(reports.router)
-
-    @app.get("/health", tags=["Operations"], summary="Liveness and database check")
-    async def health() -> Response:
-        def ping() -> None:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception:
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
