@@ -162,6 +162,7 @@ class _Writes:
     def finish(self, message_id: int, state: str, error: str | None) -> None:
         self.finished.append({"b_id": message_id, "state": state, "error": error, "processed_at": self.now})
         self.outcomes.append((message_id, state))
+        log.debug("processing.finished", state=state)  # message_id from the log context (_bound)
         if state == FAILED:
             log.warning("processing.failed", message_id=message_id, error=error)
 
