@@ -19,7 +19,9 @@ certificate name): a personnummer, name, address or letter text can never become
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -303,12 +305,20 @@ def use_multiprocess(directory: Path | None = None) -> Path:
         directory = Path(configured)
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # the worker's process inherits it
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return directory
+
+
+def process_gone(pid: int) -> None:
+    """A process that wrote figures has exited (the worker's, before a restart): its live gauges
+    (the breakers) stop counting; its counters stay in the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def exposition(own: CollectorRegistry) -> bytes:
