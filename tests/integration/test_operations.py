@@ -207,3 +207,57 @@ def test_db_current_and_upgrade_commands(tmp_path: Path, store_url: str) -> None
     assert again.exit_code == 0 and again.output.startswith("already current at "), again.output
     now = runner.invoke(main, ["db", "current", "--db-url", fresh])
     assert now.exit_code == 0 and f"code {migrate.head()}: current" in now.output
+
+
+@pytest.mark.postgres
+def test_two_upgrades_at_once_on_postgresql_take_turns(scratch_pg: str) -> None:
+    engines = [make_engine(scratch_pg) for _ in range(2)]
+    results: list[bool | BaseException] = []
+
+    def upgrade(engine: Engine) -> None:
+        try:
+            results.append(migrate.upgrade(engine))
+        except BaseException as exc:  # surfaced by the assertion below
+            results.append(exc)
+
+    import threading
+
+    threads = [threading.Thread(target=upgrade, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for e in engines:
+        e.dispose()
+    assert sorted(results, key=str) == [False, True]  # one migrated, the other found it current
+
+
+def test_certificate_expiry_is_a_gauge_per_certificate(tmp_path: Path, engine: Engine) -> None:
+    import trustme
+
+    from gateway.metrics import StoreCollector, certificate_not_after
+
+    ca = trustme.CA()
+    pem = tmp_path / "mllp.pem"
+    ca.issue_cert("gateway.region.example").cert_chain_pems[0].write_to_path(str(pem))
+    not_after = certificate_not_after(pem)
+    assert not_after is not None
+    collector = StoreCollector(engine, certificates={"mllp_tls": pem, "missing": tmp_path / "nope.pem"})
+    samples = {
+        (s.name, tuple(s.labels.items())): s.value for family in collector.collect() for s in family.samples
+    }
+    key = ("gateway_certificate_expiry_timestamp_seconds", (("certificate", "mllp_tls"),))
+    assert samples[key] == not_after.timestamp()
+    assert not any(labels == (("certificate", "missing"),) for _name, labels in samples)  # logged, not shown
+
+
+def test_a_failed_start_names_its_cause_and_only_a_port_in_use_suggests_ports() -> None:
+    import errno
+
+    from gateway.cli import _why_not_started
+    from gateway.errors import ConfigurationError
+
+    missing = _why_not_started(ConfigurationError("GATEWAY_SPAR_URL is not set"), 8000, 2575)
+    assert "ConfigurationError: GATEWAY_SPAR_URL is not set" in missing and "port" not in missing
+    busy = _why_not_started(OSError(errno.EADDRINUSE, "Address already in use"), 8000, 2575)
+    assert "Address already in use" in busy and "is port 8000 or 2575 in use?" in busy
