@@ -152,8 +152,7 @@ class MeteredTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, upstream: str) -> None:
         self._inner = inner
         self._upstream = upstream
-        BREAKER_OPEN.labels(upstream)  # the series exists (0) before any trouble
-        UPSTREAM_CALLS.labels(upstream, "ok")
+        UPSTREAM_CALLS.labels(upstream, "ok")  # the series exists (0) before the first call
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = time.perf_counter()
@@ -319,6 +318,21 @@ def process_gone(pid: int) -> None:
     (the breakers) stop counting; its counters stay in the sums."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def breakers_open_everywhere() -> dict[str, bool] | None:
+    """Each adapter's breaker, open (or half-open) in any live process: the worker's included.
+    None outside multiprocess mode (then only this process's breakers are known)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return {
+        sample.labels["upstream"]: sample.value >= 1
+        for family in registry.collect()
+        if family.name == "gateway_upstream_breaker_open"
+        for sample in family.samples
+    }
 
 
 def exposition(own: CollectorRegistry) -> bytes:

@@ -3,7 +3,7 @@
 * ``/health/live``: the process answers (restart it when not). Touches nothing else.
 * ``/health/ready``: send it traffic? The database answers, its schema is at this code's
   migration head, some instance holds the worker lease (PostgreSQL; SQLite has one process and
-  no lease), and not every circuit breaker of this process is open. 503 when not, and the JSON
+  no lease), and not every circuit breaker (of any process) is open. 503 when not, and the JSON
   body says which check failed and why.
 * ``/health``: the database check as it always was (kept for existing probes).
 * ``/metrics``: Prometheus text (``gateway/metrics.py``). Not open: like every route not listed
@@ -57,7 +57,10 @@ def certificates(settings: Settings) -> dict[str, Path]:
         found["mllp_tls"] = settings.mllp_tls_cert
     if settings.mllp_tls_client_ca is not None:
         found["mllp_client_ca"] = settings.mllp_tls_client_ca
-    sign_cert = MailboxSettings().sign_cert
+    try:
+        sign_cert = MailboxSettings().sign_cert
+    except ValueError:  # pydantic's ValidationError; the adapter itself reports the setting
+        sign_cert = None
     if sign_cert is not None:
         found["mailbox_signing"] = Path(sign_cert)
     return found
@@ -125,11 +128,17 @@ def readiness(engine: Engine) -> dict[str, dict[str, Any]]:
             }
         else:
             checks["worker_lease"] = {"ok": True, "why": "SQLite: one process, no lease"}
-    states = {b.name: b.state for b in breakers()}
-    all_open = bool(states) and all(s is BreakerState.OPEN for s in states.values())
+    # Every process's breakers where the worker runs apart (gateway serve); else this process's.
+    opened = metrics.breakers_open_everywhere()
+    if opened is None:
+        opened = {b.name: b.state is not BreakerState.CLOSED for b in breakers()}
+    all_open = bool(opened) and all(opened.values())
     checks["breakers"] = {
         "ok": not all_open,
-        "why": ", ".join(f"{name} {state.value}" for name, state in sorted(states.items())) or "none",
+        "why": ", ".join(
+            f"{name} {'open' if is_open else 'closed'}" for name, is_open in sorted(opened.items())
+        )
+        or "none",
     }
     return checks
 

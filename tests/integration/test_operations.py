@@ -261,3 +261,25 @@ def test_a_failed_start_names_its_cause_and_only_a_port_in_use_suggests_ports() 
     assert "ConfigurationError: GATEWAY_SPAR_URL is not set" in missing and "port" not in missing
     busy = _why_not_started(OSError(errno.EADDRINUSE, "Address already in use"), 8000, 2575)
     assert "Address already in use" in busy and "is port 8000 or 2575 in use?" in busy
+
+
+def test_not_ready_when_every_breaker_is_open(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.api import health
+    from gateway.errors import TransientUpstreamError
+    from gateway.resilience import CircuitBreaker
+
+    spar, accounts = (
+        CircuitBreaker("spar", failure_threshold=1),
+        CircuitBreaker("accounts", failure_threshold=1),
+    )
+    monkeypatch.setattr(health, "breakers", lambda: [spar, accounts])
+
+    async def down() -> None:
+        raise TransientUpstreamError("connection refused")
+
+    with pytest.raises(TransientUpstreamError):
+        asyncio.run(spar.call(down))
+    assert health.readiness(engine)["breakers"] == {"ok": True, "why": "accounts closed, spar open"}
+    with pytest.raises(TransientUpstreamError):
+        asyncio.run(accounts.call(down))
+    assert health.readiness(engine)["breakers"] == {"ok": False, "why": "accounts open, spar open"}
