@@ -190,7 +190,6 @@ class StoreCollector(Collector):
     ) -> None:
         self._engine = engine
         self._audit = audit
-        self._audit_caught_up = time.monotonic()
         self._certificates = dict(certificates or {})
         self._clock = clock
 
@@ -249,20 +248,16 @@ class StoreCollector(Collector):
 
     def _process_figures(self) -> Iterator[Metric]:
         if self._audit is not None:
-            backlog = self._audit.backlog
-            now = time.monotonic()
-            if backlog == 0:
-                self._audit_caught_up = now
+            since = self._audit.writing_since
             yield GaugeMetricFamily(
                 "gateway_audit_backlog_events",
                 "Audit events queued in this process and not yet committed.",
-                value=backlog,
+                value=self._audit.backlog,
             )
             yield GaugeMetricFamily(
                 "gateway_audit_lag_seconds",
-                "How long the audit writer has had events queued without catching up (seen at "
-                "scrapes; 0: caught up).",
-                value=now - self._audit_caught_up,
+                "Age of the oldest audit event not yet committed (0: none in flight).",
+                value=0.0 if since is None else max(0.0, (self._clock() - since).total_seconds()),
             )
             yield GaugeMetricFamily(
                 "gateway_audit_writer_failing",

@@ -36,9 +36,6 @@ log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["Operations"])
 
-#: Paths served here; none carries personal data (gateway/api/audit.py's NOT_AUDITED).
-PATHS = ("/health", "/health/live", "/health/ready", "/metrics")
-
 
 def install(app: FastAPI, settings: Settings, engine: Engine, audit: AuditWriter) -> None:
     """The routes, and the collector of the figures read at scrape time."""

@@ -283,3 +283,51 @@ def test_not_ready_when_every_breaker_is_open(engine: Engine, monkeypatch: pytes
     with pytest.raises(TransientUpstreamError):
         asyncio.run(accounts.call(down))
     assert health.readiness(engine)["breakers"] == {"ok": False, "why": "accounts open, spar open"}
+
+
+def test_audit_lag_is_the_age_of_the_oldest_event_the_writer_cannot_commit(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.metrics import StoreCollector
+    from gateway.store.audit import AuditEvent, AuditWriter
+
+    bare = make_engine(f"sqlite:///{(tmp_path / 'no-tables.db').as_posix()}")  # no audit table: writes fail
+    writer = AuditWriter(bare, retry_max=0.1)
+    event = AuditEvent(
+        at=datetime.now(UTC) - timedelta(seconds=30),
+        caller="ssk-anna",
+        client=None,
+        scope="staff",
+        action="read",
+        resource_type="Patient",
+        resource_id=None,
+        patient=None,
+        purpose="vård",
+        method="GET",
+        route="/patients/{person_id}",
+        query=None,
+        result=200,
+        request_id=uuid.uuid4().hex,
+        peer=None,
+    )
+    writer.record(event)
+    collector = StoreCollector(bare, audit=writer)
+
+    def samples() -> dict[str, float]:
+        return {s.name: s.value for family in collector.collect() for s in family.samples}
+
+    import time
+
+    deadline = time.monotonic() + 10
+    while not writer.failing and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        now = samples()
+        assert now["gateway_audit_writer_failing"] == 1
+        assert now["gateway_audit_lag_seconds"] >= 30
+        assert now["gateway_database_up"] == 0  # no tables: the store's figures cannot be read
+    finally:
+        migrate.upgrade(bare)  # the table appears: the writer commits and catches up
+        writer.stop(timeout=10)
+    assert samples()["gateway_audit_lag_seconds"] == 0 and not writer.failing
+    bare.dispose()
