@@ -183,6 +183,21 @@ async def refresh_bookings(
     created = updated = unchanged = already_sent = cancelled = 0
     ids: list[int] = []
     refused: list[str] = []
+
+    async def submit(raw: bytes, booking_id: str, what: str) -> bool:
+        """Hand one repair to the intake like any journal message; True when it was accepted."""
+        nonlocal already_sent
+        result = await intake.handle(raw, transport=TRANSPORT, peer=peer)
+        if result.message_id is None:
+            raise StoreError(f"refresh: the {what} of booking {booking_id} could not be stored")
+        ids.append(result.message_id)
+        if result.ack_code != "AA":
+            refused.append(booking_id)
+            return False
+        if result.duplicate_of is not None:
+            already_sent += 1
+        return True
+
     for booking in journal:
         current = known.get(booking.booking_id)
         trigger = _trigger(booking, current)
@@ -198,15 +213,8 @@ async def refresh_bookings(
             charset="UNICODE UTF-8",
             filler_status=_FILLER_STATUS[booking.status],
         )
-        result = await intake.handle(raw, transport=TRANSPORT, peer=peer)
-        if result.message_id is None:
-            raise StoreError(f"refresh: the repair of booking {booking.booking_id} could not be stored")
-        ids.append(result.message_id)
-        if result.ack_code != "AA":
-            refused.append(booking.booking_id)
+        if not await submit(raw, booking.booking_id, "repair"):
             continue
-        if result.duplicate_of is not None:
-            already_sent += 1
         if current is None:
             created += 1
         else:
@@ -221,16 +229,8 @@ async def refresh_bookings(
             charset="UNICODE UTF-8",
             filler_status="Cancelled",
         )
-        result = await intake.handle(raw, transport=TRANSPORT, peer=peer)
-        if result.message_id is None:
-            raise StoreError(f"refresh: the cancellation of booking {gone.booking_id} could not be stored")
-        ids.append(result.message_id)
-        if result.ack_code != "AA":
-            refused.append(gone.booking_id)
-            continue
-        if result.duplicate_of is not None:
-            already_sent += 1
-        cancelled += 1
+        if await submit(raw, gone.booking_id, "cancellation"):
+            cancelled += 1
     outcome = RefreshResult(created, updated, unchanged, tuple(ids), already_sent, tuple(refused), cancelled)
     log.info(
         "refresh.done",
