@@ -196,6 +196,7 @@ def build(
     """Build the gateway from settings; tests may pass their own adapters for the ports, and a
     clock for the worker (its timers, e.g. the 48-hour rule)."""
     mappings = mapping_tables.load(settings.mappings_dir)
+    notification_policy = mapping_tables.load_notifications(settings.mappings_dir)
     outside = connect_outside(
         settings,
         register=register,
@@ -226,6 +227,7 @@ def build(
         batch_size=settings.worker_batch,
         booking_wait=settings.kallelse_booking_wait,
         journal=intake_file,
+        notifications=notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
     app = create_app(
