@@ -130,14 +130,14 @@ class Notifier:
                     self._sent(row, found.provider_id, recovered=True)
                     return
             with self._engine.begin() as conn:
-                if not store.mark_sending(conn, row.id, now):
-                    return  # cancelled by a re-plan meanwhile
+                if not store.mark_sending(conn, row.id, row.updated_at, now):
+                    return  # cancelled by a re-plan meanwhile, or another instance has it
             receipt = await self._sms.send(sms)
         except TransientUpstreamError as exc:
             self._later(row, str(exc))
             return
         except GatewayError as exc:
-            self._finish(row, store.DEAD, "R-NOT-3", f"the SMS provider refused: {exc}")
+            self._finish(row, store.DEAD, "", f"the SMS provider refused: {exc}")
             return
         self._sent(row, receipt.provider_id, recovered=False)
 

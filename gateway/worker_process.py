@@ -56,6 +56,9 @@ def mock_env(mocks_url: str) -> dict[str, str]:
         "GATEWAY_SPAR_URL": mocks_url + SPAR_MOCK_PATH,
         "GATEWAY_JOURNAL_WS_URL": mocks_url + "/booking/BookingService",
         "GATEWAY_MAILBOX_URL": mocks_url + MAILBOX_MOCK_PATH,
+        "GATEWAY_SMS_URL": mocks_url + "/sms",
+        "GATEWAY_SMS_USERNAME": "mock",
+        "GATEWAY_SMS_PASSWORD": "mock",
     }
     return {k: v for k, v in wanted.items() if k not in os.environ}
 

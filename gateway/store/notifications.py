@@ -126,6 +126,9 @@ class Due:
     idempotency_key: str
     attempts: int
     sending_since: datetime | None
+    #: The row's version as read: the sender's step to ``sending`` is a compare-and-set on it, so
+    #: of two gateway instances that read the same row only one sends it.
+    updated_at: datetime
 
 
 def due(conn: Connection, now: datetime, limit: int) -> list[Due]:
@@ -152,6 +155,7 @@ def due(conn: Connection, now: datetime, limit: int) -> list[Due]:
             r.idempotency_key,
             r.attempts,
             r.sending_since,
+            r.updated_at,
         )
         for r in rows
     ]
@@ -161,15 +165,15 @@ def _open(row_id: int) -> Any:
     return and_(table.c.id == row_id, table.c.state.in_(OPEN))
 
 
-def mark_sending(conn: Connection, row_id: int, now: datetime) -> bool:
-    """Planned -> sending before the provider call (kept as it was when already sending)."""
+def mark_sending(conn: Connection, row_id: int, read_at_version: datetime, now: datetime) -> bool:
+    """Planned -> sending before the provider call; False when the row changed since it was read
+    (cancelled by a re-plan, or taken by another instance)."""
     return bool(
         conn.execute(
             update(table)
-            .where(_open(row_id))
+            .where(_open(row_id), table.c.updated_at == read_at_version)
             .values(
                 state=SENDING,
-                attempts=table.c.attempts + 1,
                 sending_since=func.coalesce(table.c.sending_since, now),
                 updated_at=now,
             )
@@ -203,7 +207,9 @@ def mark_not_sent(conn: Connection, row_id: int, state: str, rules: str, reason:
 
 def retry_later(conn: Connection, row_id: int, at: datetime, error: str, now: datetime) -> None:
     conn.execute(
-        update(table).where(_open(row_id)).values(next_attempt_at=at, last_error=error, updated_at=now)
+        update(table)
+        .where(_open(row_id))
+        .values(attempts=table.c.attempts + 1, next_attempt_at=at, last_error=error, updated_at=now)
     )
 
 
