@@ -19,8 +19,9 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import parse_qs
 
-from fastapi import FastAPI, Form, Header, Request, Response
+from fastapi import FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -80,12 +81,10 @@ def create_app(switches: Switches | None = None, recorder: Recorder | None = Non
         return await call_next(request)
 
     @app.post(f"{PREFIX}/a1/sms")
-    async def send(
-        sender: Annotated[str, Form(alias="from")],
-        to: Annotated[str, Form()],
-        message: Annotated[str, Form()],
-        idempotency_key: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def send(request: Request, idempotency_key: Annotated[str | None, Header()] = None) -> Response:
+        # A form as 46elks takes it, read by hand (no python-multipart needed for a plain form).
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8")).items()}
+        sender, to, message = form.get("from", ""), form.get("to", ""), form.get("message", "")
         if idempotency_key and idempotency_key in rec.by_key:
             rec.duplicates += 1
             return JSONResponse(rec.by_key[idempotency_key].model_dump(by_alias=True))
