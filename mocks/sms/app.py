@@ -103,8 +103,11 @@ def create_app(switches: Switches | None = None, recorder: Recorder | None = Non
         rec.received.append(sms)
         if idempotency_key:
             rec.by_key[idempotency_key] = sms
-        if state.hang_after_accept:
-            await asyncio.sleep(state.hang_after_accept)
+        # Held until the time is up or the switch is turned off (a test's crash window ends).
+        loop = asyncio.get_running_loop()
+        until = loop.time() + state.hang_after_accept
+        while state.hang_after_accept and loop.time() < until:
+            await asyncio.sleep(0.05)
         return JSONResponse(sms.model_dump(by_alias=True) | {"status": "created"})
 
     @app.get(f"{PREFIX}/a1/sms")
