@@ -244,3 +244,8 @@ def document_read(conn: Connection, document_id: str) -> bool:
     """Whether the citizen opened the document (R-NOT-2: a notice is dropped then)."""
     row = conn.execute(select(documents.c.read_at).where(documents.c.id == document_id)).first()
     return row is not None and row.read_at is not None
+
+
+def summary() -> Any:
+    """(state, rules, count) over every notification: the demo's and an operator's overview."""
+    return select(table.c.state, table.c.rules, func.count()).group_by(table.c.state, table.c.rules)
