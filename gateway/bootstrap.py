@@ -286,6 +286,7 @@ def build(
             max_attempts=sms_config.max_attempts,
             backoff_initial=sms_config.backoff_initial,
             backoff_max=sms_config.backoff_max,
+            claim_seconds=sms_config.claim_seconds,
             **({"clock": clock} if clock is not None else {}),
         )
     gw = Gateway(

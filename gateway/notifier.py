@@ -54,6 +54,7 @@ class Notifier:
         max_attempts: int = 8,
         backoff_initial: float = 10.0,
         backoff_max: float = 900.0,
+        claim_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
@@ -66,6 +67,7 @@ class Notifier:
         self._max_attempts = max_attempts
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
+        self._claim = timedelta(seconds=claim_seconds)
         self.clock = clock
 
     def _now(self) -> datetime:
@@ -130,7 +132,7 @@ class Notifier:
                     self._sent(row, found.provider_id, recovered=True)
                     return
             with self._engine.begin() as conn:
-                if not store.mark_sending(conn, row.id, row.updated_at, now):
+                if not store.mark_sending(conn, row.id, row.updated_at, now, now + self._claim):
                     return  # cancelled by a re-plan meanwhile, or another instance has it
             receipt = await self._sms.send(sms)
         except TransientUpstreamError as exc:

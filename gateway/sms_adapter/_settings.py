@@ -24,6 +24,12 @@ class SmsSettings(BaseSettings):
     max_attempts: int = Field(8, ge=1, description="Attempts before a notification is dead.")
     backoff_initial: float = Field(10.0, gt=0, description="First wait before a retry, seconds; doubles.")
     backoff_max: float = Field(900.0, gt=0, description="Longest wait between attempts, seconds.")
+    claim_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds an SMS in flight is left alone by other instances; "
+        "after a crash it is taken up again then. Longer than TIMEOUT.",
+    )
     poll_interval: float = Field(1.0, gt=0, description="Seconds between looks for due notifications.")
 
     @field_validator("sender")

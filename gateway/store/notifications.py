@@ -165,15 +165,19 @@ def _open(row_id: int) -> Any:
     return and_(table.c.id == row_id, table.c.state.in_(OPEN))
 
 
-def mark_sending(conn: Connection, row_id: int, read_at_version: datetime, now: datetime) -> bool:
+def mark_sending(
+    conn: Connection, row_id: int, read_at_version: datetime, now: datetime, hold_until: datetime
+) -> bool:
     """Planned -> sending before the provider call; False when the row changed since it was read
-    (cancelled by a re-plan, or taken by another instance)."""
+    (cancelled by a re-plan, or taken by another instance). Not due again before ``hold_until``:
+    another instance leaves an SMS in flight alone; after a crash the row is taken up then."""
     return bool(
         conn.execute(
             update(table)
             .where(_open(row_id), table.c.updated_at == read_at_version)
             .values(
                 state=SENDING,
+                next_attempt_at=hold_until,
                 sending_since=func.coalesce(table.c.sending_since, now),
                 updated_at=now,
             )

@@ -73,6 +73,7 @@ def test_sigkill_mid_send_no_second_sms(tmp_path: Path, mocks: Mocks) -> None:
         "GATEWAY_WORKER_POLL_INTERVAL": "0.1",
         "GATEWAY_MAPPINGS_DIR": str(own_mappings(tmp_path)),
         "GATEWAY_SMS_TIMEOUT": "60",
+        "GATEWAY_SMS_CLAIM_SECONDS": "1",  # one instance here: take the row up at once after the crash
         "GATEWAY_SMS_BACKOFF_INITIAL": "0.2",
     }
     sms = httpx.Client(base_url=mocks.url + "/sms", timeout=10)
