@@ -8,6 +8,7 @@ for personnummer-shaped digits, and keys that name personal data are masked whol
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -22,6 +23,15 @@ _PERSONAL_KEYS = frozenset(
 )
 
 
+#: Mobile numbers (E.164 +46..., URL-encoded %2B46..., or 07x...): an SMS adapter's URL or error
+#: must not put one in a log (R-NOT-5; docs/notifications.md).
+_PHONE = re.compile(r"(?:\+|%2B|(?<!\d)00)46\d{7,10}(?!\d)|(?<!\d)07\d{8}(?!\d)", re.IGNORECASE)
+
+
+def _mask(text: str) -> str:
+    return _PHONE.sub("<phone>", mask_ids_in_text(text))
+
+
 #: Third-party loggers that dump message bodies (zeep's transport logs every SOAP envelope).
 _PAYLOAD_LOGGERS = ("zeep.transports", "httpcore.http11", "httpcore.http2", "hpack")
 
@@ -33,7 +43,7 @@ def mask_personal_data(
         if key in _PERSONAL_KEYS and value:
             event_dict[key] = "***"
         elif isinstance(value, str):
-            event_dict[key] = mask_ids_in_text(value)
+            event_dict[key] = _mask(value)
         elif isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) in (10, 12):
             event_dict[key] = mask_ids_in_text(str(value))
     return event_dict

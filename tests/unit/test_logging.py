@@ -26,3 +26,16 @@ def test_name_and_address_keys_are_masked_whole() -> None:
         None, "info", {"event": "x", "name": "Tolvan Tolvansson", "address": "Gatan 1"}
     )
     assert event["name"] == "***" and event["address"] == "***"
+
+
+def test_mobile_numbers_are_masked_in_any_value_R_NOT_5() -> None:
+    event = mask_personal_data(
+        None,
+        "info",
+        {
+            "event": "HTTP Request: GET http://x/sms/a1/sms?to=%2B46701740605&end=2026 200",
+            "to": "+46701740605",
+            "local": "sms to 0701740605",
+        },
+    )
+    assert "701740605" not in repr(event)
