@@ -324,10 +324,20 @@ def sms_settings() -> SmsSettings:
 
 
 def _sms_client(
-    settings: SmsSettings, mock_url: Callable[[str], str], http_client: Callable[[], httpx.AsyncClient]
-) -> SmsSender:
-    """The SMS adapter from its settings; no URL: the built-in mock (no credentials needed)."""
+    settings: SmsSettings,
+    mocks: bool,
+    mock_url: Callable[[str], str],
+    http_client: Callable[[], httpx.AsyncClient],
+) -> SmsSender | None:
+    """The SMS adapter from its settings; no URL: the built-in mock (no credentials needed).
+
+    With the mocks off (or a replay offline) and no URL there is no provider: notifications
+    are still planned, and staff see them, but none is sent; the start-up log says so.
+    """
     if settings.url is None:
+        if not mocks:
+            log.warning("sms.off", reason="GATEWAY_SMS_URL is not set and the built-in mocks are off")
+            return None
         settings = settings.model_copy(update={"url": mock_url("GATEWAY_SMS_URL") + SMS_MOCK_PATH})
     else:
         try:
@@ -537,7 +547,9 @@ def connect_outside(
             closers.append(service.aclose)
             journal = service
         if sms is None:
-            sms = _sms_client(sms_settings(), mock_url, http_client)
+            sms = _sms_client(
+                sms_settings(), settings.mocks and not instruments.offline, mock_url, http_client
+            )
     except Exception:
         if mocks is not None:
             mocks.stop()
