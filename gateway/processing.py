@@ -576,6 +576,7 @@ class Processor:
             unit=next((r.hsa_id for r in event.locations if r.hsa_id), None),
             visible=ready.exposure.visible,
             withheld=ready.exposure.reason,
+            hidden_time_type=not self._mappings.time_type_visible(event.time_type),
             protected=record is not None and record.protected,
             deceased=record is not None and record.deceased,
             new=new,

@@ -196,6 +196,9 @@ class Booking:
     new: bool
     #: A booked-notice for this booking was planned or sent already.
     notice_exists: bool = False
+    #: On a hidden time type (dold tidstyp): shown to nobody outside the journal (R-BK-1),
+    #: whoever the person is.
+    hidden_time_type: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +252,11 @@ def plan_booking(booking: Booking, policy: Policy, now: datetime) -> tuple[Decis
         return nobody(("R-NOT-1",), "the visit has begun or passed")
     if booking.deceased:
         return nobody(("R-ID-5",), "the person is deceased: nothing is sent")
+    if booking.hidden_time_type:
+        return nobody(("R-BK-1",), "a hidden time type (dold tidstyp) is shown to nobody outside the journal")
     if not booking.visible and not booking.protected:
-        return nobody(("R-BK-1",), f"the booking is not shown to the citizen ({booking.withheld})")
+        rule = (booking.withheld or "R-BK-1").split(":", 1)[0]
+        return nobody((rule,), f"the booking is not shown to the citizen ({booking.withheld})")
     age = age_on(patient, now.astimezone(STOCKHOLM).date())
     if age is None:
         return nobody(("R-ID-2",), "a reservnummer has no platform account or SMS consent")

@@ -177,6 +177,18 @@ ROWS = [
         ((Kind.REMINDER, None),),
     ),
     Row(
+        "hidden time type of a protected person: nothing",
+        ("R-BK-1",),
+        booking(visible=False, withheld="R-BK-1: hidden", protected=True, hidden_time_type=True),
+        ((Kind.REMINDER, None),),
+    ),
+    Row(
+        "not in the register: nothing (protection not ruled out)",
+        ("R-ID-7",),
+        booking(visible=False, withheld="R-ID-7: not found in the population register"),
+        ((Kind.REMINDER, None),),
+    ),
+    Row(
         "protected person: reminded, neutral text",
         ("R-ID-3", "R-NOT-5"),
         booking(visible=False, withheld="R-ID-3", protected=True),
