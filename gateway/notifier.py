@@ -139,7 +139,7 @@ class Notifier:
             self._later(row, str(exc))
             return
         except GatewayError as exc:
-            self._finish(row, store.DEAD, "", f"the SMS provider refused: {exc}")
+            self._finish(row, store.DEAD, "", f"the SMS provider refused: {exc}", attempted=True)
             return
         self._sent(row, receipt.provider_id, recovered=False)
 
@@ -148,15 +148,17 @@ class Notifier:
             store.mark_sent(conn, row.id, provider_id, self._now())
         log.info("notifier.sent", notification=row.id, kind=row.kind.value, recovered=recovered)
 
-    def _finish(self, row: store.Due, state: str, rules: str, reason: str) -> None:
+    def _finish(
+        self, row: store.Due, state: str, rules: str, reason: str, *, attempted: bool = False
+    ) -> None:
         with self._engine.begin() as conn:
-            store.mark_not_sent(conn, row.id, state, rules, reason, self._now())
+            store.mark_not_sent(conn, row.id, state, rules, reason, self._now(), attempted=attempted)
         log.info("notifier.not_sent", notification=row.id, kind=row.kind.value, state=state, rules=rules)
 
     def _later(self, row: store.Due, error: str) -> None:
         attempts = row.attempts + 1
         if attempts >= self._max_attempts:
-            self._finish(row, store.DEAD, "R-NOT-1", f"gave up after {attempts} attempts: {error}")
+            self._finish(row, store.DEAD, "", f"gave up after {attempts} attempts: {error}", attempted=True)
             return
         step = min(self._backoff_max, self._backoff_initial * 2 ** (attempts - 1))
         now = self._now()

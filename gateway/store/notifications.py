@@ -200,12 +200,29 @@ def mark_sent(conn: Connection, row_id: int, provider_id: str, now: datetime) ->
     )
 
 
-def mark_not_sent(conn: Connection, row_id: int, state: str, rules: str, reason: str, now: datetime) -> None:
-    """Cancelled at the last check (consent, read meanwhile) or dead (the provider gave up)."""
+def mark_not_sent(
+    conn: Connection,
+    row_id: int,
+    state: str,
+    rules: str,
+    reason: str,
+    now: datetime,
+    *,
+    attempted: bool = False,
+) -> None:
+    """Cancelled at the last check (consent, read meanwhile) or dead (the provider gave up);
+    ``attempted``: this was one more failed attempt."""
     conn.execute(
         update(table)
         .where(_open(row_id))
-        .values(state=state, rules=rules, reason=reason, next_attempt_at=None, updated_at=now)
+        .values(
+            state=state,
+            rules=rules,
+            reason=reason,
+            next_attempt_at=None,
+            attempts=table.c.attempts + (1 if attempted else 0),
+            updated_at=now,
+        )
     )
 
 

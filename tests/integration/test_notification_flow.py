@@ -22,7 +22,7 @@ from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
 from gateway.domain.documents import MailboxProvider, MailboxReachability
 from gateway.domain.notifications import STOCKHOLM
 from gateway.domain.sms import OutgoingSms, SmsReceipt
-from gateway.errors import TransientUpstreamError
+from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 from gateway.fhir.communication import document_id
 from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm
@@ -59,8 +59,14 @@ class FakeSms:
 
     sent: list[OutgoingSms] = field(default_factory=list)
     lose_answer: int = 0
+    refuse: bool = False
+    down: bool = False
 
     async def send(self, sms: OutgoingSms) -> SmsReceipt:
+        if self.refuse:
+            raise PermanentUpstreamError("sms: POST /a1/sms: HTTP 400")
+        if self.down:
+            raise TransientUpstreamError("sms: POST /a1/sms: HTTP 503")
         if all(s.idempotency_key != sms.idempotency_key for s in self.sent):
             self.sent.append(sms)
         if self.lose_answer:
@@ -286,3 +292,27 @@ def test_lost_answer_is_recovered_by_the_key_without_a_second_sms(world: World) 
     world.at(local(9, 18) + timedelta(minutes=30))
     (row,) = world.rows()
     assert row.state == "sent" and len(world.sms.sent) == 1
+
+
+def test_provider_down_is_retried_with_backoff_then_dead_with_the_reason(world: World) -> None:
+    world.journal(booking())
+    world.sms.down = True
+    when = local(9, 18)
+    for attempt in range(1, 9):
+        world.at(when)
+        (row,) = world.rows()
+        assert row.attempts == attempt and "503" in row.last_error
+        if row.state == "dead":
+            break
+        assert row.state == "sending" and row.next_attempt_at > when.astimezone(UTC)
+        when = row.next_attempt_at + timedelta(seconds=1)
+    assert row.state == "dead" and "gave up after 8 attempts" in row.reason
+    assert world.sms.sent == []
+
+
+def test_provider_refusal_is_dead_at_once_with_the_reason(world: World) -> None:
+    world.journal(booking())
+    world.sms.refuse = True
+    world.at(local(9, 18))
+    (row,) = world.rows()
+    assert row.state == "dead" and "refused" in row.reason and "HTTP 400" in row.reason
