@@ -118,7 +118,7 @@ def token(scopes: tuple[str, ...], subject: str, minutes: float, key: Path | Non
     help="Population file (default: GATEWAY_MOCK_PERSONS or the built-in mocks/persons.yaml).",
 )
 def mocks(host: str, port: int, persons: Path | None) -> None:
-    """Run the built-in mocks standalone (SPAR, accounts, journal booking service, mailboxes) until Ctrl-C."""
+    """Run the built-in mocks standalone (SPAR, accounts, journal service, mailboxes, SMS) until Ctrl-C."""
     from pydantic import ValidationError
 
     from mocks.population import load as load_population

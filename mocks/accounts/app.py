@@ -145,6 +145,8 @@ def create_app(population: Population | None = None, switches: Switches | None =
     async def set_sms(person_id: PersonPath, settings: SmsSettingsIn) -> AccountOut:
         """The citizen gives or withdraws the SMS consent, or changes the mobile (R-NOT-1)."""
         person = with_account(person_id.replace("-", ""))
+        if "mobile" not in settings.model_fields_set:  # a consent alone keeps the number
+            settings = SmsSettingsIn(sms_consent=settings.sms_consent, mobile=render(person.id).mobile)
         sms[person.id] = settings
         return render(person.id)
 
