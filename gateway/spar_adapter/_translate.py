@@ -129,7 +129,9 @@ def _referred_to(referrals: list[Mapping[str, Any]]) -> PersonId | None:
 
 def _referred_from(referrals: list[Mapping[str, Any]]) -> tuple[PersonId, ...]:
     """R-ID-5 the other way: the old numbers the one asked about replaced (``Hanvisning`` Fran)."""
-    return tuple(_referral(str(r.get("IdNummer") or "")) for r in referrals if r and r.get("Typ") == "Fran")
+    return tuple(
+        _referral(str(r.get("IdNummer") or "")) for r in referrals if r and r.get("Typ") == "Fran"
+    )
 
 
 def _referral(value: str) -> PersonId:
