@@ -54,6 +54,7 @@ from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
 from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
 from mocks.journal.book import JournalBook
+from mocks.journal.simulator import UNITS as SIMULATED_UNITS
 from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
 from mocks.services import MockServices
 from mocks.sms import PREFIX as SMS_MOCK_PATH
@@ -105,7 +106,10 @@ class Gateway:
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        # No "server: uvicorn" banner (gateway/api/headers.py).
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", server_header=False
+        )
         self._uvicorn = _Server(config)
         log.info(
             "gateway.started",
@@ -215,6 +219,7 @@ def build(
         mailbox_delivery=mailbox_delivery,
         journal=journal,
         journal_book=journal_book,
+        mappings=mappings,
         sms=sms,
     )
     engine = make_engine(settings.database_url())
@@ -478,6 +483,7 @@ def connect_outside(
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     mailbox_delivery: MailboxDelivery | None = None,
+    mappings: Mappings | None = None,
     sms: SmsSender | None = None,
 ) -> Outside:
     """Build each adapter from its own settings; a system with no URL gets its built-in mock.
@@ -540,10 +546,17 @@ def connect_outside(
             journal_settings = JournalServiceSettings()
             if journal_settings.url is None:
                 url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking/BookingService"
-                journal_settings = journal_settings.model_copy(update={"url": url})
+                # The simulated journal's units, so "Uppdatera nu" without a unit asks them all.
+                units = journal_settings.care_units or [unit.hsa_id for unit in SIMULATED_UNITS]
+                journal_settings = journal_settings.model_copy(update={"url": url, "care_units": units})
             journal_http = instruments.wrap(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
-            service = JournalBookingService(journal_settings, journal_http)
+            tables = mappings if mappings is not None else mapping_tables.load(settings.mappings_dir)
+            service = JournalBookingService(
+                journal_settings,
+                journal_http,
+                time_type_ids=tables.journal_time_type_ids(journal_settings.instance),
+            )
             closers.append(service.aclose)
             journal = service
         if sms is None:

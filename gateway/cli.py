@@ -328,6 +328,33 @@ def _letters(client: httpx.Client, journal: Any, push: Any, host: str, port: int
     held = client.get("/held").json()["total"]
     printed = client.get("/print-list", params={"state": "open"}).json()["total"]
     click.echo(f"\n  {printed} on the staff print list, {held} held for a staff decision.")
+    _release_held(client)
+
+
+def _release_held(client: httpx.Client) -> None:
+    """Staff decide on the held e-brev (R-ID-4): after agreeing with the person how to be reached,
+    they release it; a protected guardian is still never listed beside the others (R-ID-3)."""
+    held = client.get("/held").json()["items"]
+    letters = [item for item in held if item["kind"] == "e-brev" and "R-ID-3" in item["rules"]]
+    if not letters:
+        return
+    click.echo("\nStaff release the held e-brev after agreeing with each person how to be reached (R-ID-4):")
+    for item in letters:
+        answer = client.post(
+            f"/held/{item['id']}/release",
+            json={"by": "demo-ssk", "why": "agreed by phone how the person wants to be reached"},
+        ).json()
+        click.echo(
+            f"  {mask_id(item['personnummer']):<15} {answer['outcome']:<12} {' '.join(answer['rules'])}"
+        )
+        click.echo(f"  {'':<15} {mask_ids_in_text(answer['reason'])[:110]}")
+    deadline = time.monotonic() + 30  # the released letters' mailbox copies go out
+    while client.get("/outbox", params={"state": "pending", "limit": 1}).json()["total"]:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    delivered = client.get("/outbox", params={"state": "delivered", "limit": 1}).json()["total"]
+    click.echo(f"  {delivered} letter(s) delivered to digital mailboxes in all.")
 
 
 def _print_people(client: httpx.Client, person_ids: list[str]) -> None:

@@ -17,7 +17,8 @@ Also here, because they change documents the same way:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -45,7 +46,7 @@ from gateway.domain.documents import (
 from gateway.domain.identity import PersonId
 from gateway.domain.letter import DocumentAction, DocumentEvent, JournalDocumentType, document_kind
 from gateway.domain.notifications import DeliveredDocument, Policy, Role
-from gateway.domain.register import RegisterRecord
+from gateway.domain.register import RegisterRecord, Resolved
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
 from gateway.fhir.search import STOCKHOLM
@@ -90,6 +91,8 @@ class Circumstances:
     account: Account
     mailbox: MailboxReachability
     unit: UnitExceptions
+    #: The register's answer for each guardian and proxy of the account (R-ID-3, R-ID-5).
+    proxies: Mapping[PersonId, Resolved] = field(default_factory=dict)
 
 
 def source_hash(event: DocumentEvent) -> str:
@@ -192,6 +195,7 @@ def process_document(
         account=who.account,
         mailbox=who.mailbox,
         unit=who.unit,
+        proxies=who.proxies,
         today=now.astimezone(STOCKHOLM).date(),
     )
     _write(

@@ -9,6 +9,7 @@ can take it. Both actions name who decided and why, and both are kept in the doc
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,8 @@ from gateway.domain.documents import (
     UnitExceptions,
     route_released,
 )
+from gateway.domain.identity import PersonId
+from gateway.domain.register import PopulationRegister, Resolved, resolve
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
 from gateway.fhir.search import STOCKHOLM
@@ -118,6 +121,7 @@ async def release(
     why: str,
     accounts: AccountDirectory,
     mailbox: MailboxDirectory,
+    register: PopulationRegister,
     mappings: Mappings,
     unit_rules: Any,
     now: datetime,
@@ -127,12 +131,17 @@ async def release(
     with engine.connect() as conn:
         row = _held(conn, doc_id)
     person = mappings.recognise(row.patient_value)
+    proxies: dict[PersonId, Resolved] = {}
     if person.is_reservnummer:
         account = no_account(person)
         reach = None
     else:
         account = await accounts.account(person)
         reach = (await mailbox.reachability([person])).get(person)
+        # R-ID-3: every guardian and proxy is checked in the register before a copy names them.
+        named = [p.person for p in account.proxies if not p.blocked]
+        answers = await asyncio.gather(*(resolve(register, p) for p in named))
+        proxies = dict(zip(named, answers, strict=True))
     kind = DocumentKind(row.kind)
     document = (
         Document.kallelse(time_type_hidden=False)
@@ -146,6 +155,7 @@ async def release(
         account=account,
         mailbox=reach or NO_MAILBOX,
         unit=units,
+        proxies=proxies,
         today=now.astimezone(STOCKHOLM).date(),
         staff=by,
         why=why,

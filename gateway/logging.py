@@ -3,6 +3,11 @@
 No log line may carry a full personnummer, a name or an address. Code logs identifiers only
 through ``PersonId.masked()``, and as a second line of defence every string value is scanned
 for personnummer-shaped digits, and keys that name personal data are masked whole.
+
+Exceptions are formatted to text *before* the masking step (ours and third-party loggers'
+alike), so a traceback's message is masked like any value and goes out inside the one JSON
+object of its line. Third-party loggers that can carry payloads (SOAP envelopes, a signed
+letter, SQL parameters, request bodies) are held at WARNING whatever the level asked for.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -28,12 +33,27 @@ _PERSONAL_KEYS = frozenset(
 _PHONE = re.compile(r"(?:\+|%2B|(?<!\d)00)46\d{7,10}(?!\d)|(?<!\d)07\d{8}(?!\d)", re.IGNORECASE)
 
 
-def _mask(text: str) -> str:
+def _mask_text(text: str) -> str:
     return _PHONE.sub("<phone>", mask_ids_in_text(text))
 
 
-#: Third-party loggers that dump message bodies (zeep's transport logs every SOAP envelope).
-_PAYLOAD_LOGGERS = ("zeep.transports", "httpcore.http11", "httpcore.http2", "hpack")
+#: Third-party loggers that can write message bodies: zeep logs every SOAP envelope, signxml the
+#: whole signed mailbox delivery (the letter with name and address, base64), SQLAlchemy the
+#: statement parameters, httpcore/hpack the bytes on the wire, multipart the form fields.
+PAYLOAD_LOGGERS = (
+    "zeep",
+    "signxml",
+    "xmlsec",
+    "sqlalchemy",
+    "httpcore",
+    "hpack",
+    "h11",
+    "h2",
+    "multipart",
+    "python_multipart",
+    "websockets",
+    "asyncio",
+)
 
 
 def mask_personal_data(
@@ -42,35 +62,59 @@ def mask_personal_data(
     for key, value in list(event_dict.items()):
         if key in _PERSONAL_KEYS and value:
             event_dict[key] = "***"
-        elif isinstance(value, str):
-            event_dict[key] = _mask(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) in (10, 12):
-            event_dict[key] = mask_ids_in_text(str(value))
+        else:
+            event_dict[key] = _masked(value)
     return event_dict
+
+
+def _masked(value: Any) -> Any:
+    """A value with every personnummer-shaped run masked, looking inside lists and dicts."""
+    if isinstance(value, str):
+        return _mask_text(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and len(str(abs(value))) in (10, 12):
+        return mask_ids_in_text(str(value))
+    if isinstance(value, Mapping):
+        return {k: "***" if k in _PERSONAL_KEYS and v else _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"  # never a body
+    return value
+
+
+def _json(obj: Any, **_: Any) -> str:
+    # ``default=str``: a value orjson cannot write is written as text (and was masked as one
+    # below), never a "--- Logging error ---" dump past the masking step.
+    return orjson.dumps(obj, default=_masked_text).decode()
+
+
+def _masked_text(value: Any) -> str:
+    return _mask_text(str(value))
 
 
 def configure(fmt: str = "auto", level: str = "INFO") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    # Exceptions become text first, then everything is masked: a traceback's message is a value
+    # like any other (structlog's own loggers and third-party ones through the same chain).
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
         mask_personal_data,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode())
+        structlog.processors.JSONRenderer(serializer=_json)
         if json_output
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     # Everything, ours and third-party (uvicorn, httpx, zeep), goes out through one stdlib handler:
     # one lock per line, so lines from different threads never interleave (a JSON log must be
     # one object per line), and one masking chain.
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
@@ -89,5 +133,5 @@ def configure(fmt: str = "auto", level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Loggers that write whole request and response bodies at DEBUG: a SPAR answer carries names
     # and addresses, a letter its text. No log level may let them through.
-    for payloads in _PAYLOAD_LOGGERS:
+    for payloads in PAYLOAD_LOGGERS:
         logging.getLogger(payloads).setLevel(logging.WARNING)

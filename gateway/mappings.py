@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -77,11 +77,34 @@ class ContactKind(_Strict):
     display: str
 
 
+class JournalInstance(_Strict):
+    """One journal instance's numbering of time types in its booking web service (R-BK-4)."""
+
+    #: The service's numeric ``TimeTypeId`` -> a time-type code of ``time_types``.
+    time_type_ids: dict[str, str]
+
+    @field_validator("time_type_ids", mode="before")
+    @classmethod
+    def _numeric(cls, value: object) -> object:
+        # YAML reads an unquoted 11 as a number: ids are compared as the digits the service sends.
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, object] = {}
+        for key, code in value.items():
+            text = str(key).strip()
+            if not text.isdigit():
+                raise ValueError(f"time type id {key!r} is not a number")
+            out[str(int(text))] = code
+        return out
+
+
 class TimeTypeTable(_Strict):
     code_system: str
     unknown_is_hidden: bool
     time_types: dict[str, TimeType]
     kinds: dict[str, ContactKind]
+    #: Per journal instance (``GATEWAY_JOURNAL_WS_INSTANCE``): numeric TimeTypeId -> code.
+    journal_instances: dict[str, JournalInstance] = {}
 
 
 class TriggerMapping(_Strict):
@@ -116,13 +139,15 @@ class Mappings:
     def _oid_of(self, kind: IdKind) -> str:
         return next(m.oid for m in self.identifiers.persons if m.kind is kind)
 
-    def recognise(self, text: str) -> PersonId:
-        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables."""
+    def recognise(self, text: str, today: date | None = None) -> PersonId:
+        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables;
+        with ``today``, 10-digit ``YYMMDD-NNNC`` too (R-ID-1's century rule)."""
         return recognise(
             text,
             personnummer_oid=self._oid_of(IdKind.PERSONNUMMER),
             samordningsnummer_oid=self._oid_of(IdKind.SAMORDNINGSNUMMER),
             reservnummer_patterns=self.reservnummer_patterns,
+            today=today,
         )
 
     def fhir_system_for(self, authority: str) -> str:
@@ -142,6 +167,18 @@ class Mappings:
         if found is None:
             return not self.time_types.unknown_is_hidden
         return found.visible
+
+    def journal_time_type_ids(self, instance: str) -> dict[str, str]:
+        """The numeric TimeTypeId -> time-type code table of one journal instance (R-BK-4).
+
+        An id missing from it is unknown, so a booking on it stays hidden (R-BK-1)."""
+        found = self.time_types.journal_instances.get(instance)
+        if found is None:
+            known = ", ".join(sorted(self.time_types.journal_instances)) or "none"
+            raise ConfigurationError(
+                f"time_types.yaml: no journal_instances entry {instance!r} (known: {known})"
+            )
+        return dict(found.time_type_ids)
 
     def status_for(self, trigger: str, filler_status: str | None) -> AppointmentStatus:
         mapping = self.statuses.triggers[trigger]
@@ -188,6 +225,12 @@ def _cross_check(m: Mappings) -> None:
     for tt_code, tt in m.time_types.time_types.items():
         if tt.kind not in m.time_types.kinds:
             raise ConfigurationError(f"time_types.yaml: {tt_code} has unknown kind {tt.kind}")
+    for instance, table in m.time_types.journal_instances.items():
+        for tt_id, tt_code in table.time_type_ids.items():
+            if tt_code not in m.time_types.time_types:
+                raise ConfigurationError(
+                    f"time_types.yaml: journal instance {instance} maps id {tt_id} to unknown {tt_code}"
+                )
     for trigger, tm in m.statuses.triggers.items():
         if tm.status == "from_filler_status" and tm.default is None:
             raise ConfigurationError(f"statuses.yaml: {trigger} needs a default status")

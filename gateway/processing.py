@@ -36,15 +36,16 @@ from gateway.domain.documents import (
 from gateway.domain.identity import PersonId
 from gateway.domain.letter import DocumentEvent
 from gateway.domain.notifications import Booking, Policy
-from gateway.domain.register import PopulationRegister, RegisterRecord
+from gateway.domain.register import PopulationRegister, RegisterRecord, Resolved, resolve
 from gateway.domain.rules import Exposure, booking_exposure
-from gateway.errors import GatewayError, PermanentUpstreamError, StoreError, TransientUpstreamError
+from gateway.errors import GatewayError, StoreError, TransientUpstreamError
 from gateway.fhir.appointment import build_appointment, check, content_hash, render
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.recording.context import correlate
+from gateway.store import identifier_links
 from gateway.store.compiled import CompiledCache
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
 from gateway.store.intake_journal import IntakeJournal, Mover
@@ -52,8 +53,6 @@ from gateway.store.lease import WorkerLease
 from gateway.store.tables import appointments, messages
 
 log = structlog.get_logger(__name__)
-
-MAX_NUMBER_CHANGES = 3
 
 # Built once: a statement built per message cost the worker a third of its time (bench/README).
 # The SET columns of the updates and the insert come from each execution's parameter names.
@@ -72,30 +71,6 @@ _INSERT = appointments.insert()
 _UPDATE = update(appointments).where(appointments.c.id == bindparam("b_id"))
 #: Ids per ``IN (...)``: well under every backend's limit on bound parameters.
 _IN_CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The register's answer for the number the journal used, followed to the current number."""
-
-    current: PersonId
-    record: RegisterRecord | None
-
-
-async def resolve(register: PopulationRegister, person: PersonId) -> Resolved:
-    """Look a person up; follow a changed number (GN/GS -> Hanvisning Till) to the current one."""
-    if person.is_reservnummer:
-        return Resolved(person, None)  # R-ID-2: never in the register
-    current = person
-    record = await register.lookup(current)
-    hops = 0
-    while record is not None and record.changed_number and record.referred_to is not None:
-        hops += 1
-        if hops > MAX_NUMBER_CHANGES:
-            raise PermanentUpstreamError("register refers in circles between changed numbers")
-        current = record.referred_to
-        record = await register.lookup(current)
-    return Resolved(current, record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +201,9 @@ class _Item:
     error: str | None = None
 
 
-# What the account service and the mailbox directory said of a document's person.
-_Reach = tuple[Account, MailboxReachability]
+# What the account service, the mailbox directory and the register (about the account's
+# guardians and proxies, R-ID-3) said of a document's person.
+_Reach = tuple[Account, MailboxReachability, Mapping[PersonId, Resolved]]
 
 
 def _needs_reach(resolved: Resolved) -> bool:
@@ -327,16 +303,53 @@ class Processor:
             mailboxes = await correlate(everyone, self._mailbox.reachability(persons))
         except GatewayError as exc:
             mailboxes = exc
-        out: dict[PersonId, _Reach | GatewayError] = {}
-        for person, account in zip(persons, found, strict=True):
+        for account in found:
             if isinstance(account, BaseException) and not isinstance(account, GatewayError):
                 raise account
+        proxies = await self._proxies(about, persons, found)
+        out: dict[PersonId, _Reach | GatewayError] = {}
+        for person, account in zip(persons, found, strict=True):
             if isinstance(account, GatewayError):
                 out[person] = account
             elif isinstance(mailboxes, GatewayError):
                 out[person] = mailboxes
             else:
-                out[person] = (account, mailboxes.get(person, NO_MAILBOX))
+                assert isinstance(account, Account)
+                checked: dict[PersonId, Resolved] = {}
+                failed: TransientUpstreamError | None = None
+                for proxy in account.proxies:
+                    answer = proxies.get(proxy.person)
+                    if isinstance(answer, Resolved):
+                        checked[proxy.person] = answer
+                    elif isinstance(answer, TransientUpstreamError):
+                        failed = answer
+                # A guardian not yet checked is never named: the document waits for the register.
+                out[person] = failed or (account, mailboxes.get(person, NO_MAILBOX), checked)
+        return out
+
+    async def _proxies(
+        self,
+        about: dict[PersonId, list[int]],
+        persons: list[PersonId],
+        found: list[Account | BaseException],
+    ) -> dict[PersonId, Resolved | GatewayError]:
+        """R-ID-3: the register's answer for every guardian and proxy the accounts name, asked
+        together; a permanent failure leaves that one unchecked (it gets no copy)."""
+        named: dict[PersonId, list[int]] = {}
+        for person, account in zip(persons, found, strict=True):
+            if isinstance(account, Account):
+                for proxy in account.proxies:
+                    if not proxy.blocked:
+                        named.setdefault(proxy.person, []).extend(about[person])
+        wanted = list(named)
+        answers = await asyncio.gather(
+            *(correlate(named[p], resolve(self._register, p)) for p in wanted), return_exceptions=True
+        )
+        out: dict[PersonId, Resolved | GatewayError] = {}
+        for number, answer in zip(wanted, answers, strict=True):
+            if isinstance(answer, BaseException) and not isinstance(answer, GatewayError):
+                raise answer
+            out[number] = answer
         return out
 
     def _claim(self) -> list[_Item]:
@@ -392,6 +405,7 @@ class Processor:
                 prepared[item.message_id] = exc
         booked = [p.appt_id for p in prepared.values() if isinstance(p, _Prepared)]
         with self._engine.begin() as conn:
+            identifier_links.remember(conn, self._links(lookups), now)
             writes = _Writes(conn, now, self._statements)
             writes.policy = self._notifications
             for index, item in enumerate(items):
@@ -427,6 +441,20 @@ class Processor:
             writes.flush()
         return done
 
+    def _links(self, lookups: Mapping[PersonId, Resolved | BaseException]) -> list[identifier_links.Link]:
+        """R-ID-5 both ways: each old number the register named, linked to the one now in use."""
+        system = self._mappings.fhir_system_for
+        out: list[identifier_links.Link] = []
+        for asked, answer in lookups.items():
+            if not isinstance(answer, Resolved):
+                continue
+            current = answer.current
+            olds = [asked] if asked != current else []
+            if answer.record is not None:
+                olds += answer.record.referred_from
+            out += [(system(o.authority), o.value, system(current.authority), current.value) for o in olds]
+        return out
+
     def _document(
         self,
         conn: Any,
@@ -452,9 +480,11 @@ class Processor:
                 document_flow.Result.FAILED, f"an outside system refused: {found}"
             )
         else:
-            account, mailbox = found if found is not None else (no_account(resolved.current), NO_MAILBOX)
+            account, mailbox, proxies = (
+                found if found is not None else (no_account(resolved.current), NO_MAILBOX, {})
+            )
             who = document_flow.Circumstances(
-                resolved.current, resolved.record, account, mailbox, self._units(event.unit_hsa_id)
+                resolved.current, resolved.record, account, mailbox, self._units(event.unit_hsa_id), proxies
             )
             try:  # validates before it writes: a failure leaves nothing half written
                 handled = document_flow.process_document(

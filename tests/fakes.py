@@ -55,12 +55,15 @@ SKYDDAD = record(
 )
 DECEASED = record("193804262628", deregistration=Deregistration.DECEASED)
 EMIGRATED = record("195511302134", deregistration=Deregistration.EMIGRATED)
-NEW_NUMBER = record("197306142659")
+NEW_NUMBER = record("197306142659", referred_from=(pnr("197306142642"),))
 OLD_NUMBER = record(
     "197306142642", deregistration=Deregistration.OLD_NUMBER_GN, referred_to=NEW_NUMBER.person
 )
 SAMORDNING = record("199002712934")
 LOCKED = record("196208152568")
+#: The child's guardians (mocks/persons.yaml): the register must clear them too (R-ID-3).
+GUARDIAN = record("198503141239")
+BLOCKED_GUARDIAN = record("198709224565")
 
 
 @dataclass
@@ -82,6 +85,8 @@ class FakeRegister:
                 OLD_NUMBER,
                 SAMORDNING,
                 LOCKED,
+                GUARDIAN,
+                BLOCKED_GUARDIAN,
             )
         }
     )

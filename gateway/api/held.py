@@ -51,6 +51,7 @@ async def release(document_id: str, body: StaffDecision, request: Request, store
         why=body.why,
         accounts=state.accounts,
         mailbox=state.mailbox,
+        register=state.register,
         mappings=state.mappings,
         unit_rules=state.settings.unit_rules,
         now=state.clock(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -15,10 +16,9 @@ from gateway.api.deps import StoreDep
 from gateway.domain.accounts import AccountDirectory, no_account
 from gateway.domain.identity import PersonId
 from gateway.domain.profile import HIDDEN, PersonProfile, person_profile
-from gateway.domain.register import Address, PopulationRegister
+from gateway.domain.register import Address, PopulationRegister, resolve
 from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
-from gateway.processing import resolve
 from gateway.refresh import refresh_bookings
 from gateway.store import notifications as notification_store
 from gateway.store.tables import appointments, documents
@@ -37,7 +37,7 @@ def _address(address: Address | str | None) -> dict[str, Any] | str | None:
 
 
 def _bookings(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
-    numbers = {profile.asked.value, profile.current.value}
+    numbers = {profile.asked.value, profile.current.value, *(p.value for p in profile.former)}
     with store.connect() as conn:
         rows = conn.execute(
             select(
@@ -73,7 +73,7 @@ def _bookings(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
 
 def _documents(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
     """The person's e-documents, newest first: where each went, and any R-BK-3 outdated mark."""
-    numbers = {profile.asked.value, profile.current.value}
+    numbers = {profile.asked.value, profile.current.value, *(p.value for p in profile.former)}
     with store.connect() as conn:
         rows = conn.execute(
             select(
@@ -151,7 +151,11 @@ def profile_json(
 ) -> dict[str, Any]:
     return {
         "identifier": _identifier(mappings, profile.asked),
-        "current_identifier": _identifier(mappings, profile.current) if profile.changed_number else None,
+        "current_identifier": _identifier(mappings, profile.current)
+        if profile.current != profile.asked
+        else None,
+        # R-ID-5 the other way: the old numbers the one in use replaced.
+        "former_identifiers": [_identifier(mappings, p) for p in profile.former],
         "name": profile.name,
         "address": _address(profile.address),
         "age": profile.age,
@@ -181,6 +185,7 @@ def profile_json(
                     "relation": p.relation,
                     "blocked": p.blocked,
                     "active": p.active,
+                    "protected": p.protected,
                 }
                 for p in profile.proxies
             ],
@@ -204,8 +209,13 @@ async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSON
     resolved = await resolve(register, asked)
     # R-ID-2: a reservnummer has no BankID, so no account to ask for.
     account = no_account(asked) if asked.is_reservnummer else await accounts.account(resolved.current)
+    # R-ID-3: a guardian or proxy with a protected identity is not named beside the person.
+    named = [p.person for p in account.proxies]
+    answers = await asyncio.gather(*(resolve(register, p) for p in named))
     today: date = datetime.now(UTC).date()
-    profile = person_profile(asked, resolved.current, resolved.record, account, today)
+    profile = person_profile(
+        asked, resolved.current, resolved.record, account, today, dict(zip(named, answers, strict=True))
+    )
     bookings = await run_in_threadpool(_bookings, store, profile)
     letters = await run_in_threadpool(_documents, store, profile)
     notices = await run_in_threadpool(_notifications, store, profile)
@@ -220,7 +230,7 @@ async def refresh_patient_bookings(
     person_id: str,
     request: Request,
     store: StoreDep,
-    unit: Annotated[str | None, Query(description="HSA-id of the unit (default: all units)")] = None,
+    unit: Annotated[str | None, Query(description="HSA-id of the unit (default: known units)")] = None,
 ) -> JSONResponse:
     """R-BK-4 ("Uppdatera nu"): each missing or changed booking becomes a message like any other."""
     state = request.app.state
@@ -240,5 +250,6 @@ async def refresh_patient_bookings(
             "message_ids": list(result.message_ids),
             "already_sent": result.already_sent,
             "refused": list(result.refused),
+            "cancelled": result.cancelled,
         }
     )

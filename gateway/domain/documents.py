@@ -16,7 +16,8 @@ REFUSE before HOLD before the print list before delivery):
 5. HOLD    protected identity, either level (R-ID-3, R-ID-4)
 6. PRINT   a letter without its exact control code (R-DOC-3, R-DOC-2)
 7. PRINT   the unit's local exception (R-DOC-7)
-8. DELIVER to the platform account, a mailbox, guardians, proxies (R-DOC-4) -- or PRINT when
+8. HOLD    a guardian or proxy who would get it has a protected identity (R-ID-3, R-ID-4)
+9. DELIVER to the platform account, a mailbox, guardians, proxies (R-DOC-4) -- or PRINT when
            no one can take it digitally (R-DOC-5)
 
 Decisions where DOMAIN.md and the seeds leave room:
@@ -45,6 +46,15 @@ Decisions where DOMAIN.md and the seeds leave room:
 - **A letter whose code is the other kind's** (an e-brev carrying ``[4US:RPAT]``) lacks *its*
   control code: print list (R-DOC-3). Both codes at once is the same (the scan's kind is NONE).
 - **Unit exceptions never loosen a rule**: they apply after REFUSE and HOLD.
+- **Guardians and proxies are checked in the register too** (R-ID-3, R-ID-7): each copy names
+  its recipient, and the platform would serve a protected parent's number beside the child and
+  the other parent (the usual reason a parent is protected is the other parent). So a document
+  that would reach a *protected* guardian or proxy is HELD for staff with the reason; released,
+  it goes to the others only and the protected one is reached as staff agreed (never listed
+  beside anyone else). A guardian or proxy the register does not know, could not be asked
+  about, or that is deceased or deregistered gets no copy (protection cannot be ruled out, or
+  there is no one to send to); a reservnummer has no BankID and gets none either (R-ID-2). A
+  changed number is followed to the number now in use (R-ID-5).
 """
 
 from __future__ import annotations
@@ -59,13 +69,14 @@ from gateway.control_codes import CodeKind, ControlCodeScan
 from gateway.domain.accounts import (
     Account,
     AccountStatus,
+    Proxy,
     ProxyRelation,
     active_proxies,
     mailbox_allowed,
 )
 from gateway.domain.booking import BookingAction
 from gateway.domain.identity import PersonId
-from gateway.domain.register import RegisterRecord
+from gateway.domain.register import RegisterRecord, Resolved
 
 #: R-DOC-5: a document only in the platform goes to the print list if unread this long.
 UNREAD_LIMIT = timedelta(hours=48)
@@ -239,6 +250,7 @@ def route_document(
     account: Account,
     mailbox: MailboxReachability,
     unit: UnitExceptions = NO_EXCEPTIONS,
+    proxies: Mapping[PersonId, Resolved] | None = None,
     today: date,
 ) -> RoutingDecision:
     """Decide where ``document`` for ``person`` goes (see the module docstring for the order).
@@ -246,6 +258,8 @@ def route_document(
     ``record`` is the register's answer for the person's *current* number (a changed number
     already followed, R-ID-5), ``None`` when the register has no such person or the person has a
     reservnummer. ``account`` is the platform's (``no_account(person)`` when it has none).
+    ``proxies``: the register's answer for each of the account's guardians and proxies, keyed by
+    the number the account names; one missing was not checked and gets no copy (R-ID-7).
     """
     if account.person.value != person.value or (record is not None and record.person.value != person.value):
         raise ValueError("the register record and the account must be the routed person's")
@@ -312,7 +326,7 @@ def route_document(
     if document.kind in unit.print_list_kinds:
         note = f" ({unit.note})" if unit.note else ""
         return decide(Outcome.PRINT_LIST, ("R-DOC-7",), f"the unit prints every {kind}{note}")
-    return _recipients(document, person, account, mailbox, unit, today, flags)
+    return _recipients(document, person, account, mailbox, unit, today, flags, proxies or {})
 
 
 def _flags(document: Document, record: RegisterRecord | None) -> frozenset[Flag]:
@@ -351,6 +365,9 @@ def _recipients(
     unit: UnitExceptions,
     today: date,
     flags: frozenset[Flag],
+    registered: Mapping[PersonId, Resolved],
+    *,
+    released: bool = False,
 ) -> RoutingDecision:
     rules: list[str] = ["R-DOC-4"]
     notes: list[str] = []
@@ -385,8 +402,19 @@ def _recipients(
     if guardians:
         rules.append("R-ID-6")
         notes.append("under 13: guardians get it in the platform, never in their own mailboxes")
-    deliveries += [Delivery(Channel.GUARDIAN, p.person) for p in guardians]
-    deliveries += [Delivery(Channel.PROXY, p.person) for p in proxies if p.relation is ProxyRelation.PROXY]
+    checked = _checked_proxies(proxies, registered)
+    if checked.protected and not released:
+        return RoutingDecision(
+            Outcome.HOLD,
+            ("R-ID-3", "R-ID-4"),
+            f"{checked.protected_text()} has a protected identity: the {document.kind.value} would "
+            "name them beside the person and the other recipients; staff decide how each gets it",
+            (),
+            flags,
+        )
+    rules += checked.rules
+    notes += checked.notes
+    deliveries += checked.deliveries
     # Flags are not why the document goes where it goes: their rules come last.
     flagged: list[str] = []
     if Flag.EMIGRATED in flags:
@@ -433,6 +461,78 @@ def _describe(delivery: Delivery) -> str:
     if delivery.channel is Channel.PLATFORM:
         return "the person's platform account"
     return f"{delivery.channel.value} {delivery.recipient.masked()} in the platform"
+
+
+@dataclass(slots=True)
+class _CheckedProxies:
+    """The account's active guardians and proxies as the register let them be (R-ID-3, R-ID-5)."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    protected: list[Proxy] = field(default_factory=list)
+
+    def protected_text(self) -> str:
+        kinds = sorted({p.relation.value for p in self.protected})
+        return f"{len(self.protected)} {'/'.join(kinds)}(s)"
+
+
+_CHANNEL = {ProxyRelation.GUARDIAN: Channel.GUARDIAN, ProxyRelation.PROXY: Channel.PROXY}
+
+
+def _checked_proxies(proxies: Sequence[Proxy], registered: Mapping[PersonId, Resolved]) -> _CheckedProxies:
+    out = _CheckedProxies()
+    left_out: dict[str, int] = {}
+    for proxy in proxies:
+        answer = registered.get(proxy.person)
+        why = _why_no_copy(proxy.person, answer)
+        if why is not None:
+            left_out[why] = left_out.get(why, 0) + 1
+            continue
+        assert answer is not None and answer.record is not None
+        if answer.record.protected:
+            out.protected.append(proxy)
+            continue
+        out.deliveries.append(Delivery(_CHANNEL[proxy.relation], answer.current))
+    for why, count in left_out.items():
+        out.rules.append(_NO_COPY_RULES[why])
+        out.notes.append(f"{count} guardian(s)/proxy(ies) get no copy: {why}")
+    if out.protected:
+        out.rules += ["R-ID-3", "R-ID-4"]
+        out.notes.append(
+            f"{out.protected_text()} with a protected identity get no copy in the platform beside "
+            "anyone else: reach them as agreed"
+        )
+    return out
+
+
+_NOT_CHECKED = "not checked in the population register"
+_NOT_FOUND = "not in the population register, so protection cannot be ruled out"
+_RESERVNUMMER = "reservnummer, so no BankID and no platform login"
+_DECEASED = "deceased per the population register"
+_DEREGISTERED = "deregistered in the population register"
+_NO_COPY_RULES = {
+    _NOT_CHECKED: "R-ID-7",
+    _NOT_FOUND: "R-ID-7",
+    _RESERVNUMMER: "R-ID-2",
+    _DECEASED: "R-ID-5",
+    _DEREGISTERED: "R-ID-5",
+}
+
+
+def _why_no_copy(person: PersonId, answer: Resolved | None) -> str | None:
+    if person.is_reservnummer:
+        return _RESERVNUMMER
+    if answer is None:
+        return _NOT_CHECKED
+    record = answer.record
+    if record is None:
+        return _NOT_FOUND
+    if record.deceased:
+        return _DECEASED
+    if record.deregistration is not None and not record.emigrated:
+        return _DEREGISTERED
+    return None
 
 
 def _unique(rules: Iterable[str]) -> tuple[str, ...]:
@@ -500,6 +600,7 @@ def route_released(
     account: Account,
     mailbox: MailboxReachability,
     unit: UnitExceptions = NO_EXCEPTIONS,
+    proxies: Mapping[PersonId, Resolved] | None = None,
     today: date,
     staff: str,
     why: str,
@@ -507,10 +608,13 @@ def route_released(
     """R-ID-4: staff released a held document after a manual decision (for a protected person:
     after agreeing with them how to be reached). It then goes to whoever can take it, as any
     document does (R-DOC-4), or to the print list when no one can (R-DOC-5). The hold's own
-    checks are not run again: deciding them is what the release was."""
+    checks are not run again: deciding them is what the release was. A protected guardian or
+    proxy still gets no copy beside the others (R-ID-3): staff reach them as they agreed."""
     if not staff.strip() or not why.strip():
         raise ValueError("a release names who decided and why")
-    decided = _recipients(document, person, account, mailbox, unit, today, frozenset())
+    decided = _recipients(
+        document, person, account, mailbox, unit, today, frozenset(), proxies or {}, released=True
+    )
     return RoutingDecision(
         decided.outcome,
         _unique(("R-ID-4", *decided.rules)),

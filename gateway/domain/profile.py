@@ -7,29 +7,34 @@ and address are replaced by "Dold uppgift" here, at the one place the view is ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 from gateway.domain.accounts import (
     Account,
     AccountStatus,
+    Proxy,
     active_proxies,
     guardians_automatic,
     mailbox_allowed,
 )
 from gateway.domain.identity import PersonId, age_on
-from gateway.domain.register import Address, Protection, RegisterRecord
+from gateway.domain.register import Address, Protection, RegisterRecord, Resolved
 
 HIDDEN = "Dold uppgift"
 
 
 @dataclass(frozen=True, slots=True)
 class ProxyView:
-    #: ``None`` for the proxies of a protected person: who they are could lead to the person.
+    #: ``None`` for the proxies of a protected person (who they are could lead to the person) and
+    #: for a proxy who is protected themselves (R-ID-3: never shown beside the person).
     person: PersonId | None
     relation: str
     blocked: bool
     active: bool
+    #: The register marks this guardian or proxy protected (R-ID-3); None: not asked.
+    protected: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +51,8 @@ class PersonProfile:
     emigrated: bool
     deregistration_date: date | None
     reservnummer: bool
-    #: R-ID-5: the number the person was asked for is an old one; ``current`` is the one in use.
+    #: R-ID-5: the number asked for is an old one (``current`` is the one in use), or the number
+    #: in use replaced older ones (``former``).
     changed_number: bool
     guardians_automatic: bool
     mailbox_allowed: bool
@@ -55,6 +61,8 @@ class PersonProfile:
     listing_unit: str | None
     sms_consent: bool
     proxies: tuple[ProxyView, ...]
+    #: R-ID-5: the old numbers the number in use replaced (SPAR ``Hanvisning`` Fran).
+    former: tuple[PersonId, ...] = ()
 
     @property
     def protected(self) -> bool:
@@ -68,11 +76,21 @@ def _name(record: RegisterRecord) -> str | None:
 
 
 def person_profile(
-    asked: PersonId, current: PersonId, record: RegisterRecord | None, account: Account, today: date
+    asked: PersonId,
+    current: PersonId,
+    record: RegisterRecord | None,
+    account: Account,
+    today: date,
+    proxies: Mapping[PersonId, Resolved] | None = None,
 ) -> PersonProfile:
-    """``record`` is the register's answer for ``current`` (a changed number already followed)."""
+    """``record`` is the register's answer for ``current`` (a changed number already followed);
+    ``proxies`` the register's answer for the account's guardians and proxies."""
     protected = record is not None and record.protected
     active = set(active_proxies(account, today))
+    checked = proxies or {}
+    former = tuple(o for o in (record.referred_from if record is not None else ()) if o != asked)
+    if asked != current:
+        former = ()  # asked by an old number: the view names the current one
     return PersonProfile(
         asked=asked,
         current=current,
@@ -86,15 +104,20 @@ def person_profile(
         emigrated=record is not None and record.emigrated,
         deregistration_date=record.deregistration_date if record is not None else None,
         reservnummer=asked.is_reservnummer,
-        changed_number=current != asked,
+        changed_number=current != asked or bool(former),
         guardians_automatic=guardians_automatic(current, today),
         mailbox_allowed=mailbox_allowed(current, today),
         account=account.status,
         locked=account.status is AccountStatus.LOCKED,
         listing_unit=account.listing_unit,
         sms_consent=account.sms_consent,
-        proxies=tuple(
-            ProxyView(None if protected else p.person, p.relation.value, p.blocked, p in active)
-            for p in account.proxies
-        ),
+        proxies=tuple(_proxy_view(p, p in active, protected, checked.get(p.person)) for p in account.proxies),
+        former=former,
     )
+
+
+def _proxy_view(proxy: Proxy, active: bool, person_protected: bool, answer: Resolved | None) -> ProxyView:
+    record = answer.record if answer is not None else None
+    own = None if answer is None else bool(record is not None and record.protected)
+    hidden = person_protected or bool(own)
+    return ProxyView(None if hidden else proxy.person, proxy.relation.value, proxy.blocked, active, own)

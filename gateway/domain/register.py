@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from gateway.domain.identity import PersonId
+from gateway.errors import PermanentUpstreamError
 
 
 class Protection(StrEnum):
@@ -23,7 +24,8 @@ class Protection(StrEnum):
 
 
 class Deregistration(StrEnum):
-    """SPAR ``AvregistreringsorsakKod``."""
+    """SPAR ``AvregistreringsorsakKod``. Older entries use one letter: ``A`` is read as
+    ``DECEASED``, ``G`` as ``OLD_NUMBER_GN``, ``O`` (övrig orsak) is ``OTHER_REASON``."""
 
     DECEASED = "AV"
     EMIGRATED = "UV"
@@ -33,6 +35,7 @@ class Deregistration(StrEnum):
     MISSING = "OB"
     TECHNICAL = "TA"
     FALSE_IDENTITY = "FI"
+    OTHER_REASON = "O"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,17 @@ class RegisterRecord:
         return self.deregistration in (Deregistration.OLD_NUMBER_GN, Deregistration.OLD_NUMBER_GS)
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The register's answer for a number, followed to the current number (R-ID-5).
+
+    ``record`` is None for a reservnummer (never in the register, R-ID-2) or a number the
+    register does not know."""
+
+    current: PersonId
+    record: RegisterRecord | None
+
+
 class PopulationRegister(Protocol):
     """The port to SPAR. Adapters raise the gateway's own errors, never a library's.
 
@@ -91,3 +105,23 @@ class PopulationRegister(Protocol):
     """
 
     async def lookup(self, person: PersonId) -> RegisterRecord | None: ...
+
+
+#: How many changed numbers in a row are followed before the register is taken to be wrong.
+MAX_NUMBER_CHANGES = 3
+
+
+async def resolve(register: PopulationRegister, person: PersonId) -> Resolved:
+    """Look a person up; follow a changed number (GN/GS -> Hanvisning Till) to the current one."""
+    if person.is_reservnummer:
+        return Resolved(person, None)  # R-ID-2: never in the register
+    current = person
+    record = await register.lookup(current)
+    hops = 0
+    while record is not None and record.changed_number and record.referred_to is not None:
+        hops += 1
+        if hops > MAX_NUMBER_CHANGES:
+            raise PermanentUpstreamError("register refers in circles between changed numbers")
+        current = record.referred_to
+        record = await register.lookup(current)
+    return Resolved(current, record)

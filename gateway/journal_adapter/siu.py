@@ -180,7 +180,8 @@ def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> Bookin
         reason=reason,
         time_type=time_type,
         time_type_display=sch.get(8, 2) or None,
-        cancelation_reason=trigger_map.cancelation_reason,
+        # SCH-6 event reason, when the sender says why (a refresh's cancellation does), else the table's.
+        cancelation_reason=sch.get(6, 2) or trigger_map.cancelation_reason,
         practitioners=_resources(msg.all("AIG"), 3),
         locations=_resources(msg.all("AIL"), 3, pl=True),
         personnel=_resources(msg.all("AIP"), 3, xcn=True),

@@ -22,6 +22,7 @@ from gateway.domain.letter import Attachment
 from gateway.fhir import communication as fhir_comm
 from gateway.fhir.appointment import content_hash
 from gateway.fhir.search import DateFilter, Token
+from gateway.store.identifier_links import patient_clause
 from gateway.store.queries import StoredResource, _date_clause
 from gateway.store.tables import (
     appointments,
@@ -282,10 +283,8 @@ def _visible() -> ColumnElement[bool]:
 def search_communications(conn: Connection, q: CommunicationQuery) -> tuple[int | None, list[bytes]]:
     """Visible documents only: never a held one, nor a protected person's unless staff released it."""
     where: list[ColumnElement[bool]] = [_visible()]
-    for system, value in q.subjects:
-        where.append(documents.c.patient_value == value)
-        if system is not None:
-            where.append(documents.c.patient_system == system)
+    for system, value in q.subjects:  # an old number finds the person's documents too (R-ID-5)
+        where.append(patient_clause(documents.c.patient_system, documents.c.patient_value, system, value))
     for system, value in q.recipients:
         match = [document_recipients.c.document_id == documents.c.id, document_recipients.c.value == value]
         if system is not None:

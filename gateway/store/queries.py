@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, false, func, null
 from gateway.fhir.appointment import BOOKING_ID_SYSTEM
 from gateway.fhir.search import AppointmentQuery, DateFilter, Token
 from gateway.store import intake_journal
+from gateway.store.identifier_links import patient_clause
 from gateway.store.intake_journal import entries
 from gateway.store.tables import appointments, messages
 
@@ -50,10 +51,10 @@ def _booking_id_clause(token: Token) -> ColumnElement[bool]:
 def search_appointments(conn: Connection, q: AppointmentQuery) -> tuple[int | None, list[bytes]]:
     """Visible appointments only (R-BK-1): hidden time types are never returned."""
     where: list[ColumnElement[bool]] = [appointments.c.visible.is_(True)]
-    for system, value in q.patients:  # repeated parameters are AND
-        where.append(appointments.c.patient_value == value)
-        if system is not None:
-            where.append(appointments.c.patient_system == system)
+    for system, value in q.patients:  # repeated parameters are AND; an old number finds the new (R-ID-5)
+        where.append(
+            patient_clause(appointments.c.patient_system, appointments.c.patient_value, system, value)
+        )
     for token in q.identifiers:
         where.append(_booking_id_clause(token))
     for f in q.dates:

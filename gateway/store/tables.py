@@ -267,6 +267,20 @@ recorded_exchanges = Table(
 )
 Index("ix_recorded_exchanges_source_at", recorded_exchanges.c.source, recorded_exchanges.c.at)
 
+# R-ID-5: an old number the register says was replaced (GN/GS ``Hanvisning`` Till from the old
+# one, ``Fran`` on the current one), so a search by the old number finds the person's current
+# bookings and documents. Learnt by the worker at every lookup; never served as such.
+identifier_links = Table(
+    "identifier_links",
+    metadata,
+    Column("old_value", String(32), primary_key=True),
+    Column("old_system", String(200), nullable=False),
+    Column("current_value", String(32), nullable=False),
+    Column("current_system", String(200), nullable=False),
+    Column("learned_at", UTCDateTime, nullable=False),
+)
+Index("ix_identifier_links_current", identifier_links.c.current_value)
+
 # The audit trail (docs/audit.md, Patientdatalagen): one row per HTTP request to a route that
 # reads or changes personal data, allowed or refused. Append-only: no route changes it, and
 # triggers (migration 0006) refuse UPDATE and DELETE. In a MetaData of its own, so nothing that

@@ -344,7 +344,8 @@ class JournalSimulator:
         In order: a kallelse (TXA-13 = the booking's SCH-2) for each of the first ``kallelser``
         bookings still booked; an e-brev with ``[4US:LPAT]`` in the footer (to Tolvan when the
         population has him), an e-remissbekräftelse with ``[4US:RPAT]``, a letter with the near
-        miss ``[4US: LPAT]``, one with no code, an e-brev with a PDF bilaga; then T10
+        miss ``[4US: LPAT]``, one with no code, an e-brev with a PDF bilaga, e-brev to a protected
+        person and to a child with a protected guardian (both held for staff); then T10
         replacements of the first kallelse and of the e-brev (same TXA-12, whole new text).
         """
         rng = random.Random(f"letters:{self._seed}:{self.run_id}:{day.isoformat()}")
@@ -361,6 +362,12 @@ class JournalSimulator:
             letters.append(self._brev(kind, rng.choice(persons), day, rng))
         pdf = Attachment("Provsvar.pdf", "application/pdf", minimal_pdf(f"Provsvar {day.isoformat()}"))
         letters.append(self._brev(LetterKind.E_BREV, rng.choice(persons), day, rng, attachments=(pdf,)))
+        # Held for staff (R-ID-3, R-ID-4): a letter to a protected person, and one to a child
+        # whose guardian is protected, when the population has them.
+        for protected in ("197605010128", "201803142387"):
+            person = self.population.find(protected)
+            if person is not None:
+                letters.append(self._brev(LetterKind.E_BREV, person, day, rng))
 
         out = [self._send("T02", letter, rng, now) for letter in letters]
         if letters and letters[0].kind is LetterKind.E_KALLELSE:

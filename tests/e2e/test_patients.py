@@ -9,6 +9,8 @@ import pytest
 
 from gateway.bootstrap import GatewayThread
 from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
+from gateway.domain.register import Protection
+from tests import fakes
 from tests.conftest import wait_processed
 from tests.fakes import FakeAccounts, FakeRegister, pnr
 from tests.support import TOLVAN, ack_code, mllp_exchange, siu
@@ -89,6 +91,29 @@ def test_r_id_5_an_old_number_shows_the_current_one(http: httpx.Client) -> None:
     body = http.get("/patients/197306142642").json()
     assert body["flags"]["changed_number"] is True
     assert body["current_identifier"]["value"] == "197306142659"
+
+
+def test_r_id_5_the_current_number_names_the_old_one_it_replaced(http: httpx.Client) -> None:
+    body = http.get("/patients/197306142659").json()
+    assert body["flags"]["changed_number"] is True
+    assert body["current_identifier"] is None
+    assert [i["value"] for i in body["former_identifiers"]] == ["197306142642"]
+
+
+def test_r_id_3_a_protected_guardian_is_not_named_in_the_childs_staff_view(
+    http: httpx.Client, register: FakeRegister
+) -> None:
+    register.records[BLOCKED_GUARDIAN] = fakes.record(
+        BLOCKED_GUARDIAN, protection=Protection.SEKRETESSMARKERING
+    )
+    body = http.get(f"/patients/{CHILD}").json()
+    shown = {
+        p["identifier"]["value"] if isinstance(p["identifier"], dict) else p["identifier"]: p
+        for p in body["account"]["proxies"]
+    }
+    assert shown[GUARDIAN]["protected"] is False
+    assert shown["Dold uppgift"]["protected"] is True
+    assert BLOCKED_GUARDIAN not in json.dumps(body)
 
 
 def test_r_id_5_deceased_and_emigrated_are_flagged(http: httpx.Client) -> None:

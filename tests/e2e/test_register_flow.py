@@ -137,9 +137,10 @@ def test_r_id_5_changed_number_is_filed_under_the_current_number(
     old, new = "197306142642", "197306142659"
     assert _push(gateway, siu(patient=old, booking="BK-OLD")) == ["AA"]
     wait_processed(http)
-    assert _visible_for(http, old) == []
     (appt,) = _visible_for(http, new)
     assert appt["participant"][0]["actor"]["identifier"]["value"] == new
+    # The identifier history: a platform asking by the old number finds the current booking.
+    assert _visible_for(http, old) == [appt]
     with gateway.gateway.engine.connect() as conn:
         linked = conn.execute(select(appointments.c.journal_patient_value)).scalar_one()
     assert linked == old  # both numbers stay linked
@@ -195,3 +196,16 @@ def test_an_ordinary_checked_message_shows_its_pid_to_operators(
     wait_processed(http)
     (item,) = http.get("/messages").json()["items"]
     assert f"PID|1||{TOLVAN}" in http.get(f"/messages/{item['id']}").json()["raw"]
+
+
+def test_r_id_5_a_search_by_the_old_number_finds_bookings_made_under_the_new_one(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    """The register names the old number on the current one (Hanvisning Fran): the link is
+    known even when the journal never used the old number."""
+    old, new = "197306142642", "197306142659"
+    assert _push(gateway, siu(patient=new, booking="BK-NEW")) == ["AA"]
+    wait_processed(http)
+    (appt,) = _visible_for(http, old)
+    assert appt["participant"][0]["actor"]["identifier"]["value"] == new
+    assert _visible_for(http, "191212121212") == []  # no one else's

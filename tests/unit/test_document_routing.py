@@ -7,6 +7,7 @@ that decided, and each copy delivered). Persons and numbers are those of ``mocks
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from gateway.domain.documents import (
     route_released,
 )
 from gateway.domain.identity import IdKind, PersonId
-from gateway.domain.register import Deregistration, Protection, RegisterRecord
+from gateway.domain.register import Deregistration, Protection, RegisterRecord, Resolved
 from tests import fakes
 
 TODAY = date(2026, 11, 25)
@@ -111,19 +112,28 @@ class Case:
     #: Each copy as (channel, number, mailbox provider).
     to: frozenset[tuple[Channel, str, MailboxProvider | None]] = frozenset()
     flags: frozenset[Flag] = field(default_factory=frozenset)
+    #: The register's answer for the guardians and proxies; None: each an ordinary person.
+    proxies: Mapping[PersonId, Resolved] | None = None
 
     def route(self) -> RoutingDecision:
         person = self.person or (self.record.person if self.record else None)
         assert person is not None
+        account = self.account or no_account(person)
         return route_document(
             self.document,
             person=person,
             record=self.record,
-            account=self.account or no_account(person),
+            account=account,
             mailbox=self.mailbox,
             unit=self.unit,
+            proxies=ordinary(account) if self.proxies is None else self.proxies,
             today=TODAY,
         )
+
+
+def ordinary(account: Account) -> dict[PersonId, Resolved]:
+    """The register knows each of the account's guardians and proxies, unprotected and alive."""
+    return {p.person: Resolved(p.person, fakes.record(p.person.value)) for p in account.proxies}
 
 
 def to(
@@ -616,6 +626,7 @@ def test_r_id_4_a_released_document_goes_to_whoever_can_take_it_and_names_who_de
         person=sekret.person,
         account=active(sekret),
         mailbox=KIVRA,
+        proxies={},
         today=TODAY,
         staff="ssk-anna",
         why="agreed by phone",
@@ -644,3 +655,92 @@ def test_r_id_4_a_released_document_goes_to_whoever_can_take_it_and_names_who_de
             staff=" ",
             why="x",
         )
+
+
+# R-ID-3 for guardians and proxies: each is checked in the register before a copy names them ----
+
+SECOND_PARENT = fakes.pnr("198709224565")
+PROTECTED_PARENT = fakes.record("198709224565", protection=Protection.SEKRETESSMARKERING)
+TWO_GUARDIANS = without_account(CHILD, GUARDIAN, Proxy(SECOND_PARENT, ProxyRelation.GUARDIAN))
+
+
+def test_r_id_3_r_id_4_a_protected_guardian_holds_the_childs_document() -> None:
+    for document in (KALLELSE, BREV, REMISS):
+        decision = Case(
+            HOLD,
+            "R-ID-3",
+            document=document,
+            record=CHILD,
+            account=TWO_GUARDIANS,
+            proxies={
+                PARENT: Resolved(PARENT, fakes.record(PARENT.value)),
+                SECOND_PARENT: Resolved(SECOND_PARENT, PROTECTED_PARENT),
+            },
+        ).route()
+        assert decision.outcome is Outcome.HOLD and decision.rules == ("R-ID-3", "R-ID-4")
+        assert decision.deliveries == ()  # nothing names the protected parent, nor the other
+        assert "protected identity" in decision.reason and SECOND_PARENT.value not in decision.reason
+
+
+def test_r_id_3_a_protected_proxy_of_an_adult_holds_the_document_too() -> None:
+    decision = Case(
+        HOLD,
+        "R-ID-3",
+        account=active(ADULT, REGISTERED_OMBUD),
+        mailbox=KIVRA,
+        proxies={
+            OMBUD: Resolved(OMBUD, fakes.record(OMBUD.value, protection=Protection.SKYDDAD_FOLKBOKFORING))
+        },
+    ).route()
+    assert decision.outcome is Outcome.HOLD and decision.deliveries == ()
+
+
+def test_r_id_3_released_the_protected_guardian_is_never_listed_beside_the_others() -> None:
+    released = route_released(
+        KALLELSE,
+        person=CHILD.person,
+        account=TWO_GUARDIANS,
+        mailbox=NO_MAILBOX,
+        proxies={
+            PARENT: Resolved(PARENT, fakes.record(PARENT.value)),
+            SECOND_PARENT: Resolved(SECOND_PARENT, PROTECTED_PARENT),
+        },
+        today=TODAY,
+        staff="ssk-anna",
+        why="the protected parent gets it by post as agreed",
+    )
+    assert released.outcome is Outcome.DELIVER
+    assert released.guardians == (PARENT,)
+    assert "R-ID-3" in released.rules and "reach them as agreed" in released.reason
+
+
+@pytest.mark.parametrize(
+    ("answer", "rule"),
+    [
+        pytest.param(None, "R-ID-7", id="R-ID-7 not asked: no copy"),
+        pytest.param(Resolved(PARENT, None), "R-ID-7", id="R-ID-7 not in the register: no copy"),
+        pytest.param(
+            Resolved(PARENT, fakes.record(PARENT.value, deregistration=Deregistration.DECEASED)),
+            "R-ID-5",
+            id="R-ID-5 deceased guardian: no copy",
+        ),
+    ],
+)
+def test_r_id_7_r_id_5_a_guardian_the_register_does_not_clear_gets_no_copy(
+    answer: Resolved | None, rule: str
+) -> None:
+    proxies = {} if answer is None else {PARENT: answer}
+    decision = Case(
+        PRINT, "R-DOC-5", record=CHILD, account=without_account(CHILD, GUARDIAN), proxies=proxies
+    ).route()
+    assert decision.outcome is Outcome.PRINT_LIST and decision.deliveries == ()
+    assert rule in decision.rules and "get no copy" in decision.reason
+
+
+def test_r_id_5_a_guardian_with_a_changed_number_gets_it_under_the_number_now_in_use() -> None:
+    old, new = fakes.OLD_NUMBER.person, fakes.NEW_NUMBER.person
+    account = without_account(CHILD, Proxy(old, ProxyRelation.GUARDIAN))
+    decision = Case(
+        DELIVER, "R-DOC-4", record=CHILD, account=account, proxies={old: Resolved(new, fakes.NEW_NUMBER)}
+    ).route()
+    assert decision.guardians == (new,)

@@ -1,7 +1,7 @@
 """SMS reminders and notices: the durable plan and what became of each (R-NOT-1..5, R-BK-5).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0012 (main's head when main was merged in; the lead re-chains at merge)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from gateway.store.db import UTCDateTime
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
