@@ -59,7 +59,7 @@ def replan_bookings(
         store.cancel(
             conn,
             (r.id for r in mine if r.state == store.PLANNED and r.id not in keep),
-            _WHY[change.action],
+            _WHY.get(change.action, "the booking changed; planned again"),
             now,
         )
         booking = replace(change.booking, notice_exists=bool(notice))
