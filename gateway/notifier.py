@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.notifications import STOCKHOLM, DontSend, Kind, Policy, decide_send, render
@@ -92,7 +93,15 @@ class Notifier:
         with self._engine.connect() as conn:
             rows = store.due(conn, now, self._batch)
         for row in rows:
-            await self._one(row)
+            try:
+                await self._one(row)
+            except SQLAlchemyError:
+                raise  # the store: the whole pass is tried again
+            except Exception as exc:
+                # One row that cannot be handled (a bug, an identifier the tables no longer
+                # know) must not hold up every SMS after it: it is dead, with the reason.
+                log.error("notifier.row_failed", notification=row.id, error=type(exc).__name__)
+                self._finish(row, store.DEAD, "", f"cannot be sent: {type(exc).__name__}", attempted=True)
         return len(rows)
 
     async def _one(self, row: store.Due) -> None:

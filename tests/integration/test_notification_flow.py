@@ -316,3 +316,15 @@ def test_provider_refusal_is_dead_at_once_with_the_reason(world: World) -> None:
     world.at(local(9, 18))
     (row,) = world.rows()
     assert row.state == "dead" and "refused" in row.reason and "HTTP 400" in row.reason
+
+
+def test_a_row_that_cannot_be_handled_is_dead_and_does_not_hold_up_the_others(world: World) -> None:
+    world.journal(booking(), booking(patient=SEKRET, booking="BK2"))
+    with world.engine.begin() as conn:  # an identifier the tables no longer recognise
+        conn.execute(
+            notifications.update().where(notifications.c.id == 1).values(recipient_value="not-a-number")
+        )
+    world.at(local(9, 18))
+    first, second = world.rows()
+    assert first.state == "dead" and "cannot be sent" in first.reason
+    assert second.state == "sent" and len(world.sms.to(SEKRET)) == 1
