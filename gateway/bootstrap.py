@@ -20,6 +20,7 @@ import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
@@ -31,6 +32,7 @@ from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
 from gateway.domain.register import PopulationRegister
+from gateway.domain.sms import SmsSender
 from gateway.errors import ConfigurationError
 from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
@@ -40,11 +42,13 @@ from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
+from gateway.notifier import Notifier
 from gateway.outbox import Outbox
 from gateway.processing import Processor
 from gateway.recording.wiring import OFFLINE_URL, Instruments
 from gateway.refresh import BookingSource
 from gateway.settings import Settings
+from gateway.sms_adapter import ElksSmsClient, SmsSettings
 from gateway.spar_adapter import SparRegister, SparSettings
 from gateway.spar_adapter import http_client as spar_http_client
 from gateway.store import intake_journal, migrate
@@ -55,6 +59,7 @@ from mocks.journal.book import JournalBook
 from mocks.journal.simulator import UNITS as SIMULATED_UNITS
 from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
 from mocks.services import MockServices
+from mocks.sms import PREFIX as SMS_MOCK_PATH
 from mocks.spar import PATH as SPAR_MOCK_PATH
 
 log = structlog.get_logger(__name__)
@@ -78,6 +83,8 @@ class Gateway:
     outbox: Outbox | None = None
     #: Enhanced mode's application ACKs to the senders; runs beside the processing worker.
     app_acks: AppAckSender | None = None
+    #: Sends the planned SMS reminders and notices (gateway/notifier.py).
+    notifier: Notifier | None = None
     http_port: int | None = None
     #: The unauthenticated metrics port, when GATEWAY_METRICS_PORT is set.
     metrics_server: metrics.MetricsServer | None = None
@@ -162,6 +169,8 @@ class Gateway:
             )
         if self.app_acks is not None:
             parts.append(self.app_acks.run(stop, poll_interval=self.settings.worker_poll_interval))
+        if self.notifier is not None:
+            parts.append(self.notifier.run(stop, poll_interval=self.settings.worker_poll_interval))
         await asyncio.gather(*parts)
 
     def stop(self) -> None:
@@ -210,10 +219,12 @@ def build(
     clock: Callable[[], datetime] | None = None,
     worker: WorkerMode = "inline",
     worker_register: str | None = None,
+    sms: SmsSender | None = None,
 ) -> Gateway:
     """Build the gateway from settings; tests may pass their own adapters for the ports, and a
     clock for the worker (its timers, e.g. the 48-hour rule)."""
     mappings = mapping_tables.load(settings.mappings_dir)
+    notification_policy = mapping_tables.load_notifications(settings.mappings_dir)
     outside = connect_outside(
         settings,
         register=register,
@@ -223,6 +234,7 @@ def build(
         journal=journal,
         journal_book=journal_book,
         mappings=mappings,
+        sms=sms,
     )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
@@ -245,6 +257,7 @@ def build(
         batch_size=settings.worker_batch,
         booking_wait=settings.kallelse_booking_wait,
         journal=intake_file,
+        notifications=notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
     app = create_app(
@@ -286,8 +299,26 @@ def build(
     )
     if clock is not None:
         app_acks.clock = clock
+    notifier = None
+    if outside.sms is not None:
+        sms_config = sms_settings()
+        notifier = Notifier(
+            engine,
+            outside.sms,
+            outside.accounts,
+            notification_policy,
+            mappings,
+            sender=sms_config.sender,
+            batch_size=sms_config.batch_size,
+            max_attempts=sms_config.max_attempts,
+            backoff_initial=sms_config.backoff_initial,
+            backoff_max=sms_config.backoff_max,
+            claim_seconds=sms_config.claim_seconds,
+            **({"clock": clock} if clock is not None else {}),
+        )
     gw = Gateway(
         settings=settings,
+        notifier=notifier,
         worker_process=worker_process,
         app_acks=app_acks,
         mappings=mappings,
@@ -310,6 +341,38 @@ def build(
         ),
     )
     return gw
+
+
+def sms_settings() -> SmsSettings:
+    """The SMS settings, checked at start: a sender name over 11 characters stops it (R-NOT-3)."""
+    try:
+        return SmsSettings()
+    except ValidationError as exc:
+        raise ConfigurationError(f"SMS settings (GATEWAY_SMS_*) are invalid: {exc}") from exc
+
+
+def _sms_client(
+    settings: SmsSettings,
+    mocks: bool,
+    mock_url: Callable[[str], str],
+    http_client: Callable[[], httpx.AsyncClient],
+) -> SmsSender | None:
+    """The SMS adapter from its settings; no URL: the built-in mock (no credentials needed).
+
+    With the mocks off (or a replay offline) and no URL there is no provider: notifications
+    are still planned, and staff see them, but none is sent; the start-up log says so.
+    """
+    if settings.url is None:
+        if not mocks:
+            log.warning("sms.off", reason="GATEWAY_SMS_URL is not set and the built-in mocks are off")
+            return None
+        settings = settings.model_copy(update={"url": mock_url("GATEWAY_SMS_URL") + SMS_MOCK_PATH})
+    else:
+        try:
+            settings.require_credentials()
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+    return ElksSmsClient(settings, http_client())
 
 
 def mllp_tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -419,6 +482,8 @@ class Outside:
     journal: BookingSource
     #: Delivery to digital mailboxes (Mina meddelanden deliverSecure), for the outbox.
     mailbox_delivery: MailboxDelivery | None = None
+    #: The SMS provider (R-NOT-3), for the notifier.
+    sms: SmsSender | None = None
     mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -442,6 +507,7 @@ def connect_outside(
     journal_book: JournalBook | None = None,
     mailbox_delivery: MailboxDelivery | None = None,
     mappings: Mappings | None = None,
+    sms: SmsSender | None = None,
 ) -> Outside:
     """Build each adapter from its own settings; a system with no URL gets its built-in mock.
 
@@ -526,6 +592,10 @@ def connect_outside(
             )
             closers.append(service.aclose)
             journal = service
+        if sms is None:
+            sms = _sms_client(
+                sms_settings(), settings.mocks and not instruments.offline, mock_url, http_client
+            )
     except Exception:
         if mocks is not None:
             mocks.stop()
@@ -537,6 +607,7 @@ def connect_outside(
         mailbox=mailbox,
         journal=journal,
         mailbox_delivery=mailbox_delivery,
+        sms=sms,
         mocks=mocks,
         clients=clients,
         closers=closers,

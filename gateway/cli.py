@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from gateway import logging as gw_logging
+from gateway import notification_demo
 from gateway.api import auth
 from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id, mask_ids_in_text
@@ -130,7 +131,7 @@ def token(scopes: tuple[str, ...], subject: str, minutes: float, key: Path | Non
     help="Population file (default: GATEWAY_MOCK_PERSONS or the built-in mocks/persons.yaml).",
 )
 def mocks(host: str, port: int, persons: Path | None) -> None:
-    """Run the built-in mocks standalone (SPAR, accounts, journal booking service, mailboxes) until Ctrl-C."""
+    """Run the built-in mocks standalone (SPAR, accounts, journal service, mailboxes, SMS) until Ctrl-C."""
     from pydantic import ValidationError
 
     from mocks.population import load as load_population
@@ -268,6 +269,7 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
         click.echo(f"\nAll visible appointments by status: {by_status}")
         _print_people(client, sorted({m.person_id for m in messages}))
         _letters(client, journal, push, host, port)
+        notification_demo.show(runner, client, journal, push, host, port)
     click.echo(
         "\nWhere to look:\n"
         f"  {base}/fhir/Appointment?patient:identifier={system}|{pid}\n"

@@ -26,7 +26,7 @@ import orjson
 import structlog
 from sqlalchemy import Connection, bindparam, select, update
 
-from gateway import outbox
+from gateway import notification_flow, outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import Account
 from gateway.domain.booking import BookingAction
@@ -45,6 +45,7 @@ from gateway.domain.documents import (
 )
 from gateway.domain.identity import PersonId
 from gateway.domain.letter import DocumentAction, DocumentEvent, JournalDocumentType, document_kind
+from gateway.domain.notifications import DeliveredDocument, Policy, Role
 from gateway.domain.register import RegisterRecord, Resolved
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
@@ -141,6 +142,7 @@ def process_document(
     received_at: datetime,
     attempts: int,
     booking_wait: timedelta,
+    notifications: Policy | None = None,
 ) -> Handled:
     doc_id = fhir_comm.document_id(event.namespace, event.document_number)
     row = store.current(conn, doc_id)
@@ -210,6 +212,8 @@ def process_document(
         digest,
         now,
     )
+    if notifications is not None:
+        _plan_notices(conn, event, who, mappings, doc_id, row is None, decision, notifications, now)
     log.info(
         "document.routed",
         document_id=doc_id,
@@ -220,6 +224,39 @@ def process_document(
         replaced=row is not None,
     )
     return DONE
+
+
+_NOTICE_ROLES = {Channel.PLATFORM: Role.PATIENT, Channel.GUARDIAN: Role.GUARDIAN, Channel.PROXY: Role.PROXY}
+
+
+def _plan_notices(
+    conn: Connection,
+    event: DocumentEvent,
+    who: Circumstances,
+    mappings: Mappings,
+    doc_id: str,
+    new: bool,
+    decision: RoutingDecision,
+    policy: Policy,
+    now: datetime,
+) -> None:
+    """R-NOT-2: notices to the document's platform recipients (R-DOC-4), in this transaction."""
+    recipients = tuple(
+        (d.recipient, _NOTICE_ROLES[d.channel]) for d in decision.deliveries if d.channel in _NOTICE_ROLES
+    )
+    if not recipients:
+        return
+    delivered = DeliveredDocument(
+        document_id=doc_id,
+        patient=who.person,
+        platform_only=decision.outcome is Outcome.DELIVER and decision.mailbox is None,
+        visible=decision.outcome is Outcome.DELIVER and _visible(who, decision),
+        recipients=recipients,
+        direct=event.notify_direct,
+    )
+    notification_flow.plan_document(
+        conn, delivered, policy, now, lambda p: mappings.fhir_system_for(p.authority), new=new
+    )
 
 
 def _visible(who: Circumstances, decision: RoutingDecision) -> bool:

@@ -13,6 +13,7 @@ letter, SQL parameters, request bodies) are held at WARNING whatever the level a
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -25,6 +26,15 @@ from gateway.domain.identity import mask_ids_in_text
 _PERSONAL_KEYS = frozenset(
     {"name", "given", "family", "address", "postal_address", "street", "firstname", "lastname"}
 )
+
+
+#: Mobile numbers (E.164 +46..., URL-encoded %2B46..., or 07x...): an SMS adapter's URL or error
+#: must not put one in a log (R-NOT-5; docs/notifications.md).
+_PHONE = re.compile(r"(?:\+|%2B|(?<!\d)00)46\d{7,10}(?!\d)|(?<!\d)07\d{8}(?!\d)", re.IGNORECASE)
+
+
+def _mask_text(text: str) -> str:
+    return _PHONE.sub("<phone>", mask_ids_in_text(text))
 
 
 #: Third-party loggers that can write message bodies: zeep logs every SOAP envelope, signxml the
@@ -64,7 +74,7 @@ def mask_personal_data(
 def _masked(value: Any) -> Any:
     """A value with every personnummer-shaped run masked, looking inside lists and dicts."""
     if isinstance(value, str):
-        return mask_ids_in_text(value)
+        return _mask_text(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and len(str(abs(value))) in (10, 12):
@@ -85,7 +95,7 @@ def _json(obj: Any, **_: Any) -> str:
 
 
 def _masked_text(value: Any) -> str:
-    return mask_ids_in_text(str(value))
+    return _mask_text(str(value))
 
 
 def configure(fmt: str = "auto", level: str = "INFO") -> None:

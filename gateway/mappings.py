@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -18,6 +18,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from gateway.domain import notifications
 from gateway.domain.booking import ResourceKind
 from gateway.domain.identity import IdKind, PersonId, recognise
 from gateway.errors import ConfigurationError
@@ -303,3 +304,86 @@ def _cross_check(m: Mappings) -> None:
     for needed in (IdKind.PERSONNUMMER, IdKind.SAMORDNINGSNUMMER):
         if needed not in kinds:
             raise ConfigurationError(f"identifiers.yaml: no mapping for {needed.value}")
+
+
+class _LeadTimeMapping(_Strict):
+    days_before: int | None = None
+    at: str | None = None
+    minutes_before: int | None = None
+
+    def lead(self, where: str) -> notifications.LeadTime:
+        if self.minutes_before is not None:
+            if self.days_before is not None or self.at is not None:
+                raise ConfigurationError(f"notifications.yaml: {where}: minutes_before or days_before/at")
+            return notifications.LeadTime(before=timedelta(minutes=self.minutes_before))
+        return notifications.LeadTime(days_before=self.days_before or 0, at=_clock_time(self.at or "18:00"))
+
+
+class _LeadTimes(_Strict):
+    default: _LeadTimeMapping
+    by_key: dict[str, _LeadTimeMapping] = {}
+
+
+class _QuietHours(_Strict):
+    start: str
+    end: str
+
+
+class _Video(_Strict):
+    notice_when_booked: bool = True
+    reminder_minutes_before: int = 15
+
+
+class _Documents(_Strict):
+    delay_minutes: int = 15
+
+
+class NotificationTable(_Strict):
+    login_link: str
+    lead_times: _LeadTimes
+    remind_when_booked_late: bool = False
+    quiet_hours: _QuietHours | None
+    video: _Video = _Video()
+    documents: _Documents = _Documents()
+    templates: dict[notifications.Kind, str]
+
+
+def _clock_time(text: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"notifications.yaml: {text!r} is not a time of day (HH:MM)") from exc
+
+
+def load_notifications(directory: Path | None = None) -> notifications.Policy:
+    """``notifications.yaml`` as the planner's Policy. A mappings directory without the file
+    (one made before it existed) gets the defaults shipped in ``mappings/``."""
+    path = (directory or DEFAULT_DIR) / "notifications.yaml"
+    if not path.exists():
+        path = DEFAULT_DIR / "notifications.yaml"
+    try:
+        table = NotificationTable.model_validate(_read(path))
+    except ValidationError as exc:
+        raise ConfigurationError(f"mapping file {path.name} is invalid: {exc}") from exc
+    missing = set(notifications.Kind) - set(table.templates)
+    if missing:
+        raise ConfigurationError(f"notifications.yaml: no template for {', '.join(sorted(missing))}")
+    for kind, text in table.templates.items():
+        try:
+            notifications.check_template(kind, text)
+        except ValueError as exc:
+            raise ConfigurationError(f"notifications.yaml: {exc}") from exc
+    quiet = table.quiet_hours
+    return notifications.Policy(
+        login_link=table.login_link,
+        default_lead=table.lead_times.default.lead("default"),
+        leads={key: m.lead(key) for key, m in table.lead_times.by_key.items()},
+        remind_when_booked_late=table.remind_when_booked_late,
+        quiet_hours=(
+            notifications.QuietHours(_clock_time(quiet.start), _clock_time(quiet.end)) if quiet else None
+        ),
+        video_booked_notice=table.video.notice_when_booked,
+        video_reminder_before=timedelta(minutes=table.video.reminder_minutes_before),
+        document_delay=timedelta(minutes=table.documents.delay_minutes),
+        templates=dict(table.templates),
+    )

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, Table, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import UpdateBase
 
-from gateway import document_flow, metrics
+from gateway import document_flow, metrics, notification_flow
 from gateway.domain.accounts import Account, AccountDirectory, no_account
 from gateway.domain.booking import BookingAction, BookingEvent
 from gateway.domain.documents import (
@@ -35,7 +35,8 @@ from gateway.domain.documents import (
 )
 from gateway.domain.identity import PersonId
 from gateway.domain.letter import DocumentEvent
-from gateway.domain.register import PopulationRegister, Resolved, resolve
+from gateway.domain.notifications import Booking, Policy
+from gateway.domain.register import PopulationRegister, RegisterRecord, Resolved, resolve
 from gateway.domain.rules import Exposure, booking_exposure
 from gateway.errors import GatewayError, StoreError, TransientUpstreamError
 from gateway.fhir.appointment import build_appointment, check, content_hash, render
@@ -82,6 +83,7 @@ class _Prepared:
     exposure: Exposure
     resource: dict[str, Any]
     digest: str
+    record: RegisterRecord | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +125,9 @@ class _Writes:
         self.restricted: list[dict[str, Any]] = []
         #: Each message's state this batch, for the metrics once committed (flush keeps them).
         self.outcomes: list[tuple[int, str]] = []
+        # Bookings whose notifications are planned again in this transaction (R-NOT-1, R-BK-5).
+        self.policy: Policy | None = None
+        self.replans: list[notification_flow.BookingChange] = []
 
     def load(self, ids: list[str]) -> dict[str, _Current]:
         """The current rows of the batch's appointments: one ``SELECT ... IN`` per 500."""
@@ -159,6 +164,9 @@ class _Writes:
         self.appointments = {}
         self.restricted, self.waiting, self.finished = [], [], []
         self._run(booked)
+        if self.replans and self.policy is not None:
+            notification_flow.replan_bookings(self.conn, self.replans, self.policy, self.now)
+        self.replans = []
         if self.changed:
             document_flow.outdate_changed(self.conn, self.changed, self.now)
             self.changed = []
@@ -237,8 +245,10 @@ class Processor:
         booking_wait: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         journal: IntakeJournal | None = None,
+        notifications: Policy | None = None,
     ) -> None:
         self._engine = engine
+        self._notifications = notifications
         # SQLite: what the inbox acknowledged is in the intake journal until moved into
         # ``messages``, before each claim (gateway/store/intake_journal.py).
         self._mover = Mover(journal, engine) if journal is not None else None
@@ -412,6 +422,7 @@ class Processor:
         with self._engine.begin() as conn:
             identifier_links.remember(conn, self._links(lookups), now)
             writes = _Writes(conn, now, self._statements)
+            writes.policy = self._notifications
             for index, item in enumerate(_bound(items)):
                 if item.event is None:
                     writes.finish(item.message_id, FAILED, item.error)
@@ -504,6 +515,7 @@ class Processor:
                     received_at=item.received_at,
                     attempts=item.attempts,
                     booking_wait=self._booking_wait,
+                    notifications=self._notifications,
                 )
             except (GatewayError, ValueError) as exc:
                 handled = document_flow.Handled(document_flow.Result.FAILED, str(exc))
@@ -540,7 +552,7 @@ class Processor:
         resource = build_appointment(filed, self._mappings)
         check(resource)
         digest = content_hash({"visible": exposure.visible, "why": exposure.reason, "resource": resource})
-        return _Prepared(resource["id"], patient, exposure, resource, digest)
+        return _Prepared(resource["id"], patient, exposure, resource, digest, resolved.record)
 
     def _apply(
         self,
@@ -590,11 +602,37 @@ class Processor:
         else:
             values["b_id"] = appt_id
             writes.appointments[appt_id] = _Pending(False, values, ready.resource)
+        if writes.policy is not None:
+            writes.replans.append(self._booking_change(event, ready, new=row is None))
         if row is None:
             current[appt_id] = _Current(version, digest, message_id)
         else:
             row.version_id, row.content_hash, row.last_message_id = version, digest, message_id
             writes.changed.append((appt_id, event.action, message_id))
+
+    def _booking_change(
+        self, event: BookingEvent, ready: _Prepared, *, new: bool
+    ) -> notification_flow.BookingChange:
+        time_type = self._mappings.time_types.time_types.get(event.time_type or "")
+        record = ready.record
+        booking = Booking(
+            appointment_id=ready.appt_id,
+            patient=ready.patient,
+            status=event.status,
+            start=event.start,
+            contact=time_type.kind if time_type is not None else None,
+            time_type=event.time_type,
+            unit=next((r.hsa_id for r in event.locations if r.hsa_id), None),
+            visible=ready.exposure.visible,
+            withheld=ready.exposure.reason,
+            hidden_time_type=not self._mappings.time_type_visible(event.time_type),
+            protected=record is not None and record.protected,
+            deceased=record is not None and record.deceased,
+            new=new,
+        )
+        return notification_flow.BookingChange(
+            booking, event.action, self._mappings.fhir_system_for(ready.patient.authority)
+        )
 
     async def run(
         self,

@@ -59,6 +59,9 @@ def mock_env(mocks_url: str) -> dict[str, str]:
         "GATEWAY_MAILBOX_URL": mocks_url + MAILBOX_MOCK_PATH,
         # The mock's operators answer under its own address: allowed as bootstrap allows it.
         "GATEWAY_MAILBOX_SERVICE_ADDRESSES": json.dumps({"*": [f"{mocks_url}/mailbox/"]}),
+        "GATEWAY_SMS_URL": mocks_url + "/sms",
+        "GATEWAY_SMS_USERNAME": "mock",
+        "GATEWAY_SMS_PASSWORD": "mock",
     }
     return {k: v for k, v in wanted.items() if k not in os.environ}
 

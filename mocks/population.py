@@ -77,6 +77,8 @@ class AccountEntry(_Strict):
     status: AccountStatus = "none"
     listing_unit: str | None = Field(None, description="HSA-id of the unit the person is listed at.")
     sms_consent: bool = False
+    #: The mobile number given in the platform (E.164), for SMS (R-NOT-1).
+    mobile: str | None = None
     proxies: tuple[ProxyEntry, ...] = ()
 
 

@@ -45,6 +45,7 @@ class _AccountWire(_Wire):
     status: Literal["none", "active", "locked"]
     listing_unit: str | None = None
     sms_consent: bool = False
+    mobile: str | None = None
     proxies: tuple[_ProxyWire, ...] = ()
 
 
@@ -149,4 +150,5 @@ def _parse(person: PersonId, body: bytes, what: str) -> Account:
         listing_unit=wire.listing_unit,
         sms_consent=wire.sms_consent,
         proxies=proxies,
+        mobile=wire.mobile or None,
     )

@@ -20,6 +20,7 @@ from gateway.domain.register import Address, PopulationRegister, resolve
 from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
 from gateway.refresh import refresh_bookings
+from gateway.store import notifications as notification_store
 from gateway.store.tables import appointments, documents
 
 router = APIRouter(tags=["Staff"])
@@ -111,11 +112,42 @@ def _documents(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
     ]
 
 
+def _notifications(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
+    """SMS reminders and notices about the person or to them (as guardian or proxy), newest
+    first: planned, sent, cancelled or skipped, each with the rules and why. Never the mobile
+    number or the text (neither is stored)."""
+    numbers = sorted({profile.asked.value, profile.current.value})
+    with store.connect() as conn:
+        rows = notification_store.for_patient(conn, numbers)
+
+    def at(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return [
+        {
+            "notification": row["id"],
+            "kind": row["kind"],
+            "about": {row["subject"]: row["subject_id"]},
+            "about_this_person": row["patient_value"] in numbers,
+            "to": row["role"],
+            "state": row["state"],
+            "due_at": at(row["due_at"]),
+            "sent_at": at(row["sent_at"]),
+            "rules": row["rules"].split(),
+            "why": row["reason"],
+            "attempts": row["attempts"],
+            "last_error": row["last_error"],
+        }
+        for row in rows
+    ]
+
+
 def profile_json(
     mappings: Mappings,
     profile: PersonProfile,
     bookings: list[dict[str, Any]],
     letters: list[dict[str, Any]] | None = None,
+    notices: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "identifier": _identifier(mappings, profile.asked),
@@ -160,6 +192,7 @@ def profile_json(
         },
         "bookings": bookings,
         "documents": letters or [],
+        "notifications": notices or [],
     }
 
 
@@ -185,7 +218,8 @@ async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSON
     )
     bookings = await run_in_threadpool(_bookings, store, profile)
     letters = await run_in_threadpool(_documents, store, profile)
-    return JSONResponse(profile_json(mappings, profile, bookings, letters))
+    notices = await run_in_threadpool(_notifications, store, profile)
+    return JSONResponse(profile_json(mappings, profile, bookings, letters, notices))
 
 
 @router.post(

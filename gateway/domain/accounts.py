@@ -52,6 +52,8 @@ class Account:
     listing_unit: str | None = None
     sms_consent: bool = False
     proxies: tuple[Proxy, ...] = ()
+    #: The mobile number the person gave the platform (E.164), for SMS (R-NOT-1). Never logged.
+    mobile: str | None = None
 
 
 def no_account(person: PersonId) -> Account:

@@ -62,6 +62,8 @@ class DocumentEvent:
     unit_name: str | None = None
     author: str | None = None
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+    #: R-NOT-2: notify at once ("aviseras direkt"), not 15 minutes later (ZNT-2 ``D``).
+    notify_direct: bool = False
 
 
 def document_kind(document_type: JournalDocumentType, scan: ControlCodeScan) -> DocumentKind:

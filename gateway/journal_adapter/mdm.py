@@ -71,6 +71,10 @@ def to_document_event(msg: Message, header: Header, mappings: Mappings) -> Docum
     unit_hsa_id = unit_id if is_hsa_id(unit_id) else None
     unit_name = (pv1.get(3, 9) or None) if pv1 is not None else None
 
+    # R-NOT-2: ZNT-2 "D" (aviseras direkt) notifies at once; absent or anything else, 15 min later.
+    znt = msg.first("ZNT")
+    notify_direct = znt is not None and znt.get(2, 1).strip().upper() == "D"
+
     obx = msg.all("OBX")
     title, text = _text(obx)
     return DocumentEvent(
@@ -87,6 +91,7 @@ def to_document_event(msg: Message, header: Header, mappings: Mappings) -> Docum
         unit_name=unit_name,
         author=author,
         attachments=_attachments(obx),
+        notify_direct=notify_direct,
     )
 
 

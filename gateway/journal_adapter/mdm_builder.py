@@ -43,6 +43,7 @@ class MdmDocument:
     attachments: tuple[Attachment, ...] = ()  # OBX ED, base64
     family: str = ""
     given: str = ""
+    notify_direct: bool = False  # ZNT-2 "D": notify at once (R-NOT-2)
 
 
 def build_mdm(
@@ -113,6 +114,8 @@ def build_mdm(
         name = e(attachment.filename or f"bilaga-{number}.pdf")
         obx.append(f"ED|BILAGA^{name}||^AP^{subtype}^Base64^{data}")
     segments += [f"OBX|{i}|{body}||||||F" for i, body in enumerate(obx, start=1)]
+    if d.notify_direct:
+        segments.append("ZNT|1|D")
     return ("\r".join(segments) + "\r").encode(CODECS[charset])
 
 

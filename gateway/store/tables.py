@@ -350,3 +350,42 @@ audit_events = Table(
 Index("ix_audit_events_patient_at", audit_events.c.patient, audit_events.c.at)
 Index("ix_audit_events_caller_at", audit_events.c.caller, audit_events.c.at)
 Index("ix_audit_events_at", audit_events.c.at)
+
+# SMS reminders and notices (gateway/domain/notifications.py): the plan, written in the same
+# transaction as the booking or document change it follows, and what became of each. A row
+# that will not be sent (``skipped``, ``cancelled``) keeps why, for staff. ``idempotency_key``
+# is set when planned and never changes: the worker marks ``sending`` before the provider call
+# and after a crash asks the provider by the same key, so an SMS goes at most once.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    # appointment or document, and its id
+    Column("subject", String(12), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("patient_system", String(120), nullable=False),
+    Column("patient_value", String(32), nullable=False),
+    Column("recipient_system", String(120), nullable=False),
+    Column("recipient_value", String(32), nullable=False),
+    Column("role", String(12), nullable=False),
+    # planned, skipped, cancelled, sending, sent, dead
+    Column("state", String(12), nullable=False),
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("visit_start", UTCDateTime, nullable=True),
+    Column("rules", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("idempotency_key", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("sending_since", UTCDateTime, nullable=True),
+    Column("provider_id", String(120), nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_notifications_idempotency_key"),
+)
+Index("ix_notifications_due", notifications.c.state, notifications.c.next_attempt_at, notifications.c.id)
+Index("ix_notifications_subject", notifications.c.subject, notifications.c.subject_id)
+Index("ix_notifications_patient", notifications.c.patient_value, notifications.c.patient_system)

@@ -44,7 +44,13 @@ class AccountOut(BaseModel):
     status: AccountStatus
     listing_unit: str | None
     sms_consent: bool
+    mobile: str | None = None
     proxies: list[ProxyOut]
+
+
+class SmsSettingsIn(BaseModel):
+    sms_consent: bool
+    mobile: str | None = None
 
 
 _Next = Callable[[Request], Awaitable[Response]]
@@ -57,6 +63,8 @@ def create_app(population: Population | None = None, switches: Switches | None =
     people = population if population is not None else population_file.load()
     state = switches if switches is not None else Switches()
     statuses: dict[str, AccountStatus] = {p.id: p.account.status for p in people.persons}
+    # SMS consent and mobile as changed at run time (the citizen's settings in the platform).
+    sms: dict[str, SmsSettingsIn] = {}
 
     app = FastAPI(title="Citizen platform account service (mock)", version="1")
 
@@ -70,7 +78,8 @@ def create_app(population: Population | None = None, switches: Switches | None =
             id=person.id,
             status=status,
             listing_unit=person.account.listing_unit,
-            sms_consent=person.account.sms_consent,
+            sms_consent=sms[person.id].sms_consent if person.id in sms else person.account.sms_consent,
+            mobile=sms[person.id].mobile if person.id in sms else person.account.mobile,
             proxies=[
                 ProxyOut(
                     id=proxy.id,
@@ -132,6 +141,15 @@ def create_app(population: Population | None = None, switches: Switches | None =
         statuses[person.id] = "active"
         return render(person.id)
 
+    @app.put("/accounts/_sms/{person_id}")
+    async def set_sms(person_id: PersonPath, settings: SmsSettingsIn) -> AccountOut:
+        """The citizen gives or withdraws the SMS consent, or changes the mobile (R-NOT-1)."""
+        person = with_account(person_id.replace("-", ""))
+        if "mobile" not in settings.model_fields_set:  # a consent alone keeps the number
+            settings = SmsSettingsIn(sms_consent=settings.sms_consent, mobile=render(person.id).mobile)
+        sms[person.id] = settings
+        return render(person.id)
+
     @app.get("/accounts/_switches")
     async def get_switches() -> Switches:
         return state
@@ -147,6 +165,7 @@ def create_app(population: Population | None = None, switches: Switches | None =
     async def reset() -> Switches:
         """Every account back to the population file's status, every switch off."""
         statuses.update({p.id: p.account.status for p in people.persons})
+        sms.clear()
         return await put_switches(Switches())
 
     return app

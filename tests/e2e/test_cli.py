@@ -63,6 +63,10 @@ def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: 
     assert "R-DOC-4" in letters and "on the staff print list" in letters
     assert "held for a staff decision" in letters
     assert "191212121212" not in letters
+    # The reminders part (issue 20): the plan, by rule, numbers masked, no text or mobile.
+    reminders = out.split("SMS reminders and notices planned")[1].split("Where to look")[0]
+    assert "reminder" in reminders and "R-NOT-1" in reminders
+    assert "191212121212" not in reminders and "+4670" not in reminders
     assert (tmp_path / "var" / "demo.db").exists()
 
     listing = subprocess.run(

@@ -65,3 +65,16 @@ def test_exceptions_are_json_and_masked_after_formatting_and_payload_loggers_are
     for digits in ("191212121212", "1212121212", "201605152386", "Tolvan"):
         assert digits not in run.stderr
     assert not [line for line in lines if "payload" in line["event"]]  # held at WARNING
+
+
+def test_mobile_numbers_are_masked_in_any_value_R_NOT_5() -> None:
+    event = mask_personal_data(
+        None,
+        "info",
+        {
+            "event": "HTTP Request: GET http://x/sms/a1/sms?to=%2B46701740605&end=2026 200",
+            "to": "+46701740605",
+            "local": "sms to 0701740605",
+        },
+    )
+    assert "701740605" not in repr(event)
