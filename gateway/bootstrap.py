@@ -20,11 +20,13 @@ import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
+from gateway.api.console.settings import ConsoleSettings, OidcSettings
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
@@ -51,6 +53,8 @@ from gateway.store.inbox import Inbox
 from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
 from mocks.journal.book import JournalBook
 from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
+from mocks.oidc import CLIENT_SECRET as OIDC_MOCK_SECRET
+from mocks.oidc import PATH as OIDC_MOCK_PATH
 from mocks.services import MockServices
 from mocks.spar import PATH as SPAR_MOCK_PATH
 
@@ -239,6 +243,8 @@ def build(
         mailbox=outside.mailbox,
         **({"clock": clock} if clock is not None else {}),
     )
+    if outside.oidc is not None:
+        mount_console(app, outside)
     worker_process = None
     if worker == "process":
         # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
@@ -381,6 +387,17 @@ class GatewayThread:
         self.gateway.engine.dispose()
 
 
+def mount_console(app: FastAPI, outside: Outside) -> None:
+    """The staff console under /console, signing in with the configured identity provider."""
+    from gateway.api.console.app import create_console
+    from gateway.api.console.oidc import OidcClient
+
+    assert outside.oidc is not None
+    http = httpx.AsyncClient()
+    outside.clients.append(http)
+    app.mount("/console", create_console(app.state, ConsoleSettings(), OidcClient(outside.oidc, http)))
+
+
 @dataclass
 class Outside:
     """The adapters to outside systems, the HTTP clients they own, and the embedded mocks."""
@@ -392,6 +409,8 @@ class Outside:
     #: Delivery to digital mailboxes (Mina meddelanden deliverSecure), for the outbox.
     mailbox_delivery: MailboxDelivery | None = None
     mocks: MockServices | None = None
+    #: The console's identity provider; None: no console (turned off, or no provider).
+    oidc: OidcSettings | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -480,6 +499,17 @@ def connect_outside(
             service = JournalBookingService(journal_settings, journal_http)
             closers.append(service.aclose)
             journal = service
+        oidc: OidcSettings | None = None
+        if ConsoleSettings().enabled:
+            oidc = OidcSettings()
+            if oidc.issuer is None and settings.mocks and not instruments.offline:
+                url = mock_url("GATEWAY_OIDC_ISSUER") + OIDC_MOCK_PATH
+                oidc = oidc.model_copy(update={"issuer": url, "client_secret": SecretStr(OIDC_MOCK_SECRET)})
+            elif oidc.issuer is None:
+                log.warning("console.off", hint="GATEWAY_OIDC_ISSUER is not set and the mocks are off")
+                oidc = None
+            elif oidc.client_secret is None:
+                raise ConfigurationError("GATEWAY_OIDC_CLIENT_SECRET must be set with GATEWAY_OIDC_ISSUER")
     except Exception:
         if mocks is not None:
             mocks.stop()
@@ -492,6 +522,7 @@ def connect_outside(
         journal=journal,
         mailbox_delivery=mailbox_delivery,
         mocks=mocks,
+        oidc=oidc,
         clients=clients,
         closers=closers,
     )

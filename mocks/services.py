@@ -1,5 +1,6 @@
 """All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/booking`` (the journal's service),
-``/mailbox/…`` (the mailbox recipient service and the operators' delivery services).
+``/mailbox/…`` (the mailbox recipient service and the operators' delivery services), ``/oidc/…``
+(the identity provider the staff console signs in with).
 
 Each mock is its own ASGI app whose routes already carry its prefix; this dispatcher only
 picks the app by the first path segment, so the mocks stay independent and each can also be
@@ -92,6 +93,7 @@ def build_apps(population: Population, journal_book: JournalBook) -> dict[str, A
     from mocks.accounts import create_app as accounts_app
     from mocks.journal.booking_ws import create_app as journal_app
     from mocks.mailbox import create_app as mailbox_app
+    from mocks.oidc import create_app as oidc_app
     from mocks.spar import create_app as spar_app
 
     return {
@@ -99,4 +101,5 @@ def build_apps(population: Population, journal_book: JournalBook) -> dict[str, A
         "accounts": accounts_app(population),
         "booking": journal_app(journal_book),
         "mailbox": mailbox_app(population),
+        "oidc": oidc_app(),
     }

@@ -314,3 +314,17 @@ audit_events = Table(
 Index("ix_audit_events_patient_at", audit_events.c.patient, audit_events.c.at)
 Index("ix_audit_events_caller_at", audit_events.c.caller, audit_events.c.at)
 Index("ix_audit_events_at", audit_events.c.at)
+
+# The staff console's server-side sessions (gateway/api/console): the browser's cookie carries
+# only a random token; the row is keyed by its SHA-256, so a copy of this table signs no one in.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # JSON: the sign-in in progress (state, nonce, PKCE verifier), then who signed in, their
+    # roles and the form (CSRF) token.
+    Column("data", Text, nullable=False),
+)
+Index("ix_console_sessions_expires_at", console_sessions.c.expires_at)

@@ -1,0 +1,35 @@
+"""The staff console's server-side sessions.
+
+Revision ID: 0013
+Revises: 0012
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from gateway.store.db import UTCDateTime
+
+revision = "0013"
+# The brief asked for "0007" (re-chained at merge); 0012 already revises 0007 on main, and two
+# heads would stop every gateway from starting, so this branch chains after 0012.
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "console_sessions",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("expires_at", UTCDateTime, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+    )
+    op.create_index("ix_console_sessions_expires_at", "console_sessions", ["expires_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_console_sessions_expires_at", "console_sessions")
+    op.drop_table("console_sessions")
