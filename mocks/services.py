@@ -70,7 +70,12 @@ class MockServices:
     ) -> MockServices:
         """``journal_book``: what the journal's booking service answers (the demo shares its own)."""
         population = population or load_population()
-        return cls(population, build_apps(population, journal_book or JournalBook()), host=host, port=port)
+        return cls(
+            population,
+            build_apps(population, journal_book if journal_book is not None else JournalBook()),
+            host=host,
+            port=port,
+        )
 
     @property
     def url(self) -> str:

@@ -37,6 +37,7 @@ CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
 AXE = Path(__file__).parent.parent / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 STAFF_USER = "anna.vard"
 ADMIN_USER = "olle.admin"
+FORBIDDEN = "Du har inte behörighet till den här sidan"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
 
@@ -179,3 +180,153 @@ def _a_person(console: Console) -> str:
             if found:
                 return found.group(1)
     raise AssertionError("no processed message with a personnummer")
+
+
+def _csrf(page: Page) -> str:
+    return page.locator('input[name="csrf"]').first.input_value()
+
+
+def test_r_doc_9_staff_mark_many_print_items_handled_then_not_handled_and_print_them_as_one_pdf(
+    staff: Page, console: Console
+) -> None:
+    staff.goto(console.url + "/utskriftslista")
+    boxes = staff.locator('input[type="checkbox"][name="id"]')
+    assert boxes.count() >= 2, "the simulated journal's letters put items on the print list"
+    chosen = [boxes.nth(0).get_attribute("value"), boxes.nth(1).get_attribute("value")]
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    staff.get_by_role("button", name="Markera valda som hanterade").click()
+    expect(staff.get_by_role("status")).to_have_text("2 markerade som hanterade.")
+    for item in chosen:
+        expect(staff.locator(f"#item-{item}")).to_have_count(0)  # off the open list
+    staff.get_by_label("Läge").select_option("handled")
+    staff.get_by_role("button", name="Visa").click()
+    for item in chosen:
+        expect(staff.locator(f"#item-{item} .handled")).to_contain_text(f"av {STAFF_USER}")
+        staff.locator(f"#v-{item}").check()
+    staff.get_by_role("button", name="Markera valda som ej hanterade").click()
+    expect(staff.get_by_role("status")).to_have_text("2 markerade som ej hanterade.")
+    staff.goto(f"{console.url}/utskriftslista/{chosen[0]}")
+    history = staff.get_by_role("table")
+    expect(history).to_contain_text("print-handled")
+    expect(history).to_contain_text("print-unhandled")
+    axe_clean(staff)
+    # The selection as one PDF (the form's third button), with the session's cookie and token.
+    body = f"csrf={_csrf(staff)}&action=pdf&id={chosen[0]}&id={chosen[1]}"
+    pdf = staff.request.post(
+        console.url + "/utskriftslista",
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF-")
+
+
+def test_r_id_4_staff_release_a_held_document_and_it_is_routed(staff: Page, console: Console) -> None:
+    staff.goto(console.url + "/vilande")
+    cards = staff.locator("section.card")
+    assert cards.count() >= 1, "the simulated journal's kallelse to a protected person is held"
+    card = cards.first
+    held_id = (card.get_attribute("id") or "").removeprefix("held-")
+    card.get_by_role("button", name="Släpp till mottagarna").click()
+    # The reason is required: the browser stops the form (no JavaScript of ours involved).
+    expect(staff).to_have_url(re.compile(r"/console/vilande$"))
+    card.get_by_label("Varför").fill("Överenskommet per telefon: kallelse i 1177")
+    card.get_by_role("button", name="Släpp till mottagarna").click()
+    expect(staff.get_by_role("status")).to_contain_text(f"Dokumentet {held_id} är nu:")
+    expect(staff.locator(f"#held-{held_id}")).to_have_count(0)
+    with console.api() as api:
+        doc = api.get(f"/documents/{held_id}").json()
+    assert doc["outcome"] != "hold"
+    assert any(e["event"] == "released" or e["actor"] == STAFF_USER for e in doc["history"]), doc["history"]
+
+
+def test_r_bk_4_uppdatera_nu_fetches_a_booking_the_gateway_missed(staff: Page, console: Console) -> None:
+    person = console.sim.population.by_id(_a_person(console))
+    lost = console.sim.lost_booking(date.today(), person)  # in the journal's book, never pushed
+    staff.goto(console.url + "/person?id=" + person.id)
+    expect(staff.locator("#person-name")).to_be_visible()
+    expect(staff.get_by_role("cell", name=lost.booking_id, exact=True)).to_have_count(0)
+    staff.get_by_role("button", name="Uppdatera nu").click()
+    expect(staff.get_by_role("status")).to_contain_text("1 nya")
+    console.wait()
+    staff.reload()
+    expect(staff.get_by_role("cell", name=lost.booking_id, exact=True)).to_be_visible()
+    console.gw.gateway.app.state.audit.flush()
+    with console.gw.gateway.engine.connect() as conn:
+        reads = conn.execute(
+            select(audit_events.c.action, audit_events.c.route).where(
+                audit_events.c.caller == STAFF_USER, audit_events.c.patient == person.id
+            )
+        ).all()
+    assert ("read", "/console/person") in reads and ("update", "/console/person/uppdatera") in reads
+
+
+def test_admin_reprocesses_a_message(admin: Page, console: Console) -> None:
+    admin.goto(console.url + "/meddelanden?state=processed")
+    first = admin.locator("tbody tr").first.locator("a").first
+    message_id = first.inner_text()
+    first.click()
+    expect(admin.get_by_role("heading", level=1, name=f"Meddelande {message_id}")).to_be_visible()
+    admin.get_by_role("button", name="Kör om").click()
+    expect(admin.get_by_role("status")).to_have_text("1 av 1 meddelanden körs om.")
+    console.wait()
+    admin.reload()
+    expect(admin.locator("#message-state")).to_have_text("behandlat")
+
+
+def test_staff_is_refused_admin_pages_with_a_swedish_403(staff: Page, console: Console) -> None:
+    for path in ("/meddelanden", "/logg", "/meddelanden/1"):
+        response = staff.goto(console.url + path)
+        assert response is not None and response.status == 403
+        expect(staff.get_by_role("heading", level=1)).to_have_text(FORBIDDEN)
+    expect(staff.get_by_role("link", name="Meddelanden")).to_have_count(0)  # not offered either
+
+
+def test_a_forged_or_missing_csrf_token_is_refused_and_nothing_changes(staff: Page, console: Console) -> None:
+    staff.goto(console.url + "/utskriftslista")
+    item = staff.locator('input[type="checkbox"][name="id"]').first.get_attribute("value")
+    # Forged: the page's own form, with another token in it.
+    staff.locator('form[method="post"] input[name="csrf"]').last.evaluate("e => e.value = 'forged'")
+    staff.locator(f"#v-{item}").check()
+    staff.get_by_role("button", name="Markera valda som hanterade").click()
+    expect(staff.get_by_role("heading", level=1)).to_have_text("Formuläret kunde inte tas emot")
+    # Missing: a post from elsewhere, with the cookie but without the token.
+    missing = staff.request.post(
+        console.url + "/utskriftslista",
+        data=f"action=handle&id={item}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert missing.status == 403 and "Formuläret kunde inte tas emot" in missing.text()
+    with console.gw.gateway.engine.connect() as conn:
+        handled = conn.execute(select(print_items.c.handled_at).where(print_items.c.id == int(item or 0)))
+        assert handled.scalar_one() is None
+
+
+def test_bad_input_is_a_swedish_page_never_a_500(staff: Page, console: Console) -> None:
+    for path, status, heading in (
+        ("/person?id=12345", 400, "Felaktig uppgift"),
+        ("/utskriftslista?state=nonsense", 400, "Felaktig uppgift"),
+        ("/utskriftslista/abc", 400, "Felaktig uppgift"),
+        ("/utskriftslista/99999999", 404, "Hittades inte"),
+        ("/rapporter?from=igår&to=2026-01-01", 400, "Felaktig uppgift"),
+        ("/utskriftslista?sida=-1", 400, "Felaktig uppgift"),
+        ("/finns-inte", 404, "Sidan finns inte"),
+    ):
+        response = staff.goto(console.url + path)
+        assert response is not None and response.status == status, path
+        expect(staff.get_by_role("heading", level=1)).to_have_text(heading)
+
+
+def test_sign_out_ends_the_session(browser: Browser, console: Console) -> None:
+    page = sign_in(browser, console, STAFF_USER, "/utskriftslista")
+    expect(page.get_by_role("heading", level=1, name="Utskriftslista")).to_be_visible()  # back where asked
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "gateway_console")
+    page.get_by_role("button", name="Logga ut").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Du är utloggad")
+    axe_clean(page)
+    # The old session id is gone on the server: replaying the cookie signs no one in.
+    with httpx.Client(cookies={"gateway_console": cookie}) as client:
+        again = client.get(console.url + "/utskriftslista")
+    assert again.status_code == 303 and "/console/logga-in" in again.headers["location"]
+    page.context.close()
