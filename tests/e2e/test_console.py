@@ -10,6 +10,7 @@ page: no serious or critical violation.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 from collections.abc import Coroutine, Iterator
@@ -24,7 +25,7 @@ from sqlalchemy import select
 
 from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
-from gateway.store.tables import audit_events, print_items
+from gateway.store.tables import audit_events, console_sessions, print_items
 from mocks.journal import JournalSimulator, push
 from mocks.population import DEFAULT_FILE
 from mocks.population import load as load_population
@@ -330,3 +331,31 @@ def test_sign_out_ends_the_session(browser: Browser, console: Console) -> None:
         again = client.get(console.url + "/utskriftslista")
     assert again.status_code == 303 and "/console/logga-in" in again.headers["location"]
     page.context.close()
+
+
+def test_r_id_3_a_protected_person_shows_dold_uppgift_as_the_api_does(staff: Page, console: Console) -> None:
+    protected = "198203152452"  # skyddad folkbokföring in mocks/persons.yaml
+    with console.api() as api:
+        shown = api.get(f"/patients/{protected}").json()
+    staff.goto(console.url + "/person?id=19820315-2452")
+    expect(staff.locator("#person-name")).to_have_text(shown["name"])
+    expect(staff.locator("#person-name")).to_have_text("Dold uppgift")
+    expect(staff.locator("#person-address")).to_have_text("Dold uppgift")
+    expect(staff.locator("#person-flags")).to_contain_text("skyddad")
+    assert "Folkbokförd" not in staff.content() and "Särskild postförmedling" not in staff.content()
+
+
+def test_the_cookie_is_a_random_id_secure_except_over_http_on_loopback(console: Console) -> None:
+    with httpx.Client(base_url=console.gw.http_url) as client:
+        local = client.get("/console/logga-in")
+        remote = client.get("/console/logga-in", headers={"Host": "konsol.regionen.se"})
+    assert local.status_code == remote.status_code == 303
+    local_cookie = local.headers["set-cookie"]
+    remote_cookie = remote.headers["set-cookie"]
+    for cookie in (local_cookie, remote_cookie):
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/console" in cookie
+    assert "Secure" not in local_cookie and "Secure" in remote_cookie
+    token = local_cookie.split(";")[0].split("=", 1)[1]
+    with console.gw.gateway.engine.connect() as conn:
+        ids = conn.execute(select(console_sessions.c.id)).scalars().all()
+    assert token not in ids and hashlib.sha256(token.encode()).hexdigest() in ids  # kept hashed
