@@ -359,3 +359,26 @@ def test_the_cookie_is_a_random_id_secure_except_over_http_on_loopback(console: 
     with console.gw.gateway.engine.connect() as conn:
         ids = conn.execute(select(console_sessions.c.id)).scalars().all()
     assert token not in ids and hashlib.sha256(token.encode()).hexdigest() in ids  # kept hashed
+
+
+@pytest.mark.skipif(not os.environ.get("GATEWAY_CONSOLE_SCREENSHOTS"), reason="only when asked for")
+def test_screenshots_of_every_page_for_the_docs(admin: Page, console: Console) -> None:
+    """``GATEWAY_CONSOLE_SCREENSHOTS=docs/console pytest -k screenshots`` refreshes docs/console/*.png."""
+    out = Path(os.environ["GATEWAY_CONSOLE_SCREENSHOTS"])
+    out.mkdir(parents=True, exist_ok=True)
+    admin.set_viewport_size({"width": 1280, "height": 800})
+    today = date.today()
+    shots = [
+        ("oversikt", "/"),
+        ("utskriftslista", "/utskriftslista"),
+        ("vilande", "/vilande"),
+        ("person", "/person?id=191212121212"),
+        ("rapporter", f"/rapporter?from={today}&to={today + timedelta(days=1)}"),
+        ("utkorg", "/utkorg"),
+        ("meddelanden", "/meddelanden"),
+        ("meddelande", "/meddelanden/1"),
+        ("logg", "/logg"),
+    ]
+    for name, path in shots:
+        admin.goto(console.url + path)
+        admin.screenshot(path=str(out / f"{name}.png"))

@@ -532,7 +532,6 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             end=end,
             rows=rows,
             outcome_sv=OUTCOME_SV,
-            stockholm=reports.STOCKHOLM,
         )
 
     @app.get("/rapporter.csv")
@@ -619,7 +618,6 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             page=PAGE,
             patient=patient,
             caller=caller,
-            stockholm=reports.STOCKHOLM,
         )
 
     return app

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -24,6 +25,20 @@ from gateway.store.audit import AuditEvent, AuditWriter
 COOKIE = "gateway_console"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def local_time(value: datetime | str | None, seconds: bool = False) -> str:
+    """A stored UTC time as staff read it: Swedish local time, ``2026-12-01 09:00``."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+templates.env.filters["tid"] = local_time
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 #: A form body larger than this is not a console form.
 FORM_LIMIT = 256 * 1024
