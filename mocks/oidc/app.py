@@ -57,8 +57,15 @@ class _Grant:
 @dataclass
 class _Provider:
     clients: dict[str, str]
-    key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
     codes: dict[str, _Grant] = field(default_factory=dict)
+    _key: rsa.RSAPrivateKey | None = None
+
+    @property
+    def key(self) -> rsa.RSAPrivateKey:
+        # Made at first use: every gateway on the mocks builds this app, few sign anyone in.
+        if self._key is None:
+            self._key = rsa.generate_private_key(65537, 2048)
+        return self._key
 
     def jwks(self) -> dict[str, Any]:
         jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
