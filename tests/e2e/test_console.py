@@ -97,13 +97,15 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def _context(browser: Browser) -> BrowserContext:
+def _context(browser: Browser, *, bypass_csp: bool = True) -> BrowserContext:
     # bypass_csp: only so axe-core can be injected; the pages themselves need no exception.
-    return browser.new_context(locale="sv-SE", bypass_csp=True)
+    return browser.new_context(locale="sv-SE", bypass_csp=bypass_csp)
 
 
-def sign_in(browser: Browser, console: Console, user: str, path: str = "/") -> Page:
-    page = _context(browser).new_page()
+def sign_in(
+    browser: Browser, console: Console, user: str, path: str = "/", *, bypass_csp: bool = True
+) -> Page:
+    page = _context(browser, bypass_csp=bypass_csp).new_page()
     page.goto(console.url + path)
     expect(page.get_by_role("heading", name="Logga in (testinloggning)")).to_be_visible()
     page.locator(f'input[name="user"][value="{user}"]').check()
@@ -386,3 +388,31 @@ def test_screenshots_of_every_page_for_the_docs(admin: Page, console: Console) -
         # 64 colours: a page of text stays legible and the PNG small enough to keep in git.
         shot = Image.open(io.BytesIO(admin.screenshot())).convert("RGB").quantize(64)
         shot.save(out / f"{name}.png", optimize=True)
+
+
+def test_pages_need_nothing_a_strict_content_security_policy_forbids(
+    browser: Browser, console: Console
+) -> None:
+    """Served under ``default-src 'self'`` (as the API's security headers will be): no inline
+    script or style, nothing from elsewhere; the overview's own script still runs."""
+    page = sign_in(browser, console, STAFF_USER, bypass_csp=False)
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+
+    def strict(route: Any) -> None:
+        response = route.fetch()
+        headers = {
+            **response.headers,
+            "content-security-policy": "default-src 'self'; frame-ancestors 'none'",
+        }
+        route.fulfill(response=response, headers=headers)
+
+    page.route(re.compile(r".*/console/.*"), strict)
+    for path in ("/", "/utskriftslista", "/vilande", "/person?id=191212121212", "/utkorg"):
+        page.goto(console.url + path)
+        expect(page.get_by_role("button", name="Logga ut")).to_be_visible()
+    page.goto(console.url + "/")
+    expect(page.get_by_label("Uppdatera själv var 30:e sekund")).to_be_visible()  # shown by console.js
+    assert page.evaluate("getComputedStyle(document.querySelector('header.top')).display") == "flex"  # CSS
+    assert refused == []
+    page.context.close()
