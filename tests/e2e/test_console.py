@@ -211,6 +211,16 @@ def test_r_doc_9_staff_mark_many_print_items_handled_then_not_handled_and_print_
         staff.locator(f"#v-{item}").check()
     staff.get_by_role("button", name="Markera valda som ej hanterade").click()
     expect(staff.get_by_role("status")).to_have_text("2 markerade som ej hanterade.")
+    console.gw.gateway.app.state.audit.flush()
+    with console.gw.gateway.engine.connect() as conn:
+        changed = conn.execute(
+            select(audit_events.c.resource_id).where(
+                audit_events.c.caller == STAFF_USER,
+                audit_events.c.route == "/console/utskriftslista",
+                audit_events.c.action == "update",
+            )
+        ).scalars()
+        assert set(chosen) <= set(changed)  # each item, with the signed-in person as caller
     staff.goto(f"{console.url}/utskriftslista/{chosen[0]}")
     history = staff.get_by_role("table")
     expect(history).to_contain_text("print-handled")
