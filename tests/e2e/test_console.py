@@ -261,12 +261,14 @@ def test_r_bk_4_uppdatera_nu_fetches_a_booking_the_gateway_missed(staff: Page, c
     lost = console.sim.lost_booking(date.today(), person)  # in the journal's book, never pushed
     staff.goto(console.url + "/person?id=" + person.id)
     expect(staff.locator("#person-name")).to_be_visible()
+    expect(staff.locator("#last-refresh")).to_have_text("Inte uppdaterad tidigare.")
     expect(staff.get_by_role("cell", name=lost.booking_id, exact=True)).to_have_count(0)
     staff.get_by_role("button", name="Uppdatera nu").click()
     expect(staff.get_by_role("status")).to_contain_text("1 nya")
     console.wait()
     staff.reload()
     expect(staff.get_by_role("cell", name=lost.booking_id, exact=True)).to_be_visible()
+    expect(staff.locator("#last-refresh")).to_contain_text("Senast uppdaterad")
     console.gw.gateway.app.state.audit.flush()
     with console.gw.gateway.engine.connect() as conn:
         reads = conn.execute(
@@ -277,7 +279,11 @@ def test_r_bk_4_uppdatera_nu_fetches_a_booking_the_gateway_missed(staff: Page, c
     assert ("read", "/console/person") in reads and ("update", "/console/person/uppdatera") in reads
 
 
-def test_admin_reprocesses_a_message(admin: Page, console: Console) -> None:
+def test_admin_finds_a_patients_messages_and_reprocesses_one(admin: Page, console: Console) -> None:
+    admin.goto(console.url + "/meddelanden")
+    admin.get_by_label("Patient").fill(_a_person(console))
+    admin.get_by_role("button", name="Sök").click()
+    expect(admin.locator("#total")).not_to_have_text("0 meddelanden.")
     admin.goto(console.url + "/meddelanden?state=processed")
     first = admin.locator("tbody tr").first.locator("a").first
     message_id = first.inner_text()

@@ -390,14 +390,26 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
     async def person_page(request: Request, staff: StaffOnly, id: str = "") -> Response:
         number = id.strip()
         person = None
+        refreshed = None
         if number:
             audit(request, Access("Patient", "read", (_patient_number(number),), _patient_number(number)))
-            person = await person_view(request.app.state, web.engine_of(request), number)
+            engine = web.engine_of(request)
+            person = await person_view(request.app.state, engine, number)
+            known = (person["identifier"], person["current_identifier"], *person["former_identifiers"])
+            numbers = [p["value"] for p in known if p]
+            await run_in_threadpool(request.app.state.audit.flush)  # a refresh just made is counted
+
+            def last() -> Any:
+                with engine.connect() as conn:
+                    return overview.last_refresh(conn, numbers)
+
+            refreshed = await run_in_threadpool(last)
         return render(
             request,
             "person.html",
             number=number,
             person=person,
+            refreshed=refreshed,
             outcome_sv=OUTCOME_SV,
             notice=await _take_notice(request, staff),
         )
@@ -428,6 +440,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
         type: str = "",
         trigger: str = "",
         control_id: str = "",
+        patient: str = "",
         sida: str | None = None,
     ) -> Response:
         if state and state not in MESSAGE_STATES:
@@ -438,7 +451,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             type.strip().upper() or None,
             trigger.strip().upper() or None,
             control_id.strip() or None,
-            None,
+            _patient_number(patient) or None,
             None,
             None,
             PAGE,
@@ -450,7 +463,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
                 return queries.list_messages(conn, f)
 
         total, rows = await run_in_threadpool(load)
-        audit(request, Access("Message", "search"))
+        audit(request, Access("Message", "search", patient=_patient_number(patient) or None))
         return render(
             request,
             "meddelanden.html",
@@ -462,6 +475,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             type=type,
             trigger=trigger,
             control_id=control_id,
+            patient=patient,
             states=MESSAGE_STATES,
             state_sv=MESSAGE_STATE_SV,
             notice=await _take_notice(request, staff),
