@@ -529,6 +529,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
     async def report_page(request: Request, staff: StaffOnly) -> Response:
         start = request.query_params.get("from", "")
         end = request.query_params.get("to", "")
+        unit = request.query_params.get("unit", "").strip()
         rows = None
         if start or end:
             p = reports.period(start, end)
@@ -536,7 +537,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
 
             def load() -> Any:
                 with web.engine_of(request).connect() as conn:
-                    return reports.document_report(conn, p)
+                    return reports.document_report(conn, p, unit or None)
 
             rows = await run_in_threadpool(load)
         return render(
@@ -544,6 +545,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             "rapporter.html",
             start=start,
             end=end,
+            unit=unit,
             rows=rows,
             outcome_sv=OUTCOME_SV,
         )
@@ -551,11 +553,12 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
     @app.get("/rapporter.csv")
     async def report_csv_download(request: Request, staff: StaffOnly) -> Response:
         p = reports.period(request.query_params.get("from"), request.query_params.get("to"))
+        unit = request.query_params.get("unit", "").strip()
         audit(request, Access("Communication", "search"))
 
         def load() -> Any:
             with web.engine_of(request).connect() as conn:
-                return reports.document_report(conn, p)
+                return reports.document_report(conn, p, unit or None)
 
         rows = await run_in_threadpool(load)
         name = f"dokumentrapport_{p.start.astimezone(reports.STOCKHOLM):%Y-%m-%d}.csv"
