@@ -157,6 +157,7 @@ def test_sign_in_through_the_mock_provider_then_every_page_loads_in_swedish_and_
     admin: Page, console: Console
 ) -> None:
     assert admin.locator("html").get_attribute("lang") == "sv"
+    expect(admin.get_by_role("row", name="Folkbokföringen (SPAR) svarar (normalt)")).to_be_visible()
     cookie = next(c for c in admin.context.cookies() if c["name"] == "gateway_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     for path, heading in PAGES:

@@ -65,6 +65,11 @@ OUTBOX_STATE_SV = {
     "dead": "gav upp",
     "cancelled": "avbrutet",
 }
+BREAKER_SV = {
+    "closed": "svarar (normalt)",
+    "open": "svarar inte: anropas inte just nu",
+    "half_open": "provas igen",
+}
 PRINT_STATE_SV = {"open": "Ej hanterade", "handled": "Hanterade", "all": "Alla"}
 OUTCOME_SV = {"deliver": "levererat", "print-list": "utskriftslista", "hold": "vilande", "refuse": "stoppat"}
 
@@ -206,6 +211,17 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
 
         data = await run_in_threadpool(load)
         types = sorted({t for t, _ in data["day"]})
+        st = request.app.state
+        outside = [
+            (label, BREAKER_SV.get(str(breaker.state.value), str(breaker.state.value)))
+            for label, adapter in (
+                ("Folkbokföringen (SPAR)", st.register),
+                ("Invånarkonton", st.accounts),
+                ("Digitala brevlådor", st.mailbox),
+            )
+            # Adapters that expose their circuit breaker (the fakes in tests do not).
+            if (breaker := getattr(adapter, "breaker", None)) is not None and hasattr(breaker, "state")
+        ]
         return render(
             request,
             "oversikt.html",
@@ -214,6 +230,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             state_sv=MESSAGE_STATE_SV,
             outbox_sv=OUTBOX_STATE_SV,
             backlog=data["by_state"].get("received", 0) + data["by_state"].get("waiting", 0),
+            outside=outside,
             notice=await _take_notice(request, staff),
             **data,
         )
