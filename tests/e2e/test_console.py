@@ -130,6 +130,8 @@ def admin(browser: Browser, console: Console) -> Iterator[Page]:
 
 def axe_clean(page: Page) -> None:
     """No serious or critical WCAG 2.1 A/AA violation on the page as it is now."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm ci` in tests/browser (.ci/run does)")
     page.add_script_tag(path=str(AXE))
     violations: list[dict[str, Any]] = page.evaluate(
         """async () => {
