@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
-from gateway.store.tables import audit_events, console_sessions, print_items
+from gateway.store.tables import audit_events, console_sessions, mailbox_outbox, print_items
 from mocks.journal import JournalSimulator, push
 from mocks.population import DEFAULT_FILE
 from mocks.population import load as load_population
@@ -436,3 +436,21 @@ def test_pages_need_nothing_a_strict_content_security_policy_forbids(
     assert page.evaluate("getComputedStyle(document.querySelector('header.top')).display") == "flex"  # CSS
     assert refused == []
     page.context.close()
+
+
+def test_a_dead_mailbox_letter_is_retried_from_the_utkorg(staff: Page, console: Console) -> None:
+    engine = console.gw.gateway.engine
+    with engine.begin() as conn:
+        letter = conn.execute(select(mailbox_outbox.c.id).order_by(mailbox_outbox.c.id)).scalars().first()
+        assert letter is not None, "the simulated journal's letters reach digital mailboxes"
+        # As the outbox leaves a letter it gave up on (gateway/outbox.py _give_up).
+        conn.execute(update(mailbox_outbox).where(mailbox_outbox.c.id == letter).values(state="dead"))
+    staff.goto(console.url + "/utkorg?state=dead")
+    row = staff.locator(f"#outbox-{letter}")
+    expect(row).to_contain_text("gav upp")
+    axe_clean(staff)
+    row.get_by_role("button", name="Försök igen").click()
+    expect(staff.get_by_role("status")).to_have_text(f"Brev {letter} försöks igen.")
+    with engine.connect() as conn:
+        state = conn.execute(select(mailbox_outbox.c.state).where(mailbox_outbox.c.id == letter)).scalar_one()
+    assert state in ("pending", "delivered")  # the outbox may already have sent it again
