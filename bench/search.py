@@ -138,7 +138,9 @@ def _load(engines: dict[str, Engine], p: dataset.Plan, *, processes: int) -> dic
             stats["last_updated"].append(row["last_updated"])
             if row["visible"]:
                 stats["visible"] += 1
-                by_patient[row["patient_value"]] = by_patient.get(row["patient_value"], 0) + 1
+                # A patient's search leaves entered-in-error out unless asked for by status (R-BK-2).
+                if row["status"] != "entered-in-error":
+                    by_patient[row["patient_value"]] = by_patient.get(row["patient_value"], 0) + 1
     for backend, engine in engines.items():
         if backend == POSTGRESQL:
             # autovacuum would analyze the new table within a minute; do it now, deterministically

@@ -27,6 +27,7 @@ from gateway import mappings as mapping_tables
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.api.console.settings import ConsoleSettings, OidcSettings
+from gateway.app_acks import AppAckSender
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
@@ -52,6 +53,7 @@ from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
 from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
 from mocks.journal.book import JournalBook
+from mocks.journal.simulator import UNITS as SIMULATED_UNITS
 from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
 from mocks.oidc import CLIENT_SECRET as OIDC_MOCK_SECRET
 from mocks.oidc import PATH as OIDC_MOCK_PATH
@@ -77,6 +79,8 @@ class Gateway:
     worker_process: WorkerProcess | None = None
     #: Delivers queued letters to the digital mailboxes; runs beside the processing worker.
     outbox: Outbox | None = None
+    #: Enhanced mode's application ACKs to the senders; runs beside the processing worker.
+    app_acks: AppAckSender | None = None
     http_port: int | None = None
     _uvicorn: uvicorn.Server | None = None
 
@@ -102,7 +106,10 @@ class Gateway:
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
+        # No "server: uvicorn" banner (gateway/api/headers.py).
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", server_header=False
+        )
         self._uvicorn = _Server(config)
         log.info(
             "gateway.started",
@@ -148,6 +155,8 @@ class Gateway:
             parts.append(
                 self.outbox.run(stop, asyncio.Event(), poll_interval=self.settings.worker_poll_interval)
             )
+        if self.app_acks is not None:
+            parts.append(self.app_acks.run(stop, poll_interval=self.settings.worker_poll_interval))
         await asyncio.gather(*parts)
 
     def stop(self) -> None:
@@ -208,6 +217,7 @@ def build(
         mailbox_delivery=mailbox_delivery,
         journal=journal,
         journal_book=journal_book,
+        mappings=mappings,
     )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
@@ -265,9 +275,18 @@ def build(
         )
         if clock is not None:
             outbox.clock = clock
+    app_acks = AppAckSender(
+        engine,
+        mappings,
+        settings.hl7_app_ack_endpoints,
+        sender=(settings.ack_application, settings.ack_facility),
+    )
+    if clock is not None:
+        app_acks.clock = clock
     gw = Gateway(
         settings=settings,
         worker_process=worker_process,
+        app_acks=app_acks,
         mappings=mappings,
         engine=engine,
         inbox=inbox,
@@ -432,6 +451,7 @@ def connect_outside(
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     mailbox_delivery: MailboxDelivery | None = None,
+    mappings: Mappings | None = None,
 ) -> Outside:
     """Build each adapter from its own settings; a system with no URL gets its built-in mock.
 
@@ -479,24 +499,37 @@ def connect_outside(
         if mailbox is None or mailbox_delivery is None:
             mailbox_settings = MailboxSettings()
             if mailbox_settings.url is None:
-                url = mock_url("GATEWAY_MAILBOX_URL") + MAILBOX_MOCK_PATH
-                mailbox_settings = mailbox_settings.model_copy(update={"url": url})
+                base = mock_url("GATEWAY_MAILBOX_URL")
+                # The mock's operators answer under its own address: allow it for every supplier.
+                addresses = mailbox_settings.service_addresses | {"*": [f"{base}/mailbox/"]}
+                mailbox_settings = mailbox_settings.model_copy(
+                    update={"url": base + MAILBOX_MOCK_PATH, "service_addresses": addresses}
+                )
             mailbox_http = instruments.wrap(mailbox_http_client(mailbox_settings), "mailbox")
-            clients.append(mailbox_http)
+            operators_http = mailbox_http_client(mailbox_settings, operators=True)
+            operators_http = instruments.wrap(operators_http, "mailbox")
+            clients += [mailbox_http, operators_http]
             directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
             mailbox = mailbox if mailbox is not None else directory
             if mailbox_delivery is None:
                 mailbox_delivery = MailboxDeliveryClient(
-                    mailbox_settings, directory=directory, client=mailbox_http
+                    mailbox_settings, directory=directory, client=operators_http
                 )
         if journal is None:
             journal_settings = JournalServiceSettings()
             if journal_settings.url is None:
                 url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking/BookingService"
-                journal_settings = journal_settings.model_copy(update={"url": url})
+                # The simulated journal's units, so "Uppdatera nu" without a unit asks them all.
+                units = journal_settings.care_units or [unit.hsa_id for unit in SIMULATED_UNITS]
+                journal_settings = journal_settings.model_copy(update={"url": url, "care_units": units})
             journal_http = instruments.wrap(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
-            service = JournalBookingService(journal_settings, journal_http)
+            tables = mappings if mappings is not None else mapping_tables.load(settings.mappings_dir)
+            service = JournalBookingService(
+                journal_settings,
+                journal_http,
+                time_type_ids=tables.journal_time_type_ids(journal_settings.instance),
+            )
             closers.append(service.aclose)
             journal = service
         oidc: OidcSettings | None = None

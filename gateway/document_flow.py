@@ -332,6 +332,7 @@ _OUTDATED_BY = {
     BookingAction.RESCHEDULE: "rescheduled",
     BookingAction.MODIFY: "changed",
     BookingAction.CANCEL: "cancelled",
+    BookingAction.DISCONTINUE: "discontinued",
     BookingAction.DELETE: "deleted",
 }
 # Built once with bound parameters (building them per call cost the worker ~8%, bench/README).

@@ -43,6 +43,10 @@ PAYLOAD_LOGGERS = (
     "python_multipart",
     "websockets",
     "asyncio",
+    # The print list's PDF: fpdf2 and fontTools may name the text they lay out.
+    "fpdf",
+    "fontTools",
+    "PIL",
 )
 
 

@@ -7,7 +7,9 @@ source in a comment at its top.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from gateway.domain.booking import ResourceKind
 from gateway.domain.identity import IdKind, PersonId, recognise
 from gateway.errors import ConfigurationError
 
@@ -75,17 +78,41 @@ class ContactKind(_Strict):
     display: str
 
 
+class JournalInstance(_Strict):
+    """One journal instance's numbering of time types in its booking web service (R-BK-4)."""
+
+    #: The service's numeric ``TimeTypeId`` -> a time-type code of ``time_types``.
+    time_type_ids: dict[str, str]
+
+    @field_validator("time_type_ids", mode="before")
+    @classmethod
+    def _numeric(cls, value: object) -> object:
+        # YAML reads an unquoted 11 as a number: ids are compared as the digits the service sends.
+        if not isinstance(value, dict):
+            return value
+        out: dict[str, object] = {}
+        for key, code in value.items():
+            text = str(key).strip()
+            if not text.isdigit():
+                raise ValueError(f"time type id {key!r} is not a number")
+            out[str(int(text))] = code
+        return out
+
+
 class TimeTypeTable(_Strict):
     code_system: str
     unknown_is_hidden: bool
     time_types: dict[str, TimeType]
     kinds: dict[str, ContactKind]
+    #: Per journal instance (``GATEWAY_JOURNAL_WS_INSTANCE``): numeric TimeTypeId -> code.
+    journal_instances: dict[str, JournalInstance] = {}
 
 
 class TriggerMapping(_Strict):
     status: AppointmentStatus | Literal["from_filler_status"]
     default: AppointmentStatus | None = None
     cancelation_reason: str | None = None
+    reason_from_event: bool = False
 
 
 class StatusTable(_Strict):
@@ -93,11 +120,51 @@ class StatusTable(_Strict):
     filler_status: dict[str, AppointmentStatus]
 
 
+class ResourceTypeTable(_Strict):
+    default: ResourceKind = ResourceKind.PERSON
+    codes: dict[str, ResourceKind] = {}
+    texts: dict[str, ResourceKind] = {}
+
+    def kind_of(self, code: str, text: str) -> ResourceKind:
+        """AIG-4: the code exactly, else the text ignoring case, else the default."""
+        found = self.codes.get(code) if code else None
+        if found is None and text:
+            wanted = text.strip().casefold()
+            found = next((v for k, v in self.texts.items() if k.casefold() == wanted), None)
+        return found or self.default
+
+
+class SenderMapping(_Strict):
+    identifier_system: str
+
+
+class SenderTable(_Strict):
+    senders: dict[str, SenderMapping] = {}
+
+
+#: The default identifier system of a sender's own ids (mappings/senders.yaml).
+LOCAL_SYSTEM_PREFIX = "urn:x-gateway:hl7v2-sender:"
+
+
+def default_local_system(application: str, facility: str) -> str:
+    def part(value: str) -> str:
+        return urllib.parse.quote(value, safe="-._~") or "-"
+
+    return f"{LOCAL_SYSTEM_PREFIX}{part(application)}:{part(facility)}"
+
+
 @dataclass(frozen=True)
 class Mappings:
     identifiers: IdentifierTable
     time_types: TimeTypeTable
     statuses: StatusTable
+    resource_types: ResourceTypeTable = field(default_factory=ResourceTypeTable)
+    senders: SenderTable = field(default_factory=SenderTable)
+
+    def local_system(self, application: str, facility: str) -> str:
+        """The identifier system of ids the sender (MSH-3.1, MSH-4.1) gives that are not HSA-ids."""
+        found = self.senders.senders.get(f"{application}|{facility}")
+        return found.identifier_system if found else default_local_system(application, facility)
 
     @cached_property
     def persons_by_oid(self) -> dict[str, PersonIdentifierMapping]:
@@ -114,13 +181,15 @@ class Mappings:
     def _oid_of(self, kind: IdKind) -> str:
         return next(m.oid for m in self.identifiers.persons if m.kind is kind)
 
-    def recognise(self, text: str) -> PersonId:
-        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables."""
+    def recognise(self, text: str, today: date | None = None) -> PersonId:
+        """A bare number (no OID) to a checked identifier, reservnummer patterns from the tables;
+        with ``today``, 10-digit ``YYMMDD-NNNC`` too (R-ID-1's century rule)."""
         return recognise(
             text,
             personnummer_oid=self._oid_of(IdKind.PERSONNUMMER),
             samordningsnummer_oid=self._oid_of(IdKind.SAMORDNINGSNUMMER),
             reservnummer_patterns=self.reservnummer_patterns,
+            today=today,
         )
 
     def fhir_system_for(self, authority: str) -> str:
@@ -140,6 +209,18 @@ class Mappings:
         if found is None:
             return not self.time_types.unknown_is_hidden
         return found.visible
+
+    def journal_time_type_ids(self, instance: str) -> dict[str, str]:
+        """The numeric TimeTypeId -> time-type code table of one journal instance (R-BK-4).
+
+        An id missing from it is unknown, so a booking on it stays hidden (R-BK-1)."""
+        found = self.time_types.journal_instances.get(instance)
+        if found is None:
+            known = ", ".join(sorted(self.time_types.journal_instances)) or "none"
+            raise ConfigurationError(
+                f"time_types.yaml: no journal_instances entry {instance!r} (known: {known})"
+            )
+        return dict(found.time_type_ids)
 
     def status_for(self, trigger: str, filler_status: str | None) -> AppointmentStatus:
         mapping = self.statuses.triggers[trigger]
@@ -177,6 +258,19 @@ def load(directory: Path | None = None) -> Mappings:
             parts[name] = model.model_validate(_read(path))
         except ValidationError as exc:
             raise ConfigurationError(f"mapping file {path.name} is invalid: {exc}") from exc
+    # Optional tables: a mappings directory without them keeps the defaults.
+    optional: tuple[tuple[str, type[BaseModel]], ...] = (
+        ("resource_types", ResourceTypeTable),
+        ("senders", SenderTable),
+    )
+    for name, table in optional:
+        path = directory / f"{name}.yaml"
+        if not path.exists():
+            continue
+        try:
+            parts[name] = table.model_validate(_read(path))
+        except ValidationError as exc:
+            raise ConfigurationError(f"mapping file {path.name} is invalid: {exc}") from exc
     mappings = Mappings(**parts)  # type: ignore[arg-type]
     _cross_check(mappings)
     return mappings
@@ -186,9 +280,18 @@ def _cross_check(m: Mappings) -> None:
     for tt_code, tt in m.time_types.time_types.items():
         if tt.kind not in m.time_types.kinds:
             raise ConfigurationError(f"time_types.yaml: {tt_code} has unknown kind {tt.kind}")
+    for instance, table in m.time_types.journal_instances.items():
+        for tt_id, tt_code in table.time_type_ids.items():
+            if tt_code not in m.time_types.time_types:
+                raise ConfigurationError(
+                    f"time_types.yaml: journal instance {instance} maps id {tt_id} to unknown {tt_code}"
+                )
     for trigger, tm in m.statuses.triggers.items():
         if tm.status == "from_filler_status" and tm.default is None:
             raise ConfigurationError(f"statuses.yaml: {trigger} needs a default status")
+        if tm.cancelation_reason and tm.status not in ("cancelled", "noshow"):
+            # FHIR app-4: a cancelation reason only on a cancelled appointment or a no-show
+            raise ConfigurationError(f"statuses.yaml: {trigger} has a cancelation reason but is {tm.status}")
     for pm in m.identifiers.persons:
         if pm.kind is IdKind.RESERVNUMMER and pm.pattern is None:
             raise ConfigurationError(f"identifiers.yaml: reservnummer {pm.oid} needs a pattern")

@@ -5,6 +5,11 @@ decision that chose the mailbox (``document_flow``), so a document routed to Kiv
 both decided and queued or neither. Workers here claim due rows, deliver them through the
 :class:`gateway.domain.mailbox.MailboxDelivery` port and record the outcome:
 
+- **Pipelined** (``run``, ``drain``): a batch is claimed as soon as the letters in hand drop to
+  ``concurrency`` (no batch barrier: a slow letter holds its own slot, not the batch); the batch's
+  persons are asked for in one ``isReachable`` (``prefetch``, when the port has it), then up to
+  ``concurrency`` letters are in flight; outcomes are written in batches, one transaction for all
+  that finished while the previous write ran.
 - **Claiming** marks rows ``claimed_by``/``claimed_until`` in one short transaction; on
   PostgreSQL the candidate rows are picked ``FOR UPDATE SKIP LOCKED``, so several gateway
   processes drain one outbox without waiting on each other; on SQLite (one process) the
@@ -40,7 +45,12 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, sele
 
 from gateway.domain.documents import Channel, MailboxProvider
 from gateway.domain.letter import Attachment
-from gateway.domain.mailbox import MailboxDelivery, MailboxReceipt, OutgoingLetter
+from gateway.domain.mailbox import (
+    MailboxDelivery,
+    MailboxReceipt,
+    OutgoingLetter,
+    PrefetchingMailboxDelivery,
+)
 from gateway.errors import GatewayError, InvalidRequest, NotFound, TransientUpstreamError
 from gateway.mappings import Mappings
 from gateway.store import documents as store
@@ -101,6 +111,28 @@ class _Claim:
     attachments: tuple[Attachment, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one claimed letter went: ``receipt``, or a transient or permanent ``error``."""
+
+    claim: _Claim
+    receipt: MailboxReceipt | None = None
+    error: str | None = None
+    transient: bool = False
+
+
+class _Flow:
+    """One pipelined drain's state: letters claimed but not yet recorded, and finished ones."""
+
+    def __init__(self) -> None:
+        self.outstanding = 0
+        self.finished: list[_Outcome] = []
+        self.have_finished = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.done = 0
+
+
 class Outbox:
     def __init__(
         self,
@@ -121,6 +153,7 @@ class Outbox:
         self._delivery = delivery
         self._mappings = mappings
         self._batch = batch_size
+        self._width = concurrency
         self._concurrency = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._backoff_initial = backoff_initial
@@ -134,29 +167,146 @@ class Outbox:
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event, *, poll_interval: float = 1.0) -> None:
-        """Deliver until ``stop`` is set; woken when a document is queued, else every poll."""
+        """Deliver until ``stop`` is set; woken when a document is queued, else every poll.
+        Letters in flight when ``stop`` comes are finished and recorded first."""
         while not stop.is_set():
-            wake.clear()
             try:
-                done = await self.drain_once()
+                await self._flow(stop=stop, wake=wake, poll_interval=poll_interval)
             except GatewayError as exc:
                 log.error("outbox.batch_failed", error=str(exc))
-                done = 0
             except Exception as exc:  # a database hiccup must not end delivery for good
                 log.error("outbox.batch_failed", error=type(exc).__name__)
-                done = 0
-            if done:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_interval)
+
+    async def drain(self) -> int:
+        """Deliver until nothing is due and nothing in flight (pipelined as ``run``); returns
+        how many letters were tried."""
+        return await self._flow(stop=None, wake=None, poll_interval=0.0)
 
     async def drain_once(self) -> int:
-        """Claim one batch of due letters and deliver them; returns how many were tried."""
+        """Claim one batch of due letters, deliver them, record the outcomes in one transaction;
+        returns how many were tried."""
         claims = await asyncio.to_thread(self._claim)
         if not claims:
             return 0
-        await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        await self._prefetch(claims)
+        outcomes = await asyncio.gather(*(self._deliver(claim) for claim in claims))
+        await asyncio.to_thread(self._record, list(outcomes))
         return len(claims)
+
+    async def _flow(
+        self, *, stop: asyncio.Event | None, wake: asyncio.Event | None, poll_interval: float
+    ) -> int:
+        flow = _Flow()
+        writer = asyncio.create_task(self._writer(flow))
+        try:
+            while stop is None or not stop.is_set():
+                if flow.outstanding > self._width:
+                    flow.changed.clear()
+                    await self._wait(flow.changed, stop)
+                    continue
+                if wake is not None:
+                    wake.clear()
+                claims = await asyncio.to_thread(self._claim)
+                if claims:
+                    flow.outstanding += len(claims)
+                    task = asyncio.create_task(self._run_batch(flow, claims))
+                    flow.tasks.add(task)
+                    task.add_done_callback(flow.tasks.discard)
+                    continue
+                if stop is None and flow.outstanding == 0:
+                    break  # drained
+                flow.changed.clear()
+                waits = [flow.changed] + ([wake] if wake is not None else [])
+                await self._wait_any(waits, stop, None if stop is None else poll_interval)
+        finally:
+            # Finish and record what is in flight (on stop too: a receipt is never thrown away).
+            while flow.tasks:
+                await asyncio.gather(*list(flow.tasks), return_exceptions=True)
+            while flow.outstanding > 0 and not writer.done():
+                flow.changed.clear()
+                flow.have_finished.set()
+                await flow.changed.wait()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        return flow.done
+
+    @staticmethod
+    async def _wait(event: asyncio.Event, stop: asyncio.Event | None) -> None:
+        await Outbox._wait_any([event], stop, None)
+
+    @staticmethod
+    async def _wait_any(
+        events: list[asyncio.Event], stop: asyncio.Event | None, timeout: float | None
+    ) -> None:
+        waiters = [asyncio.create_task(e.wait()) for e in [*events, *([stop] if stop is not None else [])]]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _run_batch(self, flow: _Flow, claims: list[_Claim]) -> None:
+        """One claimed batch: one isReachable for all, then each letter as a slot frees; each
+        outcome is handed to the writer as soon as it is known."""
+        try:
+            await self._prefetch(claims)
+        except Exception as exc:  # a bug must not lose the batch: each letter asks for itself
+            log.error("outbox.prefetch_failed", letters=len(claims), error=type(exc).__name__)
+
+        async def one(claim: _Claim) -> None:
+            try:
+                outcome = await self._deliver(claim)
+            except Exception as exc:  # not an outside failure (a bug): try again later, say why
+                log.error("outbox.deliver_failed", document_id=claim.document_id, error=type(exc).__name__)
+                outcome = _Outcome(claim, error=f"unexpected {type(exc).__name__}", transient=True)
+            flow.finished.append(outcome)
+            flow.have_finished.set()
+
+        await asyncio.gather(*(one(claim) for claim in claims))
+
+    async def _writer(self, flow: _Flow) -> None:
+        """Record finished letters in batches: whatever finished while the last write ran."""
+        while True:
+            await flow.have_finished.wait()
+            flow.have_finished.clear()
+            batch, flow.finished = flow.finished, []
+            if batch:
+                try:
+                    await asyncio.to_thread(self._record, batch)
+                except Exception as exc:  # the rows stay claimed; retried when the claim expires
+                    log.error("outbox.record_failed", letters=len(batch), error=type(exc).__name__)
+                flow.done += len(batch)
+                flow.outstanding -= len(batch)
+            flow.changed.set()
+
+    async def _prefetch(self, claims: list[_Claim]) -> None:
+        """One isReachable for the batch, when the port can; a failure here is not the letters'
+        (each then asks for itself when delivered)."""
+        if not isinstance(self._delivery, PrefetchingMailboxDelivery):
+            return
+        letters = []
+        for claim in claims:
+            with contextlib.suppress(ValueError):  # a bad row fails in _deliver, with its reason
+                letters.append(self._letter(claim))
+        if not letters:
+            return
+        try:
+            await self._delivery.prefetch(letters)
+        except GatewayError as exc:
+            log.warning("outbox.prefetch_failed", letters=len(letters), error=str(exc))
+
+    def _letter(self, claim: _Claim) -> OutgoingLetter:
+        return OutgoingLetter(
+            message_id=claim.message_id,
+            recipient=self._mappings.recognise(claim.recipient_value),
+            provider=claim.provider,
+            text=claim.text,
+            attachments=claim.attachments,
+        )
 
     def _claim(self) -> list[_Claim]:
         now = self._now()
@@ -227,23 +377,27 @@ class Outbox:
                 )
         return claims
 
-    async def _deliver(self, claim: _Claim) -> None:
+    async def _deliver(self, claim: _Claim) -> _Outcome:
         async with self._concurrency:
             try:
-                letter = OutgoingLetter(
-                    message_id=claim.message_id,
-                    recipient=self._mappings.recognise(claim.recipient_value),
-                    provider=claim.provider,
-                    text=claim.text,
-                    attachments=claim.attachments,
-                )
-                receipt = await self._delivery.deliver(letter)
+                receipt = await self._delivery.deliver(self._letter(claim))
             except TransientUpstreamError as exc:
-                await asyncio.to_thread(self._failed_for_now, claim, str(exc))
+                return _Outcome(claim, error=str(exc), transient=True)
             except (GatewayError, ValueError) as exc:
-                await asyncio.to_thread(self._refused, claim, str(exc))
-            else:
-                await asyncio.to_thread(self._delivered, claim, receipt)
+                return _Outcome(claim, error=str(exc))
+            return _Outcome(claim, receipt=receipt)
+
+    def _record(self, outcomes: list[_Outcome]) -> None:
+        """Every outcome in one transaction (receipts written in batches)."""
+        now = self._now()
+        with self._engine.begin() as conn:
+            for outcome in outcomes:
+                if outcome.receipt is not None:
+                    self._delivered(conn, outcome.claim, outcome.receipt, now)
+                elif outcome.transient:
+                    self._failed_for_now(conn, outcome.claim, outcome.error or "", now)
+                else:
+                    self._refused(conn, outcome.claim, outcome.error or "", now)
 
     def _backoff(self, attempts: int) -> timedelta:
         """Exponential with equal jitter: half the step fixed, half random."""
@@ -253,51 +407,49 @@ class Outbox:
     def _mine(self, claim: _Claim) -> Any:
         return and_(mailbox_outbox.c.id == claim.id, mailbox_outbox.c.claimed_by == self.worker_id)
 
-    def _delivered(self, claim: _Claim, receipt: MailboxReceipt) -> None:
-        now = self._now()
-        with self._engine.begin() as conn:
-            # The operator's receipt settles the letter whoever holds the claim now: a claim that
-            # expired while the letter was in flight is taken by another worker, which sends the
-            # same message id again and gets this same receipt. The first to come back records
-            # it; the others change nothing (without this, two workers whose claims keep expiring
-            # take the row from each other for ever, each adding a "mailbox-delivered").
-            changed = conn.execute(
-                update(mailbox_outbox)
-                .where(
-                    mailbox_outbox.c.id == claim.id,
-                    or_(mailbox_outbox.c.claimed_by == self.worker_id, mailbox_outbox.c.state == PENDING),
-                )
-                .values(
-                    state=DELIVERED,
-                    transaction_id=receipt.transaction_id,
-                    delivered_at=receipt.delivered_at,
-                    claimed_by=None,
-                    claimed_until=None,
-                    last_error=None,
-                    updated_at=now,
-                )
-            ).rowcount
-            if not changed:  # another worker recorded it already (or gave up on it)
-                log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
-                return
-            conn.execute(
-                update(documents)
-                .where(documents.c.id == claim.document_id)
-                .values(
-                    mailbox_provider=receipt.provider.value,
-                    mailbox_delivered_at=receipt.delivered_at,
-                    mailbox_receipt=receipt.transaction_id,
-                    print_due_at=None,  # R-DOC-5: in a mailbox it counts as read
-                )
+    def _delivered(self, conn: Connection, claim: _Claim, receipt: MailboxReceipt, now: datetime) -> None:
+        # The operator's receipt settles the letter whoever holds the claim now: a claim that
+        # expired while the letter was in flight is taken by another worker, which sends the
+        # same message id again and gets this same receipt. The first to come back records
+        # it; the others change nothing (without this, two workers whose claims keep expiring
+        # take the row from each other for ever, each adding a "mailbox-delivered").
+        changed = conn.execute(
+            update(mailbox_outbox)
+            .where(
+                mailbox_outbox.c.id == claim.id,
+                or_(mailbox_outbox.c.claimed_by == self.worker_id, mailbox_outbox.c.state == PENDING),
             )
-            store.add_event(
-                conn,
-                claim.document_id,
-                now,
-                "mailbox-delivered",
-                detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+            .values(
+                state=DELIVERED,
+                transaction_id=receipt.transaction_id,
+                delivered_at=receipt.delivered_at,
+                claimed_by=None,
+                claimed_until=None,
+                last_error=None,
+                updated_at=now,
             )
-            store.rebuild(conn, claim.document_id, now)
+        ).rowcount
+        if not changed:  # another worker recorded it already (or gave up on it)
+            log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
+            return
+        conn.execute(
+            update(documents)
+            .where(documents.c.id == claim.document_id)
+            .values(
+                mailbox_provider=receipt.provider.value,
+                mailbox_delivered_at=receipt.delivered_at,
+                mailbox_receipt=receipt.transaction_id,
+                print_due_at=None,  # R-DOC-5: in a mailbox it counts as read
+            )
+        )
+        store.add_event(
+            conn,
+            claim.document_id,
+            now,
+            "mailbox-delivered",
+            detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+        )
+        store.rebuild(conn, claim.document_id, now)
         log.info(
             "outbox.delivered",
             document_id=claim.document_id,
@@ -305,28 +457,28 @@ class Outbox:
             attempts=claim.attempts,
         )
 
-    def _failed_for_now(self, claim: _Claim, error: str) -> None:
+    def _failed_for_now(self, conn: Connection, claim: _Claim, error: str, now: datetime) -> None:
         if claim.attempts >= self._max_attempts:
             self._give_up(
+                conn,
                 claim,
                 DEAD,
                 f"{claim.provider.value} could not be reached in {claim.attempts} attempts: {error}",
+                now,
             )
             return
-        now = self._now()
         retry_at = now + self._backoff(claim.attempts)
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(mailbox_outbox)
-                .where(self._mine(claim))
-                .values(
-                    next_attempt_at=retry_at,
-                    claimed_by=None,
-                    claimed_until=None,
-                    last_error=error,
-                    updated_at=now,
-                )
+        conn.execute(
+            update(mailbox_outbox)
+            .where(self._mine(claim))
+            .values(
+                next_attempt_at=retry_at,
+                claimed_by=None,
+                claimed_until=None,
+                last_error=error,
+                updated_at=now,
             )
+        )
         log.warning(
             "outbox.retry_later",
             document_id=claim.document_id,
@@ -335,43 +487,41 @@ class Outbox:
             error=error,
         )
 
-    def _refused(self, claim: _Claim, error: str) -> None:
-        self._give_up(claim, REFUSED, f"{claim.provider.value} refused the letter: {error}")
+    def _refused(self, conn: Connection, claim: _Claim, error: str, now: datetime) -> None:
+        self._give_up(conn, claim, REFUSED, f"{claim.provider.value} refused the letter: {error}", now)
 
-    def _give_up(self, claim: _Claim, state: str, reason: str) -> None:
+    def _give_up(self, conn: Connection, claim: _Claim, state: str, reason: str, now: datetime) -> None:
         """The mailbox will not get it: the document goes to the print list with the reason."""
-        now = self._now()
-        with self._engine.begin() as conn:
-            changed = conn.execute(
-                update(mailbox_outbox)
-                .where(self._mine(claim))
-                .values(state=state, claimed_by=None, claimed_until=None, last_error=reason, updated_at=now)
-            ).rowcount
-            if not changed:
-                return
-            row = conn.execute(
-                select(documents.c.unit_hsa_id, documents.c.kind).where(documents.c.id == claim.document_id)
-            ).one()
-            conn.execute(
-                update(documents).where(documents.c.id == claim.document_id).values(mailbox_provider=None)
+        changed = conn.execute(
+            update(mailbox_outbox)
+            .where(self._mine(claim))
+            .values(state=state, claimed_by=None, claimed_until=None, last_error=reason, updated_at=now)
+        ).rowcount
+        if not changed:
+            return
+        row = conn.execute(
+            select(documents.c.unit_hsa_id, documents.c.kind).where(documents.c.id == claim.document_id)
+        ).one()
+        conn.execute(
+            update(documents).where(documents.c.id == claim.document_id).values(mailbox_provider=None)
+        )
+        conn.execute(  # the mailbox did not get a copy: it is no recipient
+            delete(document_recipients).where(
+                document_recipients.c.document_id == claim.document_id,
+                document_recipients.c.channel == Channel.MAILBOX.value,
             )
-            conn.execute(  # the mailbox did not get a copy: it is no recipient
-                delete(document_recipients).where(
-                    document_recipients.c.document_id == claim.document_id,
-                    document_recipients.c.channel == Channel.MAILBOX.value,
-                )
-            )
-            store.add_event(conn, claim.document_id, now, f"mailbox-{state}", detail=reason)
-            store.put_on_print_list(
-                conn,
-                claim.document_id,
-                unit=row.unit_hsa_id,
-                kind=row.kind,
-                rules=("R-DOC-5",),
-                reason=f"not delivered to the digital mailbox: {reason}",
-                now=now,
-            )
-            store.rebuild(conn, claim.document_id, now)
+        )
+        store.add_event(conn, claim.document_id, now, f"mailbox-{state}", detail=reason)
+        store.put_on_print_list(
+            conn,
+            claim.document_id,
+            unit=row.unit_hsa_id,
+            kind=row.kind,
+            rules=("R-DOC-5",),
+            reason=f"not delivered to the digital mailbox: {reason}",
+            now=now,
+        )
+        store.rebuild(conn, claim.document_id, now)
         log.warning("outbox.gave_up", document_id=claim.document_id, state=state, attempts=claim.attempts)
 
 

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         description="Who may send (MLLP and POST /journal/hl7): JSON list of 'APP|FACILITY' (MSH-3.1, "
         "MSH-4.1) or 'APP|*'; others get AR. Empty: everyone.",
     )
+    hl7_app_ack_endpoints: dict[str, str] = Field(
+        default_factory=dict,
+        description="Enhanced acknowledgement mode (MSH-15/16): where each sender takes its application "
+        "ACKs, JSON {'APP|FACILITY' or 'APP|*': 'host:port'} (MLLP); docs/hl7-profile.md 5.4.",
+    )
     max_message_bytes: int = Field(1_048_576, gt=0)
     max_body_bytes: int = Field(
         262_144,
@@ -142,6 +147,15 @@ class Settings(BaseSettings):
             if not bar or not app or not facility or "|" in facility or app == "*":
                 raise ValueError(f"{sender!r} is not 'APP|FACILITY' or 'APP|*'")
         return senders
+
+    @field_validator("hl7_app_ack_endpoints")
+    @classmethod
+    def _endpoints_are_host_port(cls, endpoints: dict[str, str]) -> dict[str, str]:
+        for sender, endpoint in endpoints.items():
+            host, _, port = endpoint.rpartition(":")
+            if "|" not in sender or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{sender!r}: {endpoint!r} is not 'APP|FACILITY': 'host:port'")
+        return endpoints
 
     @model_validator(mode="after")
     def _mllp_tls_files_fit(self) -> Settings:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import multiprocessing
 import os
 import signal
@@ -56,6 +57,8 @@ def mock_env(mocks_url: str) -> dict[str, str]:
         "GATEWAY_SPAR_URL": mocks_url + SPAR_MOCK_PATH,
         "GATEWAY_JOURNAL_WS_URL": mocks_url + "/booking/BookingService",
         "GATEWAY_MAILBOX_URL": mocks_url + MAILBOX_MOCK_PATH,
+        # The mock's operators answer under its own address: allowed as bootstrap allows it.
+        "GATEWAY_MAILBOX_SERVICE_ADDRESSES": json.dumps({"*": [f"{mocks_url}/mailbox/"]}),
     }
     return {k: v for k, v in wanted.items() if k not in os.environ}
 

@@ -75,7 +75,9 @@ class ServedApp:
             options = {"ssl_certfile": self.tls.certfile, "ssl_keyfile": self.tls.keyfile}
             if self.tls.client_ca:
                 options |= {"ssl_ca_certs": self.tls.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off", **options)
+        config = uvicorn.Config(
+            self.app, log_config=None, access_log=False, lifespan="off", server_header=False, **options
+        )
         server = _QuietServer(config)
         self._server = server
         failed: list[BaseException] = []

@@ -19,6 +19,7 @@ from gateway.api import audit as audit_api
 from gateway.api import (
     auth,
     documents,
+    headers,
     held,
     journal,
     limits,
@@ -101,6 +102,8 @@ def create_app(
     app.state.audit = AuditWriter(engine)
     auth_on = app.state.verifier is not None
     app.add_middleware(audit_api.AuditMiddleware, writer=app.state.audit, auth_on=auth_on)
+    # Outermost of ours: the audit trail's 503 and the body limits' 413 get the headers too.
+    app.add_middleware(headers.SecurityHeaders)
     app.include_router(audit_api.router)
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
@@ -127,12 +130,8 @@ def create_app(
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:
-        if isinstance(exc, auth.Unauthorized):
-            answer = outcome(401, "login", str(exc))
-            answer.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
-            return answer
-        if isinstance(exc, auth.Forbidden):
-            return outcome(403, "forbidden", str(exc))
+        if isinstance(exc, auth.Unauthorized | auth.Forbidden | auth.AuthorizationTooLarge):
+            return _refused(exc)
         if isinstance(exc, NotFound):
             return outcome(404, "not-found", str(exc))
         if isinstance(exc, InvalidRequest):
@@ -160,10 +159,36 @@ def create_app(
         return outcome(400, "invalid", "a value in the request is out of range")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            # The router refuses a method before the route's dependencies run: check the token
+            # here, so a method no route takes is no way past it, and the audit trail names the
+            # caller (docs/audit.md).
+            try:
+                await auth.authorize(request)
+            except (auth.Unauthorized, auth.Forbidden, auth.AuthorizationTooLarge) as refused:
+                return _refused(refused)
         code = {404: "not-found", 405: "not-supported", 406: "not-supported", 415: "not-supported"}.get(
             exc.status_code, "processing"
         )
         return outcome(exc.status_code, code, str(exc.detail))  # type: ignore[arg-type]
 
+    # Anything unforeseen: still an OperationOutcome. Starlette runs this handler outside the
+    # middleware, so it adds the security headers itself (and re-raises to the server's log).
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, _exc: Exception) -> Response:
+        answer = outcome(500, "exception", "internal error")
+        answer.headers.update({k.decode(): v.decode() for k, v in headers.security_headers(request.url.path)})
+        return answer
+
     return app
+
+
+def _refused(exc: auth.Unauthorized | auth.Forbidden | auth.AuthorizationTooLarge) -> Response:
+    if isinstance(exc, auth.Unauthorized):
+        answer = outcome(401, "login", str(exc))
+        answer.headers["WWW-Authenticate"] = exc.challenge()
+        return answer
+    if isinstance(exc, auth.Forbidden):
+        return outcome(403, "forbidden", str(exc))
+    return outcome(431, "too-costly", str(exc))

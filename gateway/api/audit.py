@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote
 
@@ -31,8 +31,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api import auth
 from gateway.api.deps import StoreDep
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.fhir.outcome import outcome
+from gateway.journal_adapter.timestamps import STOCKHOLM
+from gateway.mappings import Mappings
 from gateway.store.audit import AuditEvent, AuditFilter, AuditWriter, search
 
 log = structlog.get_logger(__name__)
@@ -146,17 +148,28 @@ _PREFIXES = (
 )
 
 
-def _patient_value(raw: str) -> str | None:
-    value = raw.rpartition("|")[2].strip().replace("-", "").replace("+", "")
-    return value[:32] or None
+#: A personnummer or samordningsnummer as written: 12 or 10 digits, maybe with - or +.
+_PERSON_NUMBER = re.compile(r"\d{6}(?:\d{2})?[-+]?\d{4}")
 
 
-def _patients_in(items: list[tuple[str, str]]) -> list[str]:
+def _patient_value(raw: str, today: date, mappings: Mappings) -> str | None:
+    """The patient as the trail keeps it: a personnummer or samordningsnummer as 12 digits
+    (``YYMMDD-NNNC`` by R-ID-1's century rule), anything else without ``-`` and ``+``."""
+    value = raw.rpartition("|")[2].strip()
+    if _PERSON_NUMBER.fullmatch(value):
+        try:
+            return mappings.recognise(value, today=today).value
+        except InvalidIdentifier:
+            pass  # not a valid number: kept as given, so a search for it finds what it was
+    return value.replace("-", "").replace("+", "")[:32] or None
+
+
+def _patients_in(items: list[tuple[str, str]], today: date, mappings: Mappings) -> list[str]:
     found: list[str] = []
     for name, raw in items:
         if name in PATIENT_PARAMS:
             for part in raw.split(","):  # FHIR: a comma is OR
-                value = _patient_value(part)
+                value = _patient_value(part, today, mappings)
                 if value is not None and value not in found:
                     found.append(value)
     return found[:_MAX_PATIENTS]
@@ -271,10 +284,12 @@ class AuditMiddleware:
         else:
             action = "update"
         patients: list[str | None]
+        mappings: Mappings = scope["app"].state.mappings
+        today = at.astimezone(STOCKHOLM).date()
         if audited.patient_param is not None and audited.patient_param in params:
-            patients = [_patient_value(str(params[audited.patient_param]))]
+            patients = [_patient_value(str(params[audited.patient_param]), today, mappings)]
         else:
-            patients = list(_patients_in(items)) or [None]
+            patients = list(_patients_in(items, today, mappings)) or [None]
         ids: list[str | None] = [resource_id]
         if audited.body_ids and body is not None:
             ids = list(_body_ids(bytes(body))) or [None]
@@ -349,8 +364,9 @@ async def read_audit(
             raise InvalidRequest(f"{name} needs a time zone (e.g. Z or +01:00)")
     writer: AuditWriter = request.app.state.audit
     await run_in_threadpool(writer.flush)  # what was done before this request is in the answer
+    today = request.app.state.clock().astimezone(STOCKHOLM).date()
     f = AuditFilter(
-        patient=_patient_value(patient) if patient else None,
+        patient=_patient_value(patient, today, request.app.state.mappings) if patient else None,
         caller=caller,
         since=since,
         until=until,

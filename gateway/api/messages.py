@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from gateway.api.deps import StoreDep
 from gateway.errors import InvalidRequest, NotFound
-from gateway.store import browser, queries
+from gateway.store import app_acks, browser, queries
 from gateway.store.inbox import STATES
 from gateway.store.redaction import message_view
 
@@ -54,9 +54,14 @@ def get_message(message_id: int, store: StoreDep) -> JSONResponse:
     with store.connect() as conn:
         row = queries.get_message(conn, message_id)
         outputs = browser.outputs(conn, message_id) if row is not None else []
+        # Enhanced mode (docs/hl7-profile.md 5.4): the application ACK owed to the sender, if any.
+        app_ack = app_acks.for_message(conn, message_id) if row is not None else None
     if row is None:
         raise NotFound(f"message {message_id} is not known")
-    return JSONResponse({**_jsonable(message_view(row)), "outputs": outputs})
+    view = {**_jsonable(message_view(row)), "outputs": outputs}
+    if app_ack is not None:
+        view["application_ack"] = _jsonable(app_ack)
+    return JSONResponse(view)
 
 
 @router.post("/messages/{message_id}/reprocess", summary="Run a stored message through the pipeline again")

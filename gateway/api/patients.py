@@ -212,7 +212,7 @@ async def refresh_patient_bookings(
     person_id: str,
     request: Request,
     store: StoreDep,
-    unit: Annotated[str | None, Query(description="HSA-id of the unit (default: all units)")] = None,
+    unit: Annotated[str | None, Query(description="HSA-id of the unit (default: known units)")] = None,
 ) -> JSONResponse:
     """R-BK-4 ("Uppdatera nu"): each missing or changed booking becomes a message like any other."""
     result = await refresh_person(request.app.state, store, person_id, unit)
@@ -224,5 +224,6 @@ async def refresh_patient_bookings(
             "message_ids": list(result.message_ids),
             "already_sent": result.already_sent,
             "refused": list(result.refused),
+            "cancelled": result.cancelled,
         }
     )

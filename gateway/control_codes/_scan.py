@@ -198,7 +198,69 @@ def scan(text: str) -> ControlCodeScan:
         return any(start < t_end and t_start < end for t_start, t_end in taken)
 
     near = [n for n in _near_misses(text, lines) if not overlaps_exact(n)]
+    split = list(_split_by_line_breaks(text, lines))
+    if split:
+        # A code broken over two lines reads, on its first line, as a shorter near miss too;
+        # the whole one (with its line break) is the one to report.
+        spans = [(m.position.offset, m.position.offset + len(m.text)) for m in split]
+        near = [
+            n
+            for n in near
+            if not any(n.position.offset < e and s < n.position.offset + len(n.text) for s, e in spans)
+        ]
+        near = sorted(near + split, key=lambda m: m.position.offset)
     return ControlCodeScan(tuple(found), tuple(near))
+
+
+# -- codes split by a line break ----------------------------------------------------------------
+
+#: A line break with the horizontal whitespace around it (a template's author pressing Enter, or
+#: an editor wrapping the footer, inside ``[4US:LPAT]``).
+_BREAK = re.compile(r"[^\S\r\n]*(?:\r\n|\r|\n)[^\S\r\n]*")
+
+
+def _split_by_line_breaks(text: str, lines: _LineIndex) -> Iterator[NearMiss]:
+    """Codes, exact or near misses, that a line break splits (``[4US:`` / ``LPAT]``): found in
+    the text with its line breaks taken out, and reported where they start, on the line of the
+    break (R-DOC-2: the split code does not count)."""
+    if "\n" not in text and "\r" not in text:
+        return
+    joined: list[str] = []
+    origin: list[int] = []  # joined index -> offset in text
+    breaks: list[int] = []  # joined index of the first character after each break
+    at = 0
+    for brk in _BREAK.finditer(text):
+        joined.append(text[at : brk.start()])
+        origin.extend(range(at, brk.start()))
+        breaks.append(len(origin))
+        at = brk.end()
+    joined.append(text[at:])
+    origin.extend(range(at, len(text)))
+    origin.append(len(text))
+    flat = "".join(joined)
+    flat_lines = _LineIndex(flat)
+
+    def inside(start: int, end: int) -> int | None:
+        i = bisect.bisect_right(breaks, start)
+        return breaks[i] if i < len(breaks) and breaks[i] < end else None
+
+    def miss(start: int, end: int, kinds: tuple[CodeKind, ...], problems: tuple[str, ...]) -> NearMiss | None:
+        cut = inside(start, end)
+        if cut is None:
+            return None
+        first, last = origin[start], origin[end - 1] + 1
+        told = (f"line break inside the code, after {flat[start:cut]!r}",)
+        return NearMiss(lines.position(first), text[first:last], kinds, told + problems)
+
+    for exact in _EXACT.finditer(flat):
+        found = miss(exact.start(), exact.end(), (CODES[exact.group()],), ())
+        if found is not None:
+            yield found
+    for near in _near_misses(flat, flat_lines):
+        start = near.position.offset
+        found = miss(start, start + len(near.text), near.resembles, near.problems)
+        if found is not None:
+            yield found
 
 
 # -- the tolerant pattern ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The citizen platform's accounts and proxies (R-ACC-*, R-ID-6, R-NOT-1), and the port to them.
+"""The citizen platform's accounts and proxies (R-ACC-1, R-ACC-2, R-ID-6, R-NOT-1), and the port to them.
 
 The population register (SPAR) knows nothing of guardianship or accounts; the citizen
 platform's account service does. The rules are pure functions over an :class:`Account` and
@@ -103,13 +103,6 @@ def can_log_in(account: Account, who: PersonId, today: date) -> bool:
     if who == account.person:
         return account.status is AccountStatus.ACTIVE
     return any(p.person == who for p in active_proxies(account, today))
-
-
-def may_run_errand(account: Account, unit_hsa_id: str) -> bool:
-    """R-ACC-3: errands only with the unit the person is listed at (and never on a locked account)."""
-    if account.status is AccountStatus.LOCKED:
-        return False
-    return account.listing_unit is not None and account.listing_unit == unit_hsa_id
 
 
 def sms_reminder_allowed(account: Account, has_booking: bool) -> bool:

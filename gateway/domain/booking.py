@@ -14,16 +14,36 @@ class BookingAction(StrEnum):
     RESCHEDULE = "reschedule"
     MODIFY = "modify"
     CANCEL = "cancel"
+    DISCONTINUE = "discontinue"
     DELETE = "delete"
     NOSHOW = "noshow"
 
 
+class ResourceKind(StrEnum):
+    """What a booked resource is, which decides its FHIR participant (Practitioner, Device,
+    Location)."""
+
+    PERSON = "person"
+    EQUIPMENT = "equipment"
+    LOCATION = "location"
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """A practitioner, a unit/location or other personnel, known by HSA-id and/or name."""
+    """A practitioner, a unit/location, equipment or other personnel, known by id and/or name.
+
+    ``hsa_id`` only holds a value of the HSA-id form (:func:`gateway.domain.identity.is_hsa_id`);
+    any other id the journal sends is ``local_id``, in the sender's own ``local_system``.
+    ``room_id``/``room_name`` are a location's room (PL.2), so a change of room is a change.
+    """
 
     hsa_id: str | None
     name: str | None
+    local_id: str | None = None
+    local_system: str | None = None
+    kind: ResourceKind = ResourceKind.PERSON
+    room_id: str | None = None
+    room_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +64,10 @@ class BookingEvent:
     practitioners: tuple[Resource, ...] = field(default_factory=tuple)
     locations: tuple[Resource, ...] = field(default_factory=tuple)
     personnel: tuple[Resource, ...] = field(default_factory=tuple)
+    #: AIG resources of kind equipment (FHIR Device participants).
+    devices: tuple[Resource, ...] = field(default_factory=tuple)
+    #: NTE with comment type PI (patient instructions), the only notes the citizen sees.
+    patient_instruction: str | None = None
 
     @property
     def minutes(self) -> int:

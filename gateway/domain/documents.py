@@ -143,12 +143,15 @@ class MailboxReachability:
 
     ``declined``: the person has a mailbox but turned down mail from the sector (000 "tacka
     nej-webben"). ``sender_accepted``: False when the person (or operator) does not accept this
-    sender. Either way nothing goes to the mailbox.
+    sender. Either way nothing goes to the mailbox. ``unusable``: the service named a mailbox the
+    gateway may not deliver to (an operator not in its supplier table, an address off the
+    allowlist): routed as no mailbox, and the reason goes into the decision staff see.
     """
 
     provider: MailboxProvider | None = None
     declined: bool = False
     sender_accepted: bool = True
+    unusable: str | None = None
 
     @property
     def deliverable(self) -> bool:
@@ -392,6 +395,8 @@ def _recipients(
         notes.append("the unit never sends to digital mailboxes" + (f" ({unit.note})" if unit.note else ""))
     elif mailbox.deliverable:
         deliveries.append(Delivery(Channel.MAILBOX, person, mailbox.provider))
+    elif mailbox.unusable is not None:
+        notes.append(f"mailbox not used: {mailbox.unusable}")
 
     proxies = active_proxies(account, today)
     blocked = [p for p in account.proxies if p.blocked]
@@ -579,6 +584,7 @@ def kallelse_outdated_by(action: BookingAction) -> bool:
         BookingAction.RESCHEDULE,
         BookingAction.MODIFY,
         BookingAction.CANCEL,
+        BookingAction.DISCONTINUE,
         BookingAction.DELETE,
     )
 

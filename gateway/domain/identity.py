@@ -41,7 +41,7 @@ class PersonId:
 
 
 _TWELVE = re.compile(r"^(\d{8})-?(\d{4})$")
-_TEN = re.compile(r"^(\d{6})[-+]?(\d{4})$")
+_TEN = re.compile(r"^(\d{2})(\d{2})(\d{2})([-+]?)(\d{4})$")
 
 
 #: A digit doubled, its digits summed (the Luhn step for every other digit).
@@ -73,6 +73,25 @@ def normalize_twelve(text: str) -> str:
             f"identifier must be 12 digits YYYYMMDDNNNC (or YYYYMMDD-NNNC), got {len(text)} characters"
         )
     return match.group(1) + match.group(2)
+
+
+def with_century(text: str, today: date) -> str:
+    """R-ID-1: a 10-digit ``YYMMDD-NNNC`` (or ``YYMMDDNNNC``, or ``YYMMDD+NNNC``) as 12 digits.
+
+    The separator tells the century, as the register writes it: ``-`` (or none) for a person
+    under 100 on ``today``, ``+`` for one aged 100 or more. Only the digits are rearranged;
+    :func:`parse_swedish_id` checks the result."""
+    match = _TEN.match(text.strip())
+    if match is None:
+        raise InvalidIdentifier(f"identifier must be 10 digits YYMMDD-NNNC, got {len(text)} characters")
+    yy, month, day, sign, last = match.groups()
+    day_of_birth = int(day) - 60 if int(day) > 60 else int(day)  # samordningsnummer: day + 60
+    year = today.year - (today.year - int(yy)) % 100  # the latest year ending in YY, up to this one
+    if year == today.year and (int(month), day_of_birth) > (today.month, today.day):
+        year -= 100  # not born yet this year: the century before
+    if sign == "+":
+        year -= 100
+    return f"{year // 100:02d}{yy}{month}{day}{last}"
 
 
 def birth_date(value: str, kind: IdKind) -> date:
@@ -120,16 +139,20 @@ def recognise(
     personnummer_oid: str,
     samordningsnummer_oid: str,
     reservnummer_patterns: Mapping[str, re.Pattern[str]],
+    today: date | None = None,
 ) -> PersonId:
     """A bare number with no issuing authority (typed by staff, a URL path) to a checked id.
 
     A region's reservnummer pattern wins (R-ID-2: ``99`` + 10 digits in Region Stockholm could
     otherwise read as a date in 1999); then day of birth over 60 means samordningsnummer (R-ID-1).
+    With ``today``, a 10-digit ``YYMMDD-NNNC`` is accepted too (:func:`with_century`).
     """
     compact = text.strip().replace("-", "")
     for oid, pattern in reservnummer_patterns.items():
         if pattern.fullmatch(compact):
             return PersonId(IdKind.RESERVNUMMER, compact, oid)
+    if today is not None and _TEN.match(text.strip()):
+        text = with_century(text, today)
     value = normalize_twelve(text)
     if int(value[6:8]) > 60:
         return parse_swedish_id(value, IdKind.SAMORDNINGSNUMMER, samordningsnummer_oid)
@@ -158,3 +181,18 @@ def mask_id(value: str) -> str:
 def mask_ids_in_text(text: str) -> str:
     """Mask anything that looks like a personnummer inside free text (used by log masking)."""
     return _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2) or '-'}****", text)
+
+
+#: HSA-id (Inera's catalogue of health and care staff and units): country code ``SE``, the
+#: issuing organisation's organisationsnummer (10 digits, in its 12-digit form with the century
+#: prefix ``16`` too), a dash and 1-31 letters or digits: ``SE2321000016-15CQ``.
+_HSA_ID = re.compile(r"SE(?:16)?(\d{10})-[A-Za-z0-9]{1,31}")
+
+
+def is_hsa_id(value: str) -> bool:
+    """Whether ``value`` has the HSA-id form, the organisationsnummer's Luhn digit included.
+
+    Only such a value is labelled an HSA-id towards the platform; ``5001`` or ``LabUnit101`` is
+    the sender's own id, never silently an HSA-id (docs/hl7-profile.md 4.6)."""
+    match = _HSA_ID.fullmatch(value)
+    return match is not None and luhn_ok(match.group(1))

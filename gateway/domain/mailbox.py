@@ -17,10 +17,11 @@ this module is what happens next: one :class:`OutgoingLetter` handed to a
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gateway.domain.documents import MailboxProvider
 from gateway.domain.identity import PersonId
@@ -103,4 +104,16 @@ class MailboxDelivery(Protocol):
         """Deliver ``letter``; the same ``message_id`` again returns the first delivery's receipt.
         Raises TransientUpstreamError (retry later), MailboxRefused (this letter will not be
         taken; see ``code``) or another PermanentUpstreamError."""
+        ...
+
+
+@runtime_checkable
+class PrefetchingMailboxDelivery(MailboxDelivery, Protocol):
+    """A delivery port that can ask where a whole batch of letters' persons have their mailboxes
+    in one question (Mina meddelanden ``isReachable`` takes up to 1,000 persons), so each
+    ``deliver`` after it need not ask for its person alone."""
+
+    async def prefetch(self, letters: Sequence[OutgoingLetter]) -> None:
+        """Ask for ``letters``' persons at once; raises as ``deliver`` would. Optional: a letter
+        not prefetched is asked for when it is delivered."""
         ...

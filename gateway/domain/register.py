@@ -24,7 +24,8 @@ class Protection(StrEnum):
 
 
 class Deregistration(StrEnum):
-    """SPAR ``AvregistreringsorsakKod``."""
+    """SPAR ``AvregistreringsorsakKod``. Older entries use one letter: ``A`` is read as
+    ``DECEASED``, ``G`` as ``OLD_NUMBER_GN``, ``O`` (övrig orsak) is ``OTHER_REASON``."""
 
     DECEASED = "AV"
     EMIGRATED = "UV"
@@ -34,6 +35,7 @@ class Deregistration(StrEnum):
     MISSING = "OB"
     TECHNICAL = "TA"
     FALSE_IDENTITY = "FI"
+    OTHER_REASON = "O"
 
 
 @dataclass(frozen=True, slots=True)

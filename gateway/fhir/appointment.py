@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fhir.resources.R4B.appointment import Appointment
 
-from gateway.domain.booking import BookingEvent
+from gateway.domain.booking import BookingEvent, Resource
 from gateway.mappings import Mappings
 
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-4a7d-5b8e-9c3f-0d2e1a4b5c6d")
@@ -39,6 +39,21 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+#: Whitespace FHIR's string (``[ \r\n\t\S]+``) has no room for: a no-break space, a form feed,
+#: the other Unicode spaces. Each becomes a plain space, so the official FHIR R4 JSON schema takes
+#: what a journal typed (a name pasted from a word processor).
+_ODD_SPACE = re.compile(r"[^\S \r\n\t]")
+
+
+def _text(value: str | None) -> str | None:
+    """A journal's text as a FHIR string: odd whitespace made a space, trimmed; None if empty."""
+    if not value:
+        return None
+    if _ODD_SPACE.search(value) is not None:
+        value = _ODD_SPACE.sub(" ", value)
+    return value.strip() or None
+
+
 def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]:
     """The Appointment without ``meta`` (added when stored, so content can be compared)."""
     patient_system = mappings.fhir_system_for(event.patient.authority)
@@ -53,7 +68,7 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
             "status": "accepted",
         }
     ]
-    # AIG resources are primary performers, AIP personnel secondary; decided by the segment the
+    # AIG people are primary performers, AIP personnel secondary; decided by the segment the
     # resource came from (the same person in both segments is listed once for each role).
     performers = [(res, "PPRF", "primary performer") for res in event.practitioners]
     performers += [(res, "SPRF", "secondary performer") for res in event.personnel]
@@ -61,7 +76,16 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
         participants.append(
             {
                 "type": [{"coding": [{"system": PARTICIPATION_TYPE, "code": code, "display": display}]}],
-                "actor": _actor("Practitioner", res.hsa_id, res.name, hsa_system),
+                "actor": _actor("Practitioner", res, hsa_system),
+                "required": "required",
+                "status": "accepted",
+            }
+        )
+    for res in event.devices:  # AIG equipment (AIG-4, mappings/resource_types.yaml)
+        participants.append(
+            {
+                "type": [{"coding": [{"system": PARTICIPATION_TYPE, "code": "DEV", "display": "device"}]}],
+                "actor": _actor("Device", res, hsa_system),
                 "required": "required",
                 "status": "accepted",
             }
@@ -69,7 +93,7 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
     for res in event.locations:
         participants.append(
             {
-                "actor": _actor("Location", res.hsa_id, res.name, hsa_system),
+                "actor": _actor("Location", res, hsa_system),
                 "required": "required",
                 "status": "accepted",
             }
@@ -77,11 +101,14 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
     resource: dict[str, Any] = {
         "resourceType": "Appointment",
         "id": appointment_id(event.namespace, event.booking_id),
-        "identifier": [{"system": BOOKING_ID_SYSTEM, "value": f"{event.namespace}|{event.booking_id}"}],
+        "identifier": [
+            {"system": BOOKING_ID_SYSTEM, "value": _text(f"{event.namespace}|{event.booking_id}") or "|"}
+        ],
         "status": event.status,
     }
-    if event.status == "cancelled" and event.cancelation_reason:
-        resource["cancelationReason"] = {"text": event.cancelation_reason}
+    cancelation_reason = _text(event.cancelation_reason)
+    if event.status == "cancelled" and cancelation_reason:
+        resource["cancelationReason"] = {"text": cancelation_reason}
     tt_table = mappings.time_types
     tt = tt_table.time_types.get(event.time_type or "")
     if tt is not None:
@@ -96,8 +123,12 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
             }
         ]
         resource["appointmentType"] = {"coding": [{"system": V2_0276, "code": tt.appointment_type}]}
-    if event.reason:
-        resource["description"] = event.reason
+    description = _text(event.reason)
+    if description:
+        resource["description"] = description
+    instruction = _text(event.patient_instruction)
+    if instruction:  # NTE-4 PI only; other notes never leave the gateway
+        resource["patientInstruction"] = instruction
     resource["start"] = _iso(event.start)
     resource["end"] = _iso(event.end)
     resource["minutesDuration"] = event.minutes
@@ -105,12 +136,25 @@ def build_appointment(event: BookingEvent, mappings: Mappings) -> dict[str, Any]
     return resource
 
 
-def _actor(kind: str, hsa_id: str | None, name: str | None, system: str) -> dict[str, Any]:
+def _actor(kind: str, res: Resource, hsa_system: str) -> dict[str, Any]:
+    """A reference by identifier: an HSA-id only for a value of the HSA-id form (the adapter
+    decides), any other id in the sender's own system. A location's room is in its display, so a
+    change of room is a change of the Appointment."""
     actor: dict[str, Any] = {"type": kind}
+    hsa_id, local_id = _text(res.hsa_id), _text(res.local_id)
     if hsa_id:
-        actor["identifier"] = {"system": system, "value": hsa_id}
-    if name:
-        actor["display"] = name
+        actor["identifier"] = {"system": hsa_system, "value": hsa_id}
+    elif local_id and res.local_system:
+        actor["identifier"] = {"system": res.local_system, "value": local_id}
+    display = _text(res.name)
+    room_id, room_name = _text(res.room_id), _text(res.room_name)
+    if room_id or room_name:
+        room = room_name or f"rum {room_id}"
+        if room_name and room_id and room_id != room_name:
+            room = f"{room_name} ({room_id})"
+        display = f"{display}, {room}" if display else room
+    if display:
+        actor["display"] = display
     return actor
 
 
@@ -168,7 +212,8 @@ _PARTICIPANT_REQUIRED = frozenset({"required", "optional", "information-only"})
 _PARTICIPATION_STATUS = frozenset({"accepted", "declined", "tentative", "needs-action"})
 _TOP_LEVEL = frozenset(
     {"resourceType", "id", "identifier", "status", "cancelationReason", "serviceCategory",
-     "serviceType", "appointmentType", "description", "start", "end", "minutesDuration", "participant"}
+     "serviceType", "appointmentType", "description", "patientInstruction", "start", "end",
+     "minutesDuration", "participant"}
 )  # fmt: skip
 _IDENTIFIER = frozenset({"system", "value"})
 _CODEABLE = frozenset({"coding", "text"})
@@ -334,8 +379,9 @@ def _appointment(r: Any) -> bool:
             return False
     if "appointmentType" in r and not _codeable_seen(r["appointmentType"]):
         return False
-    if "description" in r and not _string(r["description"]):
-        return False
+    for key in ("description", "patientInstruction"):
+        if key in r and not _string(r[key]):
+            return False
     if "minutesDuration" in r:
         minutes = r["minutesDuration"]
         if type(minutes) is not int or not 0 < minutes <= _MAX_POSITIVE_INT:

@@ -28,9 +28,15 @@ _SEARCH = [
     (
         "status",
         "token",
-        "Appointment status; comma-separated for any of several. Repeated: AND (in every one).",
+        "Appointment status; comma-separated for any of several. Repeated: AND (in every one). "
+        "Without status (and without _lastUpdated) entered-in-error (a deleted booking) is left out.",
     ),
-    ("_lastUpdated", "date", "When the gateway last changed the resource (incremental sync). Repeated: AND."),
+    (
+        "_lastUpdated",
+        "date",
+        "When the gateway last changed the resource (incremental sync, entered-in-error included). "
+        "Repeated: AND.",
+    ),
     ("_count", "number", "Page size, 0-500 (default 50)."),
     ("_offset", "number", "Index of the first result on the page (used by the next links)."),
     ("_sort", "string", "date, -date, _lastUpdated or -_lastUpdated (default date)."),

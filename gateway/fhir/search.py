@@ -25,6 +25,8 @@ APPOINTMENT_STATUSES = frozenset(
         "waitlist",
     }
 )
+#: Statuses a search leaves out unless it asks for them (:attr:`AppointmentQuery.left_out`).
+HIDDEN_UNLESS_ASKED = ("entered-in-error",)
 DEFAULT_COUNT = 50
 MAX_COUNT = 500
 
@@ -60,6 +62,15 @@ class AppointmentQuery:
     offset: int = 0
     sort: list[tuple[SortKey, bool]] = field(default_factory=lambda: [("date", False)])
     total: bool = True
+
+    @property
+    def left_out(self) -> tuple[str, ...]:
+        """R-BK-2: a deleted booking (``entered-in-error``) is in the incremental sync (any
+        ``_lastUpdated``, so a platform that cached it removes it) and wherever ``status`` asks
+        for it, but a patient's booking list, and any other search, leaves it out."""
+        if self.statuses is not None or self.last_updated:
+            return ()
+        return HIDDEN_UNLESS_ASKED
 
 
 # Parameters that carry no filter but are allowed on any FHIR request.

@@ -13,10 +13,12 @@ from typing import Literal
 
 from gateway.errors import InboundError
 from gateway.journal_adapter.er7 import DEFAULT_DELIMITERS, escape
-from gateway.journal_adapter.siu import Header
+from gateway.journal_adapter.header import Header, version_taken
 from gateway.journal_adapter.timestamps import format_dtm
 
-AckCode = Literal["AA", "AE", "AR"]
+#: Original mode (and application ACKs in enhanced mode): AA, AE, AR. Enhanced mode's commit
+#: (accept) ACK: CA stored, CE not stored (send again), CR not taken (HL7 table 0008).
+AckCode = Literal["AA", "AE", "AR", "CA", "CE", "CR"]
 
 _counter = itertools.count(1)
 _PREFIX = f"{os.getpid() % 100000:05d}"
@@ -36,7 +38,7 @@ def _times(now: datetime) -> tuple[str, str]:
 
 
 def _version_or_default(header: Header | None) -> str:
-    if header is not None and header.version in ("2.3", "2.3.1", "2.4", "2.5", "2.5.1"):
+    if header is not None and version_taken(header.version):
         return header.version
     return "2.5.1"
 
@@ -48,8 +50,12 @@ def build_ack(
     *,
     sender: tuple[str, str],
     error: InboundError | None = None,
+    ask_commit: bool = False,
 ) -> str:
-    """An ACK for ``header`` (which may be None when the MSH itself was unreadable)."""
+    """An ACK for ``header`` (which may be None when the MSH itself was unreadable).
+
+    ``ask_commit``: an enhanced-mode application ACK, which asks the sender for a commit ACK
+    (MSH-15 ``AL``) and no application ACK of its own (MSH-16 ``NE``), so its delivery is known."""
     e = escape
     d = DEFAULT_DELIMITERS
     version = _version_or_default(header)
@@ -61,8 +67,8 @@ def build_ack(
         d.encoding_characters,
         e(sender[0]),
         e(sender[1]),
-        e(header.sending_application) if header else "",
-        e(header.sending_facility) if header else "",
+        (header.sending_application_whole or e(header.sending_application)) if header else "",
+        (header.sending_facility_whole or e(header.sending_facility)) if header else "",
         timestamp,
         "",
         f"ACK^{e(trigger)}^ACK" if trigger else "ACK",
@@ -70,8 +76,11 @@ def build_ack(
         e(header.processing_id) if header else "P",
         version,
     ]
-    if header is not None and header.charset:
-        msh += ["", "", "", "", "", e(header.charset)]
+    charset = e(header.charset) if header is not None and header.charset else ""
+    if ask_commit:
+        msh += ["", "", "AL", "NE", "", charset]
+    elif charset:
+        msh += ["", "", "", "", "", charset]
     msa = ["MSA", code, e(control_id)]
     segments = ["|".join(msh)]
     if error is None:

@@ -106,14 +106,12 @@ class Segment:
         raw = self.raw(field)
         return raw.split(self.delimiters.repetition) if raw else []
 
-    def get(
-        self,
-        field: int,
-        component: int = 1,
-        subcomponent: int | None = None,
-        repetition: int = 0,
-    ) -> str:
-        """The decoded value at field.component[.subcomponent] of one repetition ('' if empty).
+    def get(self, field: int, component: int = 1, subcomponent: int = 1, repetition: int = 0) -> str:
+        """The decoded value at field.component.subcomponent of one repetition ('' if empty).
+
+        Always one sub-component (the first unless asked): a value is never returned with its
+        component or sub-component delimiters still in it, so ``AIL|1||11&X-Ray Room&L`` reads
+        as ``11`` at AIL-3.1, never as ``11&X-Ray Room&L`` (docs/hl7-profile.md 4).
 
         The intake's hottest function (~30 calls a message): it splits only where the value
         holds the delimiter, and decodes escapes only where there is one (bench/README.md)."""
@@ -136,22 +134,51 @@ class Segment:
             raw = comps[component - 1] if component <= len(comps) else ""
         elif component != 1:
             return ""
-        if subcomponent is not None:
-            if d.subcomponent in raw:
-                subs = raw.split(d.subcomponent)
-                raw = subs[subcomponent - 1] if subcomponent <= len(subs) else ""
-            elif subcomponent != 1:
-                return ""
+        if d.subcomponent in raw:
+            subs = raw.split(d.subcomponent)
+            raw = subs[subcomponent - 1] if subcomponent <= len(subs) else ""
+        elif subcomponent != 1:
+            return ""
         return unescape(raw, d) if d.escape in raw else raw
 
+    def subcomponents(self, field: int, component: int = 1, repetition: int = 0) -> list[str]:
+        """Every sub-component of field.component (decoded), for composite components such as
+        PL.1 (HD in v2.7 and later: ``11&X-Ray Room&L``); ``[]`` when empty."""
+        if field >= len(self.fields) or not self.fields[field]:
+            return []
+        d = self.delimiters
+        reps = self.fields[field].split(d.repetition)
+        if repetition >= len(reps):
+            return []
+        comps = reps[repetition].split(d.component)
+        if component > len(comps) or not comps[component - 1]:
+            return []
+        return [unescape(sub, d) for sub in comps[component - 1].split(d.subcomponent)]
 
-def component_of(raw_repetition: str, d: Delimiters, component: int, subcomponent: int | None = None) -> str:
+
+def component_of(raw_repetition: str, d: Delimiters, component: int, subcomponent: int = 1) -> str:
+    """One sub-component (the first unless asked) of one component of a raw repetition."""
     comps = raw_repetition.split(d.component)
     value = comps[component - 1] if component <= len(comps) else ""
-    if subcomponent is not None:
-        subs = value.split(d.subcomponent)
-        value = subs[subcomponent - 1] if subcomponent <= len(subs) else ""
+    subs = value.split(d.subcomponent)
+    value = subs[subcomponent - 1] if subcomponent <= len(subs) else ""
     return unescape(value, d)
+
+
+def reencode(raw: str, source: Delimiters, target: Delimiters = DEFAULT_DELIMITERS) -> str:
+    """A field's raw ER7 text written with other delimiters, every component, sub-component and
+    repetition kept (the ACK echoes the sender's MSH-3/MSH-4 whole in its own delimiters)."""
+    if source == target:
+        return raw
+    return target.repetition.join(
+        target.component.join(
+            target.subcomponent.join(
+                escape(unescape(sub, source), target) for sub in comp.split(source.subcomponent)
+            )
+            for comp in rep.split(source.component)
+        )
+        for rep in raw.split(source.repetition)
+    )
 
 
 class Message:

@@ -17,7 +17,7 @@ import structlog
 from gateway.errors import InboundError, Location, StoreError, UnsupportedMessage
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
-from gateway.journal_adapter.header import Header, check_header, read_header
+from gateway.journal_adapter.header import Header, ack_wanted, check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox, Stored
@@ -105,13 +105,26 @@ class Intake:
         except InboundError as exc:
             code, error = "AE", exc
             if header is None:
-                header = _header_for_nack(raw)
+                header = header_for_nack(raw)
                 if header is not None and self._allowed is not None:
                     try:
                         self._allowed.check(header)
                     except UnsupportedMessage as refused:  # whoever it is, it may not send here
                         code, error = "AR", refused
-        ack_text = build_ack(code, header, now, sender=self._sender, error=error)
+        stored_code: AckCode = code
+        send = True
+        if header is not None and header.enhanced:
+            # Enhanced mode (docs/hl7-profile.md 5.4): the answer now is a commit ACK, CA once
+            # stored (a content error too: its AE follows as the application ACK) or CR for a
+            # message not taken; AA/AE come later, after processing, to the sender's endpoint.
+            stored_code = "CR" if code == "AR" else "CA"
+            ack_text = build_ack(
+                stored_code, header, now, sender=self._sender, error=error if stored_code == "CR" else None
+            )
+            # MLLP sends nothing when MSH-15 asks for none; HTTP must answer, and always does.
+            send = transport != "mllp" or ack_wanted(header.accept_ack_type, stored_code)
+        else:
+            ack_text = build_ack(code, header, now, sender=self._sender, error=error)
         record = InboundRecord(
             received_at=now,
             transport=transport,
@@ -127,10 +140,10 @@ class Intake:
             raw=raw,
             state=RECEIVED if error is None else REJECTED,
             error=str(error) if error is not None else None,
-            ack_code=code,
+            ack_code=stored_code,
             ack=ack_text,
         )
-        return _Prepared(record, header, code, codec, now)
+        return _Prepared(record, header, code, codec, now, stored_code, send)
 
     def _finish(self, prepared: _Prepared, stored: Stored | StoreError) -> IntakeResult:
         record, code, codec = prepared.record, prepared.code, prepared.codec
@@ -138,9 +151,14 @@ class Intake:
             # Not stored, so not accepted. AR, not AE: the failure is ours, not the content's
             # (HL7 table 0008), so the journal sends the same message again.
             failure = InboundError(f"{stored}; send the message again")  # HL7 0357 code 207
-            ack_text = build_ack("AR", prepared.header, prepared.now, sender=self._sender, error=failure)
+            header = prepared.header
+            failed: AckCode = "CE" if header is not None and header.enhanced else "AR"
+            ack_text = build_ack(failed, header, prepared.now, sender=self._sender, error=failure)
             log.error("intake.store_failed", transport=record.transport, control_id=record.control_id)
-            return IntakeResult(_encode(ack_text, codec), "AR", None, None, codec)
+            quiet = failed == "CE" and header is not None and not ack_wanted(header.accept_ack_type, failed)
+            if quiet and record.transport == "mllp":
+                return IntakeResult(b"", failed, None, None, codec)
+            return IntakeResult(_encode(ack_text, codec), failed, None, None, codec)
         # Every message and its ACK are stored and shown by GET /messages; the log line for
         # an accepted one is DEBUG, so a busy journal's traffic does not flood the log. What
         # needs someone's attention (AE, AR) stays INFO.
@@ -150,11 +168,13 @@ class Intake:
             transport=record.transport,
             control_id=record.control_id,
             trigger=record.trigger,
-            ack=code,
+            ack=prepared.sent_code,
             duplicate_of=stored.duplicate_of,
             error=record.error,
         )
-        return IntakeResult(_encode(record.ack, codec), code, stored.id, stored.duplicate_of, codec)
+        # An empty answer: enhanced mode, and MSH-15 asks for no commit ACK (MLLP sends none).
+        ack = _encode(record.ack, codec) if prepared.send else b""
+        return IntakeResult(ack, prepared.sent_code, stored.id, stored.duplicate_of, codec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +186,9 @@ class _Prepared:
     code: AckCode
     codec: str
     now: datetime
+    #: The ACK code answered now (a commit code in enhanced mode), and whether it is sent.
+    sent_code: AckCode = "AA"
+    send: bool = True
 
 
 class SenderAllowlist:
@@ -203,7 +226,7 @@ class SenderAllowlist:
         )
 
 
-def _header_for_nack(raw: bytes) -> Header | None:
+def header_for_nack(raw: bytes) -> Header | None:
     """The MSH of a message that failed before its header was read (bytes not in the declared
     character set, a broken later segment), so its NACK still echoes MSH-10.
 

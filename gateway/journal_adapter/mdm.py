@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from gateway.domain.identity import is_hsa_id
 from gateway.domain.letter import Attachment, DocumentEvent, JournalDocumentType
 from gateway.errors import Location, MalformedMessage, UnsupportedMessage
 from gateway.journal_adapter.er7 import Message, Segment, component_of, unescape
@@ -64,7 +65,10 @@ def to_document_event(msg: Message, header: Header, mappings: Mappings) -> Docum
     author = " ".join(p for p in (txa.get(9, 3), txa.get(9, 2)) if p) or None
 
     pv1 = msg.first("PV1")
-    unit_hsa_id = (pv1.get(3, 1) or None) if pv1 is not None else None
+    # Only a value of the HSA-id form is the unit's HSA-id (it reaches the Communication as one,
+    # and unit exceptions are keyed on it); the sender's own unit codes are not (issue 17).
+    unit_id = pv1.get(3, 1) if pv1 is not None else ""
+    unit_hsa_id = unit_id if is_hsa_id(unit_id) else None
     unit_name = (pv1.get(3, 9) or None) if pv1 is not None else None
 
     obx = msg.all("OBX")

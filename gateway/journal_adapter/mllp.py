@@ -326,7 +326,8 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         assert self.transport is not None
-        self.transport.write(frame(ack))
+        if ack:  # empty: enhanced mode, and the sender asked for no commit ACK (MSH-15)
+            self.transport.write(frame(ack))
         now = self.loop.time()
         # Between frames the idle deadline runs from the last ACK (bytes outside a frame do not
         # keep a connection open); a frame already begun gets read_timeout from now.

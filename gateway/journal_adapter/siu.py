@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from gateway.domain.booking import BookingEvent, Resource
-from gateway.domain.identity import IdKind, PersonId, parse_reservnummer, parse_swedish_id
+from gateway.domain.booking import BookingEvent, Resource, ResourceKind
+from gateway.domain.identity import IdKind, PersonId, is_hsa_id, parse_reservnummer, parse_swedish_id
 from gateway.errors import InvalidIdentifier, Location, MalformedMessage, UnsupportedMessage
-from gateway.journal_adapter.er7 import Message, Segment, component_of
+from gateway.journal_adapter.er7 import Message, Segment, component_of, unescape
 from gateway.journal_adapter.header import (
     PROCESSING_ID,
     SUPPORTED_VERSIONS,
@@ -82,21 +82,100 @@ def _duration(value: str, units: str, where: Location) -> timedelta:
     return timedelta(seconds=amount * factor)
 
 
-def _resources(
-    segments: list[Segment], field: int, *, xcn: bool = False, pl: bool = False
-) -> tuple[Resource, ...]:
+#: HD.3 universal id types (HL7 table 0301): with one of these, HD.2 is an id, not a name.
+_UNIVERSAL_ID_TYPES = frozenset({"ISO", "UUID", "DNS", "URI", "GUID", "CLIA", "CLIP", "HL7", "X400", "X500"})
+
+
+def _hd_text(subs: list[str]) -> str | None:
+    """A name carried in an HD-like component (``11&X-Ray Room&L``): its second part, unless
+    the third says that part is a universal id (an OID, a UUID...)."""
+    if len(subs) >= 2 and subs[1] and (len(subs) < 3 or subs[2].upper() not in _UNIVERSAL_ID_TYPES):
+        return subs[1]
+    return None
+
+
+class _Ids:
+    """Ids as the sender gives them: an HSA-id only when the value has the HSA-id form, any
+    other id in the sender's own identifier system (mappings/senders.yaml)."""
+
+    def __init__(self, header: Header, mappings: Mappings) -> None:
+        self._system = mappings.local_system(header.sending_application, header.sending_facility)
+
+    def resource(
+        self,
+        value: str,
+        name: str | None,
+        kind: ResourceKind,
+        room_id: str | None = None,
+        room_name: str | None = None,
+    ) -> Resource:
+        hsa = value if value and is_hsa_id(value) else None
+        local = value if value and hsa is None else None
+        return Resource(
+            hsa,
+            name,
+            local_id=local,
+            local_system=self._system if local else None,
+            kind=kind,
+            room_id=room_id,
+            room_name=room_name,
+        )
+
+
+def _general_resources(segments: list[Segment], ids: _Ids, mappings: Mappings) -> list[Resource]:
+    """AIG-3 (CE/CWE: id^text) of the kind AIG-4 (resource type) says (mappings/resource_types.yaml)."""
     out: list[Resource] = []
     for seg in segments:
-        hsa = seg.get(field, 1) or None
-        if xcn:  # AIP-3 XCN: id^family^given
-            name = " ".join(p for p in (seg.get(field, 3), seg.get(field, 2)) if p) or None
-        elif pl:  # AIL-3 PL: unit HSA-id in .1, name in .9 (location description)
-            name = seg.get(field, 9) or None
-        else:  # AIG-3 CE: id^text
-            name = seg.get(field, 2) or None
-        if hsa or name:
-            out.append(Resource(hsa, name))
-    return tuple(out)
+        value, name = seg.get(3, 1), seg.get(3, 2) or None
+        if value or name:
+            kind = mappings.resource_types.kind_of(seg.get(4, 1), seg.get(4, 2))
+            out.append(ids.resource(value, name, kind))
+    return out
+
+
+def _locations(segments: list[Segment], ids: _Ids) -> list[Resource]:
+    """AIL-3 (PL): PL.1 point of care (an HD from v2.7: id&name&type), PL.2 room, PL.9 the
+    description, read as the name; PL.4 facility when there is no point of care."""
+    out: list[Resource] = []
+    for seg in segments:
+        point = seg.subcomponents(3, 1)
+        value = seg.get(3, 1) or seg.get(3, 4)
+        name = seg.get(3, 9) or _hd_text(point) or _hd_text(seg.subcomponents(3, 4))
+        room = seg.subcomponents(3, 2)
+        room_id = room[0] if room and room[0] else None
+        room_name = _hd_text(room)
+        if value or name or room_id or room_name:
+            out.append(ids.resource(value, name, ResourceKind.LOCATION, room_id=room_id, room_name=room_name))
+    return out
+
+
+def _personnel(segments: list[Segment], ids: _Ids) -> list[Resource]:
+    """AIP-3 (XCN): XCN.1 id, XCN.2 family name (FN.1 surname from v2.5), XCN.3 given name."""
+    out: list[Resource] = []
+    for seg in segments:
+        value = seg.get(3, 1)
+        name = " ".join(p for p in (seg.get(3, 3), seg.get(3, 2)) if p) or None
+        if value or name:
+            out.append(ids.resource(value, name, ResourceKind.PERSON))
+    return out
+
+
+#: NTE-4 comment type (HL7 table 0364) of the notes the citizen is meant to read.
+PATIENT_INSTRUCTIONS = "PI"
+
+
+def _patient_instruction(msg: Message) -> str | None:
+    """Every NTE with NTE-4 ``PI``, NTE-3 (FT, may repeat: one line each) in message order.
+    Other notes (remarks, ancillary or general instructions) are for staff and never read."""
+    parts: list[str] = []
+    for nte in msg.all("NTE"):
+        if nte.get(4, 1).strip().upper() != PATIENT_INSTRUCTIONS:
+            continue
+        d = nte.delimiters
+        text = "\n".join(unescape(rep, d, formatted=True) for rep in nte.repetitions(3)).strip()
+        if text:
+            parts.append(text)
+    return "\n".join(parts) or None
 
 
 #: Where each value is, for its error (made once, not for every message).
@@ -169,6 +248,12 @@ def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> Bookin
     reason = sch.get(7, 2) or sch.get(7, 1) or None
     time_type = sch.get(8, 1) or None
     trigger_map = mappings.statuses.triggers[header.trigger]
+    cancelation_reason = trigger_map.cancelation_reason
+    if trigger_map.reason_from_event:  # S15, S16: the journal's own reason, SCH-6 text or code
+        cancelation_reason = sch.get(6, 2) or sch.get(6, 1) or cancelation_reason
+    ids = _Ids(header, mappings)
+    general = _general_resources(msg.all("AIG"), ids, mappings)
+    places = _locations(msg.all("AIL"), ids)
     return BookingEvent(
         action=TRIGGERS[header.trigger],
         namespace=namespace,
@@ -180,8 +265,10 @@ def to_booking_event(msg: Message, header: Header, mappings: Mappings) -> Bookin
         reason=reason,
         time_type=time_type,
         time_type_display=sch.get(8, 2) or None,
-        cancelation_reason=trigger_map.cancelation_reason,
-        practitioners=_resources(msg.all("AIG"), 3),
-        locations=_resources(msg.all("AIL"), 3, pl=True),
-        personnel=_resources(msg.all("AIP"), 3, xcn=True),
+        cancelation_reason=cancelation_reason,
+        practitioners=tuple(r for r in general if r.kind is ResourceKind.PERSON),
+        devices=tuple(r for r in general if r.kind is ResourceKind.EQUIPMENT),
+        locations=tuple(r for r in general if r.kind is ResourceKind.LOCATION) + tuple(places),
+        personnel=tuple(_personnel(msg.all("AIP"), ids)),
+        patient_instruction=_patient_instruction(msg),
     )

@@ -46,6 +46,8 @@ class SiuBooking:
     practitioner: Practitioner | None = None
     family: str = ""
     given: str = ""
+    #: SCH-6 event reason (text), e.g. why a refresh cancels a booking (R-BK-4).
+    event_reason: str | None = None
 
 
 def build_siu(
@@ -72,10 +74,11 @@ def build_siu(
     )
     time_type = _coded(booking.time_type, booking.time_type_name)
     reason = f"^{e(booking.reason)}" if booking.reason else ""
+    event_reason = f"^{e(booking.event_reason)}" if booking.event_reason else ""
     sch11 = f"^^{booking.minutes}^{ts}" if version == "2.3" else ""
     segments = [
         msh,
-        f"SCH||{e(booking.booking_id)}^{e(booking.namespace)}||||"
+        f"SCH||{e(booking.booking_id)}^{e(booking.namespace)}||||{event_reason}"
         f"|{reason}|{time_type}|{booking.minutes}|MIN|{sch11}||||||||||||||{e(filler_status)}",
     ]
     if version != "2.3":

@@ -1,4 +1,4 @@
-"""Digital mailboxes (Kivra, Billo, Min Myndighetspost) through Mina meddelanden-style services:
+"""Digital mailboxes (Kivra, Billo, Min Myndighetspost) through Mina meddelanden v3:
 zeep on async httpx, retries, circuit breakers, XML-DSig signed deliveries (signxml).
 
 Contract, settings and how the answers read: ``docs/mailbox.md``. The public API is ``__all__``.
@@ -10,9 +10,16 @@ Contract, settings and how the answers read: ``docs/mailbox.md``. The public API
     receipt = await delivery.deliver(letter)             # MailboxReceipt, or an UpstreamError
 """
 
-from gateway.mailbox_adapter._client import MailboxDeliveryClient, MailboxDirectoryClient, http_client
+from gateway.mailbox_adapter._client import (
+    MailboxDeliveryClient,
+    MailboxDirectoryClient,
+    http_client,
+    ssl_context,
+    suppliers_from,
+)
 from gateway.mailbox_adapter._errors import translate_exception
 from gateway.mailbox_adapter._settings import (
+    CONTRACT_VERSION,
     DELIVERY_WSDL,
     MAX_BATCH,
     RECIPIENT_WSDL,
@@ -20,8 +27,10 @@ from gateway.mailbox_adapter._settings import (
     MailboxSettings,
 )
 from gateway.mailbox_adapter._signing import SigningIdentity, load_identity, sign_delivery, throwaway_identity
+from gateway.mailbox_adapter._suppliers import Supplier, SupplierTable, load_suppliers
 
 __all__ = [
+    "CONTRACT_VERSION",
     "DELIVERY_WSDL",
     "MAX_BATCH",
     "RECIPIENT_WSDL",
@@ -30,9 +39,14 @@ __all__ = [
     "MailboxDirectoryClient",
     "MailboxSettings",
     "SigningIdentity",
+    "Supplier",
+    "SupplierTable",
     "http_client",
     "load_identity",
+    "load_suppliers",
     "sign_delivery",
+    "ssl_context",
+    "suppliers_from",
     "throwaway_identity",
     "translate_exception",
 ]

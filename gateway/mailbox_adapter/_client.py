@@ -1,12 +1,12 @@
 """The mailbox clients: the recipient service (``MailboxDirectory``) and the operators' delivery
-services (``MailboxDelivery``), zeep on one async httpx client each, with retries and breakers."""
+services (``MailboxDelivery``), Mina meddelanden v3, zeep on one async httpx client each (mutual
+TLS with the region's client certificate, per service), with retries and breakers."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import ssl
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,42 +21,75 @@ from zeep.transports import AsyncTransport
 
 from gateway.domain.documents import NO_MAILBOX, MailboxProvider, MailboxReachability
 from gateway.domain.identity import PersonId
-from gateway.domain.mailbox import PDF, MailboxReceipt, OutgoingLetter
+from gateway.domain.mailbox import MailboxReceipt, OutgoingLetter
 from gateway.errors import ConfigurationError
 from gateway.mailbox_adapter._errors import translate_exception
 from gateway.mailbox_adapter._settings import MailboxSettings
 from gateway.mailbox_adapter._signing import DeliverySigner, SigningIdentity, load_identity
+from gateway.mailbox_adapter._suppliers import SupplierTable, load_suppliers
 from gateway.mailbox_adapter._translate import (
     Reachable,
+    Sender,
     delivery_result,
     reachability_answer,
     refusal_before_delivery,
+    sealed_delivery,
 )
 from gateway.resilience import CircuitBreaker, RetryPolicy
 
 log = structlog.get_logger(__name__)
 
-RECIPIENT_BINDING = "{http://minameddelanden.gov.se/Recipient/v3}RecipientBinding"
-DELIVERY_BINDING = "{http://minameddelanden.gov.se/Service/v3}ServiceBinding"
+#: The official v3 bindings (the packaged WSDLs and the authority's files name them alike).
+RECIPIENT_BINDING = "{http://minameddelanden.gov.se/Recipient}RecipientBinding-v3"
+DELIVERY_BINDING = "{http://minameddelanden.gov.se/Service}ServiceBinding-v3"
 #: Refuse DTDs and entities in answers; zeep checks element order and required elements.
 ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=False)
-#: The body of every letter: the document's text as it came, UTF-8.
-TEXT_TYPE = "text/plain; charset=UTF-8"
+#: How long an isReachable answer asked for a batch (``prefetch``) is used for its deliveries.
+PREFETCH_SECONDS = 60.0
 
 T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def http_client(settings: MailboxSettings) -> httpx.AsyncClient:
-    """The default transport: timeouts from settings."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout))
+def ssl_context(settings: MailboxSettings, *, operators: bool = False) -> ssl.SSLContext:
+    """Verify the service's certificate (``ca_file`` or the system's) and present the region's
+    client certificate (mutual TLS). ``operators``: the operators' settings, each falling back to
+    the recipient service's."""
+    s = settings
+    ca = (s.operator_ca_file or s.ca_file) if operators else s.ca_file
+    cert, key, password = (
+        (s.operator_client_cert, s.operator_client_key, s.operator_client_key_password)
+        if operators and s.operator_client_cert is not None
+        else (s.client_cert, s.client_key, s.client_key_password)
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+        if cert is not None:
+            context.load_cert_chain(
+                str(cert), str(key) if key else None, password.get_secret_value() if password else None
+            )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"mailbox TLS certificate, key or CA cannot be used: {exc}") from exc
+    return context
+
+
+def http_client(settings: MailboxSettings, *, operators: bool = False) -> httpx.AsyncClient:
+    """The default transport: timeouts and TLS from settings (``operators``: for deliverSecure)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout), verify=ssl_context(settings, operators=operators)
+    )
+
+
+def suppliers_from(settings: MailboxSettings) -> SupplierTable:
+    """The operator table from settings (checked: raises ConfigurationError)."""
+    return load_suppliers(settings.suppliers_file).with_addresses(settings.service_addresses)
 
 
 def _load(
     wsdl: str, binding: str, settings: MailboxSettings, http: httpx.AsyncClient, plugins: list[Any]
 ) -> zeep.AsyncClient:
-    with httpx.Client(timeout=settings.timeout) as wsdl_http:
+    with httpx.Client(timeout=settings.timeout, verify=ssl_context(settings)) as wsdl_http:
         transport = AsyncTransport(client=http, wsdl_client=wsdl_http)  # type: ignore[no-untyped-call]
         try:
             client = zeep.AsyncClient(wsdl, transport=transport, settings=ZEEP_SETTINGS, plugins=plugins)  # type: ignore[no-untyped-call]
@@ -125,10 +158,12 @@ class MailboxDirectoryClient:
         settings: MailboxSettings | None = None,
         *,
         client: httpx.AsyncClient | None = None,
+        suppliers: SupplierTable | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings if settings is not None else MailboxSettings()
+        self.suppliers = suppliers if suppliers is not None else suppliers_from(self.settings)
         if self.settings.url is None:
             raise ConfigurationError("GATEWAY_MAILBOX_URL (the recipient service) is not set")
         self._owns_client = client is None
@@ -166,7 +201,7 @@ class MailboxDirectoryClient:
                 senderOrgNr=self.settings.sender_org_nr, recipientId=[p.value for p in batch]
             )
             answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
-            return reachability_answer(answer, batch, self.settings.suppliers)
+            return reachability_answer(answer, batch, self.suppliers)
 
         result = await _translated("mailbox recipient service", call, persons=len(batch))
         log.debug(
@@ -190,11 +225,16 @@ class MailboxDirectoryClient:
 
 class MailboxDeliveryClient:
     """``MailboxDelivery``: asks the recipient service where the person's mailbox is *now*, then
-    sends one signed ``SealedDelivery`` to that operator's ``ServiceAdress`` (``deliverSecure``).
+    sends one sealed, signed delivery to that operator's ``ServiceAdress`` (``deliverSecure``),
+    only if the address is on the allowlist (the supplier table).
+
+    :meth:`prefetch` asks for a whole batch of letters in one ``isReachable``; each delivery then
+    uses its person's answer once (within ``PREFETCH_SECONDS``) instead of asking alone.
 
     Signed with ``identity`` (default: from settings, or a throwaway certificate when none is
     set). Each operator has its own circuit breaker: one operator down does not stop the others.
-    Retrying is safe: the operator keys on the message id.
+    Retrying is safe: the operator keys on the message id. ``client`` is the transport to the
+    operators (mutual TLS per settings); the directory has its own.
     """
 
     def __init__(
@@ -210,12 +250,13 @@ class MailboxDeliveryClient:
     ) -> None:
         self.settings = settings if settings is not None else MailboxSettings()
         self._owns_client = client is None
-        self._http = client if client is not None else http_client(self.settings)
+        self._http = client if client is not None else http_client(self.settings, operators=True)
         self._owns_directory = directory is None
         self.directory = (
             directory
             if directory is not None
-            else MailboxDirectoryClient(self.settings, client=self._http, clock=clock, sleep=sleep)
+            # One transport given: both services use it (tests, a proxy); else each its own.
+            else MailboxDirectoryClient(self.settings, client=client, clock=clock, sleep=sleep)
         )
         self.identity = identity if identity is not None else load_identity(self.settings)
         self._zeep = _load(
@@ -230,6 +271,11 @@ class MailboxDeliveryClient:
         self.breakers: dict[MailboxProvider, CircuitBreaker] = {}
         self._proxies: dict[str, AsyncServiceProxy] = {}
         self._now = now
+        self._clock = clock
+        #: By message id: each prefetched answer serves its own letter once.
+        self._prefetched: dict[str, tuple[float, Reachable]] = {}
+        s = self.settings
+        self._sender = Sender(s.sender_org_nr, s.sender_name, s.support_text, s.support_url, s.language)
 
     def breaker(self, provider: MailboxProvider) -> CircuitBreaker:
         if provider not in self.breakers:
@@ -242,9 +288,26 @@ class MailboxDeliveryClient:
             self._proxies[address] = AsyncServiceProxy(self._zeep, binding, address=address)  # type: ignore[no-untyped-call]
         return self._proxies[address]
 
+    async def prefetch(self, letters: Sequence[OutgoingLetter]) -> None:
+        """Ask where each letter's person's mailbox is, in one ``isReachable`` (per 1,000). Raises
+        as the directory does; then each :meth:`deliver` asks for its person alone."""
+        found = await self.directory.lookup([letter.recipient for letter in letters])
+        at = self._clock()
+        for letter in letters:
+            self._prefetched[letter.message_id] = (at, found[letter.recipient])
+        # Answers never used (a letter cancelled meanwhile) are dropped once stale.
+        for message_id in [m for m, (t, _) in self._prefetched.items() if at - t > PREFETCH_SECONDS]:
+            del self._prefetched[message_id]
+
+    async def _reachable(self, letter: OutgoingLetter) -> Reachable:
+        taken = self._prefetched.pop(letter.message_id, None)
+        if taken is not None and self._clock() - taken[0] <= PREFETCH_SECONDS:
+            return taken[1]
+        return (await self.directory.lookup([letter.recipient]))[letter.recipient]
+
     async def deliver(self, letter: OutgoingLetter) -> MailboxReceipt:
         """Deliver ``letter``; the same message id again gets the first delivery's receipt."""
-        reachable = (await self.directory.lookup([letter.recipient]))[letter.recipient]
+        reachable = await self._reachable(letter)
         refused = refusal_before_delivery(reachable, letter)
         if refused is not None:
             log.info(
@@ -264,12 +327,12 @@ class MailboxDeliveryClient:
                 now=provider,
             )
         proxy = self._proxy(reachable.service_address)
-        request = self._sealed_delivery(letter)
+        request = sealed_delivery(letter, self._sender, self._now().astimezone(UTC).date())
         what = f"{provider.value} delivery service"
         started = time.monotonic()
 
         async def call() -> MailboxReceipt:
-            reply = await proxy.deliverSecure(SealedDelivery=request)
+            reply = await proxy.deliverSecure(deliverSecure=request)
             answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
             return delivery_result(answer, letter, provider, self._now())
 
@@ -288,50 +351,6 @@ class MailboxDeliveryClient:
             ms=round((time.monotonic() - started) * 1000),
         )
         return receipt
-
-    def _sealed_delivery(self, letter: OutgoingLetter) -> dict[str, Any]:
-        """The request as zeep values; the signer plugin adds the signature when zeep sends it.
-
-        Nothing about the document goes in metadata (004): the subject is a neutral one, the
-        reference is the message id, and attachments are named ``bilaga-N.pdf``.
-        """
-        s = self.settings
-        support: dict[str, Any] = {"Text": s.support_text}
-        if s.support_url:
-            support["URL"] = s.support_url
-        attachments = [
-            {
-                "ContentType": PDF,
-                "Body": a.data,
-                "Checksum": hashlib.md5(a.data).hexdigest(),
-                "Filename": f"bilaga-{i}.pdf",
-            }
-            for i, a in enumerate(letter.attachments, start=1)
-        ]
-        message = {
-            "Header": {
-                "Id": letter.message_id,
-                "Subject": letter.subject.value,
-                "Supportinfo": support,
-                "Language": s.language,
-                "ReceiptRequest": False,
-            },
-            "Body": {"ContentType": TEXT_TYPE, "Body": letter.text.encode("utf-8")},
-            "Attachment": attachments,
-        }
-        delivery = {
-            "Header": {
-                "Sender": {"Id": s.sender_org_nr, "Name": s.sender_name},
-                "Recipient": letter.recipient.value,
-                "Reference": letter.message_id,
-                "CorrelationId": uuid.uuid4().hex,
-            },
-            "Message": [message],
-        }
-        return {
-            "SignedDelivery": {"Delivery": delivery},
-            "Seal": {"ReceivedTime": self._now(), "SignaturesOK": True},
-        }
 
     async def aclose(self) -> None:
         if self._owns_directory:

@@ -1,8 +1,11 @@
 """XML-DSig for deliveries (signxml): the sender's key and certificate, and the zeep plugin that
-signs each ``SignedDelivery`` in the envelope zeep built, just before it is sent.
+signs each delivery in the envelope zeep built, just before it is sent.
 
-The signature is enveloped (``URI=""``) over ``SignedDelivery`` taken as a document of its own,
-with exclusive canonicalization, so it still verifies once the element sits inside the SOAP
+Two signatures, as Mina meddelanden v3 wants them: first ``SignedDelivery`` (the letter), then the
+whole ``SealedDelivery`` (the letter, its signature and the ``Seal``), both by the sender (the
+gateway delivers directly, so it seals its own delivery). Each is enveloped (``URI=""``) over its
+element taken as a document of its own, exclusive canonicalization, RSA-SHA256 (ECDSA-SHA256 for
+an EC key) and SHA-256 digests, so it still verifies once the element sits inside the SOAP
 envelope (the namespaces around it are not part of what is signed). The certificate travels in
 ``KeyInfo/X509Data``.
 """
@@ -20,7 +23,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from signxml.algorithms import CanonicalizationMethod, SignatureConstructionMethod, SignatureMethod
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
 from signxml.signer import XMLSigner
 from zeep import Plugin
 
@@ -103,7 +111,8 @@ def throwaway_identity(common_name: str) -> SigningIdentity:
 
 
 def sign_delivery(signed_delivery: etree._Element, identity: SigningIdentity) -> etree._Element:
-    """``SignedDelivery`` with its enveloped ``ds:Signature`` (a new element; the input is kept)."""
+    """``SignedDelivery`` (or ``SealedDelivery``) with its enveloped ``ds:Signature`` appended as
+    the last child (a new element; the input is kept)."""
     method = (
         SignatureMethod.ECDSA_SHA256
         if isinstance(identity.key, ec.EllipticCurvePrivateKey)
@@ -112,13 +121,15 @@ def sign_delivery(signed_delivery: etree._Element, identity: SigningIdentity) ->
     signer = XMLSigner(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=method,
+        digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
     return signer.sign(copy.deepcopy(signed_delivery), key=identity.key, cert=[identity.certificate])
 
 
 class DeliverySigner(Plugin):
-    """zeep egress plugin: signs every ``SignedDelivery`` in the outgoing envelope."""
+    """zeep egress plugin: signs every ``SignedDelivery`` in the outgoing envelope, then the
+    ``SealedDelivery`` around it (its signature comes after ``Seal``)."""
 
     def __init__(self, identity: SigningIdentity) -> None:
         self.identity = identity
@@ -127,7 +138,10 @@ class DeliverySigner(Plugin):
         self, envelope: etree._Element, http_headers: dict[str, str], operation: Any, binding_options: Any
     ) -> tuple[etree._Element, dict[str, str]]:
         for node in list(envelope.iter(SIGNED_DELIVERY)):
-            parent = node.getparent()
-            assert parent is not None  # inside the envelope
-            parent.replace(node, sign_delivery(node, self.identity))
+            sealed = node.getparent()
+            assert sealed is not None  # inside deliverSecure/deliverSecure
+            sealed.replace(node, sign_delivery(node, self.identity))
+            outer = sealed.getparent()
+            assert outer is not None
+            outer.replace(sealed, sign_delivery(sealed, self.identity))
         return envelope, http_headers

@@ -37,6 +37,8 @@ VOLATILE_XML: tuple[str, ...] = (
     "Header/MessageID",
     "Header/Timestamp",
     "@Id",
+    # Credentials in the body (TakeCare's tcpassword): recorded as *** and never part of a key.
+    "tcpassword",
 )
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True, huge_tree=True)

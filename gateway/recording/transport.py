@@ -54,7 +54,26 @@ DROPPED_HEADERS = frozenset(
     }
 )
 
+#: XML elements (any namespace) whose text is a credential: never written to a recording
+#: (TakeCare XChange carries ``tcpassword`` in the SOAP body).
+SECRET_ELEMENTS = frozenset({"tcpassword", "password", "Password"})
+
 Sink = Callable[[dict[str, Any]], None]
+
+
+def _without_secrets(body: bytes) -> bytes:
+    """The body as recorded: credentials carried in the XML body replaced by ``***``."""
+    if not any(name.encode() in body for name in SECRET_ELEMENTS):
+        return body
+    root = parse_xml(body)
+    if root is None:
+        return body
+    found = False
+    for element in root.iter():
+        if isinstance(element.tag, str) and etree.QName(element).localname in SECRET_ELEMENTS:
+            element.text = "***"
+            found = True
+    return etree.tostring(root) if found else body
 
 
 def _headers(headers: httpx.Headers) -> dict[str, str]:
@@ -86,7 +105,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             ),
         }
         req: dict[str, Any] = {"headers": _headers(request.headers)}
-        put_bytes(req, "body", body)
+        put_bytes(req, "body", _without_secrets(body))
         line["request"] = req
         try:
             response = await self.inner.handle_async_request(request)

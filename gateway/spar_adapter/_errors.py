@@ -12,7 +12,7 @@ service* (transient: the booking waits and is retried, nothing is exposed unchec
   booking for it would turn a network hiccup into manual work.
 - Well-formed SOAP that breaks the contract (schema validation, unknown codes, a forbidden DTD)
   is permanent: it is deterministic for that question. So are ``soap:Client`` faults, other 4xx,
-  and Undantag OGILTIG_INPARAMETER / OVERSTIGER_MAX_ANTAL_TRAFFAR.
+  Undantag other than GENERELLT_FEL, and OverstigerMaxAntalSvarsposter (``_translate.py``).
 
 Messages carry the exception type and status, never a response body (it may hold names).
 ``MAPPING`` is checked for completeness against the libraries' exception classes by a test.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The contract kept with the code: startup never needs the network to read the WSDL.
-PACKAGED_WSDL = Path(__file__).resolve().parent / "wsdl" / "PersonsokService.wsdl"
+from gateway.spar_adapter._contract import CONTRACT_VERSION, CONTRACTS, PACKAGED_WSDL
 
 
 class SparSettings(BaseSettings):
@@ -21,9 +21,13 @@ class SparSettings(BaseSettings):
         pattern=r"^https?://",
         description="The PersonSök endpoint (overrides the WSDL's soap:address).",
     )
+    contract: str = Field(
+        CONTRACT_VERSION, description=f"The PersonSök contract version spoken: {', '.join(CONTRACTS)}."
+    )
     wsdl: str = Field(
         str(PACKAGED_WSDL),
-        description="The WSDL: a file path (default: the packaged copy) or a URL such as '<url>?wsdl'.",
+        description="The WSDL: a file path (default: the packaged copy of the contract version), "
+        "Skatteverket's own (schema locations local), or a URL such as '<url>?wsdl'.",
     )
     timeout: float = Field(5.0, gt=0, description="Seconds for each HTTP request (connect, read, write).")
     retry_attempts: int = Field(3, ge=1, description="Tries per lookup, transient failures only.")
@@ -37,13 +41,31 @@ class SparSettings(BaseSettings):
     client_key: Path | None = Field(None, description="Its private key (PEM); may be inside client_cert.")
     client_key_password: SecretStr | None = None
     ca_file: Path | None = Field(None, description="CA bundle that signs SPAR's server certificate.")
-    kund_nr_leverans_mottagare: str = Field("500243", min_length=1)
-    kund_nr_slutkund: str = Field("500243", min_length=1)
-    uppdrag_id: str = Field("637", min_length=1)
-    slut_anvandar_id: str = Field("integration-gateway", min_length=1)
+    # Identifieringsinformation, from the SPAR agreement; ranges as the contract's KundNrTYPE,
+    # UppdragIdTYPE and SlutAnvandarIdTYPE, so a wrong number fails at startup, not per lookup.
+    kund_nr_leverans_mottagare: int = Field(
+        500243, ge=500001, le=599999, description="SPAR customer number of the client certificate's owner."
+    )
+    kund_nr_slutkund: int = Field(
+        500243, ge=500001, le=599999, description="SPAR customer number of the customer allowed to ask."
+    )
+    uppdrag_id: int = Field(637, ge=1, description="SPAR's id of the assignment (uppdrag).")
+    slut_anvandar_id: str = Field(
+        "integration-gateway", min_length=1, max_length=256, description="The end user SPAR logs."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wsdl_of_the_contract(cls, data: Any) -> Any:
+        """Another contract version without a WSDL of its own: that version's packaged copy."""
+        if isinstance(data, dict) and data.get("contract") in CONTRACTS and not data.get("wsdl"):
+            return {**data, "wsdl": str(CONTRACTS[data["contract"]].wsdl)}
+        return data
 
     @model_validator(mode="after")
     def _tls_files_fit(self) -> SparSettings:
+        if self.contract not in CONTRACTS:
+            raise ValueError(f"contract: unknown version {self.contract!r}; known: {', '.join(CONTRACTS)}")
         if (self.client_key is not None or self.client_key_password is not None) and self.client_cert is None:
             raise ValueError("client_key and client_key_password need client_cert")
         for name in ("client_cert", "client_key", "ca_file"):

@@ -63,6 +63,8 @@ def search_appointments(conn: Connection, q: AppointmentQuery) -> tuple[int | No
         where.append(_date_clause(appointments.c.last_updated, f))
     if q.statuses is not None:  # empty: the status parameters have no value in common
         where.append(appointments.c.status.in_(q.statuses))
+    if q.left_out:  # R-BK-2: entered-in-error only in the sync or when asked for by status
+        where.append(appointments.c.status.not_in(q.left_out))
     total = None
     if q.total:
         total = conn.execute(select(func.count()).select_from(appointments).where(*where)).scalar_one()

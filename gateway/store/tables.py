@@ -59,6 +59,15 @@ Index("ix_messages_state_id", messages.c.state, messages.c.id)
 Index("ix_messages_received_at", messages.c.received_at)
 Index("uq_messages_control_dedup", messages.c.control_id, messages.c.dedup_key, unique=True)
 Index("ix_messages_patient", messages.c.patient)
+# Enhanced acknowledgement mode (docs/hl7-profile.md 5.4): the messages given a commit ACK CA,
+# for the application ACK sender to find; a partial index, so original-mode messages (nearly all)
+# add nothing to it.
+Index(
+    "ix_messages_enhanced",
+    messages.c.id,
+    sqlite_where=messages.c.ack_code == "CA",
+    postgresql_where=messages.c.ack_code == "CA",
+)
 
 # The current state of each booking as a FHIR Appointment, validated once and stored as JSON.
 appointments = Table(
@@ -244,6 +253,33 @@ mailbox_outbox = Table(
 )
 Index("ix_mailbox_outbox_due", mailbox_outbox.c.state, mailbox_outbox.c.next_attempt_at, mailbox_outbox.c.id)
 Index("ix_mailbox_outbox_document", mailbox_outbox.c.document_id)
+
+# Application ACKs (enhanced mode, MSH-16) owed to senders, one per message given a commit ACK
+# CA: sent to the sender's MLLP endpoint after processing and retried durably, like the mailbox
+# outbox. state: pending, delivered, refused (the sender answered CR/AR), dead (gave up),
+# skipped (MSH-16 asked for none), unroutable (no endpoint configured for the sender).
+hl7_app_acks = Table(
+    "hl7_app_acks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", Integer, nullable=False),
+    Column("sending_application", String(180), nullable=False),
+    Column("sending_facility", String(180), nullable=False),
+    Column("endpoint", String(260), nullable=True),
+    Column("ack_code", String(2), nullable=False),
+    Column("ack", Text, nullable=False),
+    Column("charset", String(20), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("message_id", name="uq_hl7_app_acks_message_id"),
+)
+Index("ix_hl7_app_acks_due", hl7_app_acks.c.state, hl7_app_acks.c.next_attempt_at, hl7_app_acks.c.id)
 
 # Record and replay (gateway/recording, docs/recording.md). With GATEWAY_RECORD on, one row per
 # call to an outside system (source ""), the message ids it was made for in ``message_ids``

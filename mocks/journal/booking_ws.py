@@ -1,22 +1,34 @@
-"""The simulated journal's booking web service: SOAP 1.1 ``GetBookings`` over HTTP (R-BK-4).
+"""The simulated journal's booking web service: TakeCare XChange ``GetBookings`` as published (R-BK-4).
 
-Modelled on the shape of TakeCare's XChange booking service (see ``wsdl/booking.xsd``): a
-patient's bookings at a unit as the journal holds them now, errors in-band as ``Error`` with
-``Code`` and ``Msg``. It answers from a :class:`~mocks.journal.book.JournalBook`, which the
-simulator keeps up to date and tests change behind the gateway's back. ``switches`` make it
-slow, answer an error, fail with HTTP 500 or a SOAP fault, as a real journal sometimes does.
+An ASMX-style SOAP 1.1 service in ``http://tempuri.org/`` (binding ``BookingSoap``, SOAPAction
+``http://tempuri.org/GetBookings``), on the project's own WSDL
+(``gateway/journal_adapter/wsdl/TakeCareBooking.wsdl``). The request's ``xml`` string carries an
+escaped ``ProfdocHISMessage``; the answer's ``GetBookingsResult`` string holds another one:
+``Bookings`` per care unit with numeric times (``yyyyMMddHHmm``, Swedish local time), numeric
+time type ids (the ``SIM`` table of ``mappings/time_types.yaml``), numeric resource ids and no
+status, or an error document (``MsgType="Error"``, ``Error Type`` / numeric ``Code`` / ``Msg``).
+
+It checks what it receives as the real service would need it: the SOAPAction, the envelope
+against the WSDL's schema, and the inner document (root, ``MsgType="Request"``, a 14-digit
+``Time``, ``InvokingSystem``, ``CareUnitIdType`` and ``CareUnitId``); anything else gets a
+``soap:Client`` fault saying what is wrong.
+
+It answers from a :class:`~mocks.journal.book.JournalBook`, which the simulator keeps up to date
+and tests change behind the gateway's back. A cancelled booking is not returned (the published
+answer has no status: what it returns exists). ``switches`` make it slow, answer an error
+document, fail with HTTP 500 or a SOAP fault, as a real journal sometimes does.
 
 Serve it with ``mocks.runner.ServedApp(create_app(book, switches))``: ``POST`` takes the SOAP
-request, ``GET ?wsdl`` gives the WSDL (with this server's address), ``GET /booking.xsd`` the types.
+request, ``GET ?wsdl`` gives the WSDL (with this server's address).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import zlib
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs in the project
 from starlette.applications import Starlette
@@ -24,31 +36,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway import mappings as mapping_tables
 from gateway.domain.booking import JournalBooking, JournalStatus
+from gateway.journal_adapter.booking_service import WSDL_FILE
+from gateway.journal_adapter.takecare_booking import NAMED_RESOURCE, local_stamp
 from gateway.journal_adapter.timestamps import STOCKHOLM
 from mocks.journal.book import JournalBook
 
-WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
-WSDL_FILE = WSDL_DIR / "booking.wsdl"
-XSD_FILE = WSDL_DIR / "booking.xsd"
-NS = "urn:takecare:xchange:booking:1"
+NS = "http://tempuri.org/"
+SOAP_ACTION = f"{NS}GetBookings"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
+XSD = "http://www.w3.org/2001/XMLSchema"
+INSTANCE = "SIM"  # the time-type id table this journal numbers by
+CARE_UNIT_ID_TYPE = "HSAID"
 
-# Error codes in GetBookingsResponse/Error/Code (documented in docs/journal-ws.md).
-PATIENT_NOT_FOUND = "PATIENT_NOT_FOUND"
-INVALID_PATIENT_ID = "INVALID_PATIENT_ID"
-INVALID_DATE_RANGE = "INVALID_DATE_RANGE"
-INTERNAL_ERROR = "INTERNAL_ERROR"
+# Error document Codes of this mock (the published contract lists none; docs/journal-ws.md).
+PATIENT_NOT_FOUND = "1001"
+INVALID_PATIENT_ID = "1002"
+INVALID_CARE_UNIT = "1003"
+INTERNAL_ERROR = "9001"
 
-_STATUS = {
-    JournalStatus.BOOKED: "Booked",
-    JournalStatus.CANCELLED: "Cancelled",
-    JournalStatus.NOSHOW: "NoShow",
-}
-# 12 digits (personnummer, samordningsnummer, Region Stockholm's reservnummer "99..."), dash allowed.
-_PATIENT_ID = re.compile(r"^\d{8}-?\d{4}$")
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+_PATIENT_ID = re.compile(r"^\d{12}$")
+_TIME = re.compile(r"^\d{14}$")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=True)
 
 
 @dataclass
@@ -56,22 +67,41 @@ class ServiceSwitches:
     """How the service misbehaves; change the fields while it runs."""
 
     latency: float = 0.0  # seconds before every answer
-    error: tuple[str, str] | None = None  # answer Error (Code, Msg) instead of bookings
+    error: tuple[str, str] | None = None  # answer an error document (Code, Msg) instead of bookings
     http_500: bool = False  # answer HTTP 500 with an HTML page, as a crashed web server does
     fault: str | None = None  # answer a soap:Server fault with this faultstring (HTTP 500)
 
 
+def time_type_ids() -> dict[str, str]:
+    """This journal's numbering: time-type code -> TimeTypeId (the SIM table, reversed)."""
+    table = mapping_tables.load().journal_time_type_ids(INSTANCE)
+    return {code: tt_id for tt_id, code in table.items()}
+
+
+def resource_id(hsa_id: str | None, name: str | None) -> str:
+    """A practitioner's journal resource number: stable, numeric, not an HSA-id."""
+    return str(zlib.crc32(f"{hsa_id}|{name}".encode()) % 900_000 + 100_000)
+
+
+def request_schema() -> etree.XMLSchema:
+    """The WSDL's own schema, to validate the SOAP body's ``GetBookings`` against."""
+    wsdl = etree.parse(str(WSDL_FILE), _PARSER)
+    schema = wsdl.find(f".//{{{XSD}}}schema")
+    if schema is None:
+        raise RuntimeError(f"{WSDL_FILE.name} holds no schema")
+    return etree.XMLSchema(etree.fromstring(etree.tostring(schema), _PARSER))
+
+
 def create_app(book: JournalBook, switches: ServiceSwitches | None = None) -> Starlette:
     switches = switches if switches is not None else ServiceSwitches()
-    schema = etree.XMLSchema(etree.parse(str(XSD_FILE), _PARSER))
+    schema = request_schema()
     wsdl_template = WSDL_FILE.read_bytes()
+    ids = time_type_ids()
 
     async def endpoint(request: Request) -> Response:
         if request.method == "GET":
             if "wsdl" in {key.lower() for key in request.query_params}:
                 return _xml(_wsdl_for(wsdl_template, str(request.url.replace(query=""))))
-            if request.url.path.endswith(XSD_FILE.name):
-                return _xml(XSD_FILE.read_bytes())
             return Response("GET ?wsdl for the service description", status_code=404)
         if switches.latency:
             await asyncio.sleep(switches.latency)
@@ -80,6 +110,9 @@ def create_app(book: JournalBook, switches: ServiceSwitches | None = None) -> St
             return Response(page, status_code=500, media_type="text/html")
         if switches.fault is not None:
             return _fault("soap:Server", switches.fault)
+        action = request.headers.get("SOAPAction", "").strip().strip('"')
+        if action != SOAP_ACTION:
+            return _fault("soap:Client", f"SOAPAction {action!r} is not {SOAP_ACTION}")
         body = await request.body()
         try:
             envelope = etree.fromstring(body, _PARSER)
@@ -87,82 +120,139 @@ def create_app(book: JournalBook, switches: ServiceSwitches | None = None) -> St
             return _fault("soap:Client", f"request is not well-formed XML: {exc}")
         call = envelope.find(f"{{{SOAP_ENV}}}Body/{{{NS}}}GetBookings")
         if call is None:
-            return _fault("soap:Client", "the body holds no GetBookings request")
+            return _fault("soap:Client", f"the body holds no GetBookings in {NS}")
+        if call.find(f"{{{NS}}}xml/*") is not None:
+            return _fault(
+                "soap:Client",
+                "GetBookings/xml holds XML elements; the ProfdocHISMessage must be escaped text",
+            )
         if not schema.validate(call):
             problem = str(schema.error_log).strip().splitlines()[-1:]
             return _fault("soap:Client", f"GetBookings is invalid: {''.join(problem)}")
+        inner, problem_text = _inner(call)
+        if inner is None:
+            return _fault("soap:Client", f"GetBookings/xml: {problem_text}")
+        user = call.findtext(f"{{{NS}}}externaluser") or ""
+        unit_type = (inner.findtext("CareUnitIdType") or "").strip()
+        unit = (inner.findtext("CareUnitId") or "").strip()
+        head = {"User": user, "CareUnitType": unit_type, "CareUnit": unit}
         if switches.error is not None:
-            return _answer(error=switches.error)
-        return _answer_call(book, call)
+            return _answer(_error_document(head, *switches.error))
+        return _answer(_answer_call(book, inner, head, ids))
 
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
 
 
-def _answer_call(book: JournalBook, call: etree._Element) -> Response:
-    patient = (call.findtext(f"{{{NS}}}PatientId") or "").strip()
-    unit = call.findtext(f"{{{NS}}}CareUnitId")
+def _inner(call: etree._Element) -> tuple[etree._Element | None, str]:
+    """The escaped ``ProfdocHISMessage`` in ``xml``, checked; or None and what is wrong."""
+    text = call.findtext(f"{{{NS}}}xml")
+    if not text or not text.strip():
+        return None, "missing (it carries the escaped ProfdocHISMessage)"
+    try:
+        inner = etree.fromstring(text.strip(), _PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        return None, f"is not a well-formed document: {exc}"
+    if inner.tag != "ProfdocHISMessage":
+        return None, f"root is {inner.tag!r}, not ProfdocHISMessage (no namespace)"
+    if inner.get("MsgType") != "Request":
+        return None, 'ProfdocHISMessage needs MsgType="Request"'
+    if not _TIME.match(inner.get("Time") or ""):
+        return None, "ProfdocHISMessage needs Time as yyyyMMddHHmmss"
+    if not (inner.get("InvokingSystem") or "").strip():
+        return None, "ProfdocHISMessage needs InvokingSystem"
+    for required in ("CareUnitIdType", "CareUnitId"):
+        if not (inner.findtext(required) or "").strip():
+            return None, f"ProfdocHISMessage needs {required}"
+    known = {"PatientId", "BookingId", "CareUnitIdType", "CareUnitId"}
+    for child in inner:
+        if child.tag not in known:
+            return None, f"ProfdocHISMessage has an unknown child {child.tag!r}"
+    return inner, ""
+
+
+def _answer_call(
+    book: JournalBook, inner: etree._Element, head: dict[str, str], ids: dict[str, str]
+) -> etree._Element:
+    if head["CareUnitType"] != CARE_UNIT_ID_TYPE:
+        return _error_document(head, INVALID_CARE_UNIT, f"CareUnitIdType {head['CareUnitType']} is not known")
+    patient = (inner.findtext("PatientId") or "").strip()
     if not _PATIENT_ID.match(patient):
-        return _answer(error=(INVALID_PATIENT_ID, f"PatientId {patient!r} is not a 12-digit number"))
-    patient = patient.replace("-", "")
+        return _error_document(head, INVALID_PATIENT_ID, "PatientId is not a 12-digit number")
     if not book.knows(patient):
-        return _answer(error=(PATIENT_NOT_FOUND, f"no patient {patient} in the journal"))
-    start = _when(call.findtext(f"{{{NS}}}FromDate"))
-    end = _when(call.findtext(f"{{{NS}}}ToDate"))
-    if start is not None and end is not None and end < start:
-        return _answer(error=(INVALID_DATE_RANGE, "ToDate is before FromDate"))
-    return _answer(bookings=book.bookings(patient, unit=unit or None, start=start, end=end))
+        return _error_document(head, PATIENT_NOT_FOUND, "Patienten finns inte i journalen")
+    found = [
+        b for b in book.bookings(patient, unit=head["CareUnit"]) if b.status is not JournalStatus.CANCELLED
+    ]
+    booking_id = (inner.findtext("BookingId") or "").strip()
+    if booking_id:
+        found = [b for b in found if b.booking_id == booking_id]
+    doc = _document("Response", head)
+    unit_name = next((u.name for b in found for u in b.units if u.hsa_id == head["CareUnit"] and u.name), "")
+    container = etree.SubElement(doc, "Bookings")
+    container.set("CareUnitIdType", head["CareUnitType"])
+    container.set("CareUnitId", head["CareUnit"])
+    container.set("CareUnitName", unit_name)
+    for b in found:
+        _booking(container, b, ids)
+    return doc
 
 
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=STOCKHOLM)
+def _document(msg_type: str, head: dict[str, str]) -> etree._Element:
+    doc = etree.Element("ProfdocHISMessage")
+    doc.set("MsgType", msg_type)
+    doc.set("System", "TakeCare")
+    doc.set("SystemInstance", "0")
+    doc.set("Time", local_stamp(datetime.now(UTC), seconds=True))
+    doc.set("User", head["User"])
+    doc.set("CareUnitType", head["CareUnitType"])
+    doc.set("CareUnit", head["CareUnit"])
+    doc.set("Method", "Booking.GetBookings")
+    return doc
 
 
-def _answer(
-    *, bookings: list[JournalBooking] | None = None, error: tuple[str, str] | None = None
-) -> Response:
-    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "b": NS})
-    body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
-    response = etree.SubElement(body, f"{{{NS}}}GetBookingsResponse")
-    if error is not None:
-        err = etree.SubElement(response, f"{{{NS}}}Error")
-        _text(err, "Code", error[0])
-        _text(err, "Msg", error[1])
-    else:
-        container = etree.SubElement(response, f"{{{NS}}}Bookings")
-        for b in bookings or []:
-            _booking(container, b)
-    return _xml(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+def _error_document(head: dict[str, str], code: str, msg: str) -> etree._Element:
+    doc = _document("Error", head)
+    error = etree.SubElement(doc, "Error")
+    error.set("Type", "Error")
+    etree.SubElement(error, "Code").text = code
+    etree.SubElement(error, "Msg").text = msg
+    return doc
 
 
-def _booking(parent: etree._Element, b: JournalBooking) -> None:
-    el = etree.SubElement(parent, f"{{{NS}}}Booking")
+def _booking(parent: etree._Element, b: JournalBooking, ids: dict[str, str]) -> None:
+    el = etree.SubElement(parent, "Booking")
     _text(el, "BookingId", b.booking_id)
+    _text(el, "BookingType", "0")
+    _text(el, "StartTime", local_stamp(b.start.astimezone(STOCKHOLM), seconds=False))
+    _text(el, "EndTime", local_stamp(b.end.astimezone(STOCKHOLM), seconds=False))
+    # A numeric code in the book is already an id (tests use one the gateway does not know).
+    tt_id = b.time_type if b.time_type and b.time_type.isdigit() else ids.get(b.time_type or "", "0")
+    _text(el, "TimeTypeId", tt_id)
+    _text(el, "TimeTypeName", b.time_type_name or "")
+    resources = etree.SubElement(el, "Resources")
+    for res in b.practitioners:
+        r = etree.SubElement(resources, "Resource")
+        _text(r, "ResourceType", NAMED_RESOURCE)
+        _text(r, "ResourceId", resource_id(res.hsa_id, res.name))
+        _text(r, "ResourceName", res.name or "")
     _text(el, "PatientId", b.patient_id)
-    _text(el, "StartTime", b.start.astimezone(STOCKHOLM).isoformat())
-    _text(el, "EndTime", b.end.astimezone(STOCKHOLM).isoformat())
-    if b.time_type:
-        _text(el, "TimeTypeId", b.time_type)
-    if b.time_type_name:
-        _text(el, "TimeTypeName", b.time_type_name)
-    _text(el, "Status", _STATUS[b.status])
-    if b.reason:
-        _text(el, "PatientReason", b.reason)
-    resources = etree.SubElement(el, f"{{{NS}}}Resources")
-    for kind, items in (("User", b.practitioners), ("CareUnit", b.units)):
-        for res in items:
-            r = etree.SubElement(resources, f"{{{NS}}}Resource")
-            _text(r, "Type", kind)
-            if res.hsa_id:
-                _text(r, "HsaId", res.hsa_id)
-            if res.name:
-                _text(r, "Name", res.name)
+    _text(el, "PatientReason", b.reason or "")
+    _text(el, "CancelAllowed", "1")
+    _text(el, "RescheduleAllowed", "1")
 
 
 def _text(parent: etree._Element, name: str, value: str) -> None:
-    etree.SubElement(parent, f"{{{NS}}}{name}").text = value
+    etree.SubElement(parent, name).text = value
+
+
+def _answer(document: etree._Element) -> Response:
+    """``GetBookingsResponse/GetBookingsResult`` holding the document as (escaped) text."""
+    envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
+    body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
+    response = etree.SubElement(body, f"{{{NS}}}GetBookingsResponse", nsmap={"tns": NS})
+    result = etree.SubElement(response, f"{{{NS}}}GetBookingsResult")
+    result.text = etree.tostring(document, encoding="unicode")
+    return _xml(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
 
 
 def _fault(code: str, message: str) -> Response:

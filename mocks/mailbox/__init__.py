@@ -1,6 +1,6 @@
-"""Digital mailboxes, Mina meddelanden style: the recipient service (``isReachable``) and one
+"""Digital mailboxes on the Mina meddelanden v3 contract: the recipient service (``isReachable``) and one
 delivery service (``deliverSecure``) per operator (Kivra, Billo, Min Myndighetspost), SOAP 1.1
-with the gateway's own WSDL and XSD.
+with the gateway's own WSDL and XSD, equivalent to the official v3 files.
 
 Contract, switches and the population conventions: ``docs/mailbox.md``. Answers from the one
 test population (``mocks/persons.yaml``, or ``GATEWAY_MOCK_PERSONS``); serve it with

@@ -1,5 +1,6 @@
-"""The digital mailbox mock (Mina meddelanden style): a recipient service and one delivery service
-per mailbox operator, SOAP 1.1 over HTTP, answering from the one test population.
+"""The digital mailbox mock on the Mina meddelanden v3 contract: a recipient service and one
+delivery service per mailbox operator, SOAP 1.1 over HTTP, answering from the one test population.
+Requests are validated against the contract (a ``soap:Client`` fault naming what is wrong).
 
 ``POST /mailbox/recipient``            ``isReachable``: per person a ``ReachabilityStatus``
 ``POST /mailbox/{kivra|billo|minmyndighetspost}``   ``deliverSecure`` at that operator
@@ -8,7 +9,8 @@ per mailbox operator, SOAP 1.1 over HTTP, answering from the one test population
 ``GET|DELETE /mailbox/_deliveries``    what the operators received (no bodies), and forgetting it
 
 How declined, not accepted and minors look on the wire, and the error codes: ``docs/mailbox.md``.
-The XML-DSig signature of a delivery is verified against the certificate the mock is given
+Both XML-DSig signatures of a delivery (over ``SignedDelivery`` and over the whole
+``SealedDelivery``, after ``Seal``) are verified against the certificate the mock is given
 (``trusted_certificate``) or, without one, the certificate in the signature's own KeyInfo (then
 only integrity is shown, not who signed). Every delivery request is recorded in a
 :class:`Recorder` so tests count deliveries and check signatures.
@@ -35,6 +37,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.exceptions import SignXMLException
 from signxml.verifier import SignatureConfiguration, XMLVerifier
 
@@ -46,18 +49,24 @@ PREFIX = "/mailbox"
 RECIPIENT_PATH = f"{PREFIX}/recipient"
 SWITCHES_PATH = f"{PREFIX}/_switches"
 DELIVERIES_PATH = f"{PREFIX}/_deliveries"
-RECIPIENT_ACTION = "http://minameddelanden.gov.se/Recipient/v3/isReachable"
-DELIVER_ACTION = "http://minameddelanden.gov.se/Service/v3/deliverSecure"
+#: Mina meddelanden v3 binds every operation with an empty SOAPAction.
+RECIPIENT_ACTION = ""
+DELIVER_ACTION = ""
 NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-NS_RECIPIENT = "http://minameddelanden.gov.se/schema/Recipient/v3"
+NS_RECIPIENT_V3 = "http://minameddelanden.gov.se/schema/Recipient/v3"
+NS_RECIPIENT = "http://minameddelanden.gov.se/schema/Recipient"
+NS_SENDER = "http://minameddelanden.gov.se/schema/Sender"
+NS_MESSAGE_V1 = "http://minameddelanden.gov.se/schema/Message"
+NS_MESSAGE_V2 = "http://minameddelanden.gov.se/schema/Message/v2"
 NS_MESSAGE = "http://minameddelanden.gov.se/schema/Message/v3"
+NS_SERVICE_V1 = "http://minameddelanden.gov.se/schema/Service"
 NS_SERVICE = "http://minameddelanden.gov.se/schema/Service/v3"
 NS_COMMON = "http://minameddelanden.gov.se/schema/Common/v3"
 NS_DS = "http://www.w3.org/2000/09/xmldsig#"
 WSDL_DIR = Path(__file__).resolve().parent / "wsdl"
-RECIPIENT_WSDL = "RecipientService.wsdl"
-DELIVERY_WSDL = "DeliveryService.wsdl"
-SCHEMA_FILES = ("mm-recipient.xsd", "mm-common.xsd", "mm-service.xsd", "mm-message.xsd")
+RECIPIENT_WSDL = "Recipient.wsdl"
+DELIVERY_WSDL = "Service.wsdl"
+SCHEMA_FILES = tuple(sorted(p.name for p in WSDL_DIR.glob("*.xsd")))
 XML_TYPE = "text/xml; charset=utf-8"
 PDF = "application/pdf"
 BODY_TYPES = frozenset({"text/plain", "text/html"})
@@ -66,7 +75,8 @@ ADULT_AGE = 18
 
 @dataclass(frozen=True, slots=True)
 class Operator:
-    """A mailbox operator: its ``ServiceSupplier`` Id and Name, and its path under ``/mailbox``."""
+    """A mailbox operator: its ``ServiceSupplier`` Id (16 + org number) and Name, and its path
+    under ``/mailbox``. The Ids are the ones in ``mappings/mailbox_suppliers.yaml``."""
 
     slug: str
     id: str
@@ -75,9 +85,9 @@ class Operator:
 
 #: By the ``mailbox`` value in persons.yaml.
 OPERATORS = {
-    "Kivra": Operator("kivra", "Kivra", "Kivra"),
-    "Billo": Operator("billo", "Billo", "Billo"),
-    "MinMyndighetspost": Operator("minmyndighetspost", "MinMyndighetspost", "Min Myndighetspost"),
+    "Kivra": Operator("kivra", "165568402266", "Kivra"),
+    "Billo": Operator("billo", "165591386718", "Billo"),
+    "MinMyndighetspost": Operator("minmyndighetspost", "162021006883", "Min Myndighetspost"),
 }
 _BY_SLUG = {op.slug: op for op in OPERATORS.values()}
 #: ``mailbox: declined`` names no operator; the mock says the person declined at Kivra.
@@ -85,16 +95,16 @@ DECLINED_AT = OPERATORS["Kivra"]
 
 
 class ErrorCode:
-    """The ``applicationFault`` codes the mock answers (docs/mailbox.md)."""
+    """The ``applicationFault`` ErrorCodes the mock answers: numbers, as the real services send
+    (1-9998); the ranges follow the gateway's reading (docs/mailbox.md)."""
 
-    INVALID_SENDER = "INVALID_SENDER"
-    INVALID_RECIPIENT = "INVALID_RECIPIENT"
-    RECIPIENT_NOT_REACHABLE = "RECIPIENT_NOT_REACHABLE"
-    RECIPIENT_UNDER_18 = "RECIPIENT_UNDER_18"
-    SENDER_NOT_ACCEPTED = "SENDER_NOT_ACCEPTED"
-    SIGNATURE_INVALID = "SIGNATURE_INVALID"
-    INVALID_MESSAGE = "INVALID_MESSAGE"
-    DUPLICATE_MESSAGE_ID = "DUPLICATE_MESSAGE_ID"
+    SIGNATURE_INVALID = 1101
+    INVALID_MESSAGE = 1102
+    DUPLICATE_MESSAGE_ID = 1103
+    SERVICE_TROUBLE = 5000
+    RECIPIENT_NOT_REACHABLE = 6001
+    RECIPIENT_UNDER_18 = 6002
+    SENDER_NOT_ACCEPTED = 6003
 
 
 class Switches(BaseModel):
@@ -129,6 +139,8 @@ class Received:
     recipient: str
     sender_id: str
     sender_name: str
+    #: The seal's signature (over the whole SealedDelivery) verified too.
+    seal_verified: bool
     subject: str
     reference: str | None
     correlation_id: str | None
@@ -141,7 +153,7 @@ class Received:
     certificate_sha256: str | None
     #: The trusted certificate configured at the mock was the one checked against.
     trusted_certificate: bool
-    error_code: str | None = None
+    error_code: int | None = None
     trans_id: str | None = None
     delivered_at: datetime | None = None
     #: How many more times the same message id was delivered (answered with the same result).
@@ -182,7 +194,7 @@ class Recorder:
 
 
 class _Fault(Exception):
-    def __init__(self, code: str, description: str) -> None:
+    def __init__(self, code: int, description: str) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
@@ -190,8 +202,6 @@ class _Fault(Exception):
 
 _SCHEMA_LOCATION = re.compile(r'schemaLocation="([^"/]+\.xsd)"')
 _SOAP_ADDRESS = re.compile(r'(<soap:address location=")[^"]*(")')
-_TWELVE_DIGITS = re.compile(r"\d{12}")
-_ORG_NR = re.compile(r"\d{10}")
 
 
 def _served(text: str, base: str) -> str:
@@ -221,10 +231,10 @@ def soap_fault(code: str, text: str, detail: etree._Element | None = None) -> Re
     return Response(content, status_code=500, media_type=XML_TYPE)
 
 
-def application_fault(code: str, description: str) -> Response:
+def application_fault(code: int, description: str) -> Response:
     """The declared fault, as a JAX-WS service throws it: ``soap:Server`` with the detail."""
     fault = etree.Element(f"{{{NS_COMMON}}}applicationFault", nsmap={"mmc": NS_COMMON})
-    etree.SubElement(fault, f"{{{NS_COMMON}}}ErrorCode").text = code
+    etree.SubElement(fault, f"{{{NS_COMMON}}}ErrorCode").text = str(code)
     etree.SubElement(fault, f"{{{NS_COMMON}}}Description").text = description
     etree.SubElement(fault, f"{{{NS_COMMON}}}CallId").text = uuid.uuid4().hex
     return soap_fault("Server", f"{code}: {description}", fault)
@@ -234,8 +244,20 @@ def _r(tag: str) -> str:
     return f"{{{NS_RECIPIENT}}}{tag}"
 
 
+def _r3(tag: str) -> str:
+    return f"{{{NS_RECIPIENT_V3}}}{tag}"
+
+
 def _m(tag: str) -> str:
     return f"{{{NS_MESSAGE}}}{tag}"
+
+
+def _m1(tag: str) -> str:
+    return f"{{{NS_MESSAGE_V1}}}{tag}"
+
+
+def _m2(tag: str) -> str:
+    return f"{{{NS_MESSAGE_V2}}}{tag}"
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
@@ -257,7 +279,7 @@ def _age(number: str, today: date) -> int:
 
 def reachability_status(person: TestPerson | None, recipient_id: str, base_url: str) -> etree._Element:
     """One ``ReachabilityStatus`` for ``recipient_id`` (see docs/mailbox.md for the conventions)."""
-    status = etree.Element(_r("return"))
+    status = etree.Element(_r3("return"))
     account = _sub(status, _r("AccountStatus"))
     _sub(account, _r("RecipientId"), recipient_id)
     choice = "none" if person is None or person.id_type == "reservnummer" else person.mailbox
@@ -274,6 +296,7 @@ def reachability_status(person: TestPerson | None, recipient_id: str, base_url: 
     _sub(supplier, _r("Id"), operator.id)
     _sub(supplier, _r("Name"), operator.name)
     _sub(supplier, _r("ServiceAdress"), f"{base_url}{PREFIX}/{operator.slug}")
+    _sub(supplier, _r("InternalServiceAdress"), f"{base_url}{PREFIX}/{operator.slug}")
     accepted = choice == "declined" or (person is not None and person.mailbox_sender_accepted)
     _sub(status, _r("SenderAccepted"), "true" if accepted else "false")
     return status
@@ -297,9 +320,18 @@ class Verified:
     trusted: bool
 
 
+#: What a delivery's signatures must use (Mina meddelanden): RSA-SHA256 (or ECDSA-SHA256), SHA-256
+#: digests, exclusive canonicalization, enveloped, the signature a direct child of what it signs.
+EXPECTED = SignatureConfiguration(
+    location="./",
+    signature_methods=frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256}),
+    digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
+)
+
+
 def verify_signature(signed_delivery: etree._Element, trusted: x509.Certificate | None) -> Verified:
-    """Check the enveloped signature over ``SignedDelivery``; on success ``signed`` is what it
-    covers (read the delivery from there: "see what is signed")."""
+    """Check the enveloped signature over ``SignedDelivery`` (or ``SealedDelivery``); on success
+    ``signed`` is what it covers (read the delivery from there: "see what is signed")."""
     document = copy.deepcopy(signed_delivery)
     signature = document.find(f"{{{NS_DS}}}Signature")
     if signature is None:
@@ -309,9 +341,7 @@ def verify_signature(signed_delivery: etree._Element, trusted: x509.Certificate 
         return Verified(False, None, None, False)
     fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
     try:
-        result = XMLVerifier().verify(
-            document, x509_cert=certificate, expect_config=SignatureConfiguration(location="./")
-        )
+        result = XMLVerifier().verify(document, x509_cert=certificate, expect_config=EXPECTED)
     except (SignXMLException, ValueError):
         return Verified(False, None, fingerprint, trusted is not None)
     assert not isinstance(result, list)  # one reference expected
@@ -335,10 +365,10 @@ def create_app(
     record = recorder if recorder is not None else Recorder()
     trusted = x509.load_pem_x509_certificate(trusted_certificate) if trusted_certificate else None
     chance = rng if rng is not None else random.Random()
-    recipient_schema = etree.XMLSchema(etree.parse(str(WSDL_DIR / "mm-recipient.xsd")))
-    service_schema = etree.XMLSchema(etree.parse(str(WSDL_DIR / "mm-service.xsd")))
+    recipient_schema = etree.XMLSchema(etree.parse(str(WSDL_DIR / "mm-recipient-v3.xsd")))
+    service_schema = etree.XMLSchema(etree.parse(str(WSDL_DIR / "mm-service-v3.xsd")))
 
-    app = FastAPI(title="Digital mailboxes, Mina meddelanden style (mock)", version="3", openapi_url=None)
+    app = FastAPI(title="Digital mailboxes, Mina meddelanden v3 (mock)", version="3", openapi_url=None)
 
     async def switched(delivery: bool = False) -> Response | None:
         if state.outage or (delivery and state.delivery_outage):
@@ -404,16 +434,13 @@ def create_app(
         asked = await question(request, RECIPIENT_ACTION, recipient_schema)
         if isinstance(asked, Response):
             return asked
-        sender = (asked.findtext(_r("senderOrgNr")) or "").strip()
-        ids = [(e.text or "").strip() for e in asked.findall(_r("recipientId"))]
+        # The schema checked senderOrgNr (16 + 10 digits) and every recipientId.
+        ids = [(e.text or "").strip() for e in asked.findall(_r3("recipientId"))]
         record.reachability_calls.append(len(ids))
-        if not _ORG_NR.fullmatch(sender):
-            return application_fault(ErrorCode.INVALID_SENDER, "senderOrgNr must be 10 digits")
-        wrong = [i for i in ids if not _TWELVE_DIGITS.fullmatch(i)]
-        if wrong:
-            return application_fault(ErrorCode.INVALID_RECIPIENT, f"{len(wrong)} recipientId not 12 digits")
         base = f"{request.url.scheme}://{request.url.netloc}"
-        answer = etree.Element(_r("isReachableResponse"), nsmap={"rcp": NS_RECIPIENT})
+        answer = etree.Element(
+            _r3("isReachableResponse"), nsmap={"rcp3": NS_RECIPIENT_V3, "rcp": NS_RECIPIENT}
+        )
         for recipient_id in ids:
             answer.append(reachability_status(people.find(recipient_id), recipient_id, base))
         return _xml(_envelope(answer))
@@ -435,19 +462,26 @@ def create_app(
         asked = await question(request, DELIVER_ACTION, service_schema)
         if isinstance(asked, Response):
             return asked
-        signed = asked.find(f"{{{NS_SERVICE}}}SealedDelivery/{_m('SignedDelivery')}")
-        assert signed is not None  # the schema requires it
-        return _deliver(operator, signed)
+        sealed = asked.find(f"{{{NS_SERVICE}}}deliverSecure")
+        assert sealed is not None  # the schema requires it
+        return _deliver(operator, sealed)
 
-    def _deliver(operator: Operator, signed_delivery: etree._Element) -> Response:
+    def _deliver(operator: Operator, sealed: etree._Element) -> Response:
+        # The seal's signature covers the whole SealedDelivery; the letter's covers SignedDelivery.
+        seal = verify_signature(sealed, trusted)
+        outer = seal.signed if seal.signed is not None else sealed
+        signed_delivery = outer.find(_m("SignedDelivery"))
+        assert signed_delivery is not None  # the schema requires it
         verified = verify_signature(signed_delivery, trusted)
         # Read what was signed when the signature holds; otherwise what came, to record it.
         source = verified.signed if verified.signed is not None else signed_delivery
-        received = _read(operator, source, verified)
+        received = _read(operator, source, verified, seal.ok)
         record.requests.append(received)
         try:
             if not verified.ok:
                 raise _Fault(ErrorCode.SIGNATURE_INVALID, "the delivery's XML signature does not verify")
+            if not seal.ok:
+                raise _Fault(ErrorCode.SIGNATURE_INVALID, "the seal's XML signature does not verify")
             _check_message(source)
             key = (received.sender_id, received.message_id)
             earlier = record.deliveries.get(key)
@@ -475,14 +509,14 @@ def create_app(
         if len(messages) != 1:
             raise _Fault(ErrorCode.INVALID_MESSAGE, "the mock takes one Message per delivery")
         message = messages[0]
-        content_type = message.findtext(f"{_m('Body')}/{_m('ContentType')}") or ""
+        content_type = message.findtext(f"{_m('Body')}/{_m1('ContentType')}") or ""
         if content_type.split(";")[0].strip() not in BODY_TYPES:
             raise _Fault(ErrorCode.INVALID_MESSAGE, f"body ContentType {content_type!r} is not taken")
         for attachment in message.findall(_m("Attachment")):
-            if attachment.findtext(_m("ContentType")) != PDF:
+            if attachment.findtext(_m1("ContentType")) != PDF:
                 raise _Fault(ErrorCode.INVALID_MESSAGE, "attachments must be application/pdf")
-            data = _b64(attachment.findtext(_m("Body")))
-            if hashlib.md5(data).hexdigest() != (attachment.findtext(_m("Checksum")) or "").lower():
+            data = _b64(attachment.findtext(_m1("Body")))
+            if hashlib.md5(data).hexdigest() != (attachment.findtext(_m1("Checksum")) or "").lower():
                 raise _Fault(ErrorCode.INVALID_MESSAGE, "attachment Checksum (MD5) does not match")
 
     def _check_recipient(operator: Operator, recipient: str) -> None:
@@ -504,37 +538,41 @@ def _b64(text: str | None) -> bytes:
         return b""
 
 
-def _read(operator: Operator, signed_delivery: etree._Element, verified: Verified) -> Received:
+def _read(operator: Operator, signed_delivery: etree._Element, verified: Verified, seal_ok: bool) -> Received:
     delivery = signed_delivery.find(_m("Delivery"))
     assert delivery is not None  # the schema requires it
 
-    def text(path: str) -> str | None:
-        return delivery.findtext("/".join(_m(p) for p in path.split("/")))
+    def text(*path: str) -> str | None:
+        return delivery.findtext("/".join(path))
 
+    header = (_m("Header"),)
+    message_header = (_m("Message"), _m("Header"))
+    body = (_m("Message"), _m("Body"))
     message = delivery.find(_m("Message"))
     attachments = []
     if message is not None:
         for a in message.findall(_m("Attachment")):
-            data = _b64(a.findtext(_m("Body")))
+            data = _b64(a.findtext(_m1("Body")))
             attachments.append(
                 ReceivedAttachment(
-                    filename=a.findtext(_m("Filename")) or "",
-                    content_type=a.findtext(_m("ContentType")) or "",
+                    filename=a.findtext(_m1("Filename")) or "",
+                    content_type=a.findtext(_m1("ContentType")) or "",
                     size=len(data),
-                    checksum_ok=hashlib.md5(data).hexdigest() == (a.findtext(_m("Checksum")) or "").lower(),
+                    checksum_ok=hashlib.md5(data).hexdigest() == (a.findtext(_m1("Checksum")) or "").lower(),
                 )
             )
     return Received(
         operator=operator.id,
-        message_id=(text("Message/Header/Id") or "").strip(),
-        recipient=(text("Header/Recipient") or "").strip(),
-        sender_id=(text("Header/Sender/Id") or "").strip(),
-        sender_name=text("Header/Sender/Name") or "",
-        subject=text("Message/Header/Subject") or "",
-        reference=text("Header/Reference"),
-        correlation_id=text("Header/CorrelationId"),
-        content_type=text("Message/Body/ContentType") or "",
-        body=_b64(text("Message/Body/Body")),
+        message_id=(text(*message_header, _m("Id")) or "").strip(),
+        recipient=(text(*header, _m2("Recipient")) or "").strip(),
+        sender_id=(text(*header, _m2("Sender"), f"{{{NS_SENDER}}}Id") or "").strip(),
+        sender_name=text(*header, _m2("Sender"), f"{{{NS_SENDER}}}Name") or "",
+        seal_verified=seal_ok,
+        subject=text(*message_header, _m("Subject")) or "",
+        reference=text(*header, _m2("Reference")),
+        correlation_id=text(*header, _m2("CorrelationId")),
+        content_type=text(*body, _m1("ContentType")) or "",
+        body=_b64(text(*body, _m1("Body"))),
         attachments=attachments,
         signature_verified=verified.ok,
         certificate_sha256=verified.certificate_sha256,
@@ -545,12 +583,11 @@ def _read(operator: Operator, signed_delivery: etree._Element, verified: Verifie
 def _result(received: Received) -> Response:
     assert received.trans_id is not None and received.delivered_at is not None
     response = etree.Element(
-        f"{{{NS_SERVICE}}}deliverSecureResponse", nsmap={"svc": NS_SERVICE, "msg": NS_MESSAGE}
+        f"{{{NS_SERVICE}}}deliverSecureResponse", nsmap={"svc3": NS_SERVICE, "svc": NS_SERVICE_V1}
     )
     result = _sub(response, f"{{{NS_SERVICE}}}return")
-    _sub(result, _m("TransId"), received.trans_id)
-    status = _sub(result, _m("Status"))
-    _sub(status, _m("RecipientId"), received.recipient)
-    _sub(status, _m("Delivered"), "true")
-    _sub(status, _m("Time"), received.delivered_at.isoformat())
+    _sub(result, f"{{{NS_SERVICE_V1}}}TransId", received.trans_id)
+    status = _sub(result, f"{{{NS_SERVICE_V1}}}Status")
+    _sub(status, f"{{{NS_SERVICE_V1}}}RecipientId", received.recipient)
+    _sub(status, f"{{{NS_SERVICE_V1}}}Delivered", "true")
     return _xml(_envelope(response))

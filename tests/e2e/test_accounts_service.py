@@ -17,7 +17,6 @@ from gateway.domain.accounts import (
     can_log_in,
     guardians_automatic,
     mailbox_allowed,
-    may_run_errand,
     sms_reminder_allowed,
 )
 from gateway.domain.identity import IdKind, PersonId, luhn_check_digit
@@ -78,8 +77,6 @@ async def test_tolvan_has_an_active_account_listed_at_his_unit(accounts: Account
     assert account.status is AccountStatus.ACTIVE
     assert account.listing_unit == "SE2321000016-15CQ"
     assert can_log_in(account, TOLVAN, TODAY)
-    assert may_run_errand(account, "SE2321000016-15CQ")  # R-ACC-3
-    assert not may_run_errand(account, "SE2321000016-7P3K")
     assert sms_reminder_allowed(account, has_booking=True)  # R-NOT-1
     assert mailbox_allowed(TOLVAN, TODAY)
 
@@ -145,7 +142,6 @@ async def test_r_acc_1_locking_deactivates_the_proxies(
     assert account.status is AccountStatus.LOCKED
     assert active_proxies(account, TODAY) == ()
     assert not can_log_in(account, TOLVAN, TODAY)
-    assert not may_run_errand(account, "SE2321000016-15CQ")
 
 
 async def test_a_person_the_platform_never_saw_has_no_account(accounts: AccountsClient) -> None:

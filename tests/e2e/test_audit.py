@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,14 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.api import auth
 from gateway.api.audit import AUDITED, NOT_AUDITED
-from gateway.bootstrap import GatewayThread
+from gateway.bootstrap import GatewayThread, build
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.audit import AuditEvent, AuditWriter, write
 from gateway.store.db import make_engine
 from gateway.store.tables import audit_events
 from tests.documents_factory import insert_document
-from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
+from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister
 from tests.support import PNR_SYSTEM, TOLVAN, mllp_exchange, siu
 
 OTHER = "200001022386"  # a second patient (not in any request but its own)
@@ -245,8 +245,8 @@ def test_no_route_changes_the_audit_trail(secured: GatewayThread) -> None:
             answer = client.request(method, f"/audit/{row}", headers=admin, content=b"{}")
             assert answer.status_code in (404, 405), (method, answer.status_code)
         assert _trail(client, gw, caller="ssk-anna")["items"] == before
-        tried = _trail(client, gw, caller="unauthenticated")["items"]
-    # The attempts are in the trail too (the router refused them before any token check).
+        tried = _trail(client, gw, caller="forvaltare-eva")["items"]
+    # The attempts are in the trail too, under the admin who made them.
     assert {i["action"] for i in tried if i["route"] == "/audit"} >= {"delete", "put", "patch"}
     assert all(i["result"] == 405 for i in tried if i["route"] == "/audit")
 
@@ -413,3 +413,70 @@ def test_odd_ids_in_paths_neither_break_the_route_nor_stop_the_audit_writer(secu
         assert client.get("/fhir/Binary/abc-%C2%B3", headers=staff).status_code == 404
         trail = _trail(client, secured, caller="admin-1")
         assert any(item["result"] == 400 for item in trail["items"])  # written: the writer lives
+
+
+# --- In process (issue 14, point 7): a refused method names its caller; 10-digit numbers ---
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    """The gateway's app, built but not started, called in process."""
+    gw = build(
+        _settings(tmp_path),
+        register=FakeRegister(),
+        accounts=FakeAccounts(),
+        mailbox=FakeMailbox(),
+        mailbox_delivery=FakeDelivery(),
+        journal=object(),  # type: ignore[arg-type]
+    )
+    transport = httpx.ASGITransport(app=gw.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client, gw.settings
+    gw.app.state.audit.stop()
+    gw.engine.dispose()
+
+
+def _bearer(settings: Settings, subject: str, *scopes: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + auth.dev_token(settings, scopes, subject=subject)}
+
+
+async def test_a_method_no_route_takes_is_checked_for_a_token_and_audited_with_its_caller(
+    api: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    client, settings = api
+    anonymous = await client.delete("/audit")
+    staff = await client.delete("/audit", headers=_bearer(settings, "ssk-anna", auth.STAFF))
+    admin = await client.delete("/audit", headers=_bearer(settings, "forvaltare-eva", auth.ADMIN))
+    assert (anonymous.status_code, staff.status_code, admin.status_code) == (401, 403, 405)
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    answer = await client.get("/audit", headers=_bearer(settings, "auditor", auth.ADMIN))
+    rows = [(i["caller"], i["result"]) for i in answer.json()["items"] if i["method"] == "DELETE"]
+    assert sorted(rows) == [("forvaltare-eva", 405), ("ssk-anna", 403), ("unauthenticated", 401)]
+
+
+async def test_r_id_1_get_audit_finds_a_patient_given_as_ten_digits_by_the_century_rule(
+    api: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    client, settings = api
+    staff = _bearer(settings, "ssk-anna", auth.STAFF)
+    for person in ("198203152452", TOLVAN):
+        await client.get(f"/patients/{person}", headers=staff)
+    # A search by a 10-digit number is kept as the 12-digit one.
+    admin = _bearer(settings, "forvaltare-eva", auth.ADMIN)
+    browsing = _bearer(settings, "forvaltare-bo", auth.ADMIN)
+    await client.get("/messages", params={"patient": "820315-2452"}, headers=browsing)
+
+    async def found(patient: str) -> list[tuple[str, str]]:
+        answer = await client.get("/audit", params={"patient": patient, "caller": "ssk-anna"}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        return [(i["patient"], i["route"]) for i in answer.json()["items"]]
+
+    anna = [("198203152452", "/patients/{person_id}")]
+    for written in ("820315-2452", "8203152452", "19820315-2452", "198203152452"):
+        assert await found(written) == anna, written
+    assert await found("121212+1212") == [(TOLVAN, "/patients/{person_id}")]  # "+": 100 or older
+    assert await found("121212-1212") == []  # "-": born 2012, someone else
+    searched = await client.get(
+        "/audit", params={"patient": "198203152452", "caller": "forvaltare-bo"}, headers=admin
+    )
+    assert [i["route"] for i in searched.json()["items"]] == ["/messages"]

@@ -80,9 +80,14 @@ def test_r_bk_2_every_trigger_event_ends_as_the_current_state_of_one_appointment
             "cancelled",
         ),
         (
+            "S16",
+            {"start": "202612031000", "reason": "^Ändrad anledning", "filler_status": "Cancelled"},
+            "cancelled",
+        ),
+        (
             "S17",
             {"start": "202612031000", "reason": "^Ändrad anledning", "filler_status": "Deleted"},
-            "cancelled",
+            "entered-in-error",
         ),
     ]
     versions = []
@@ -90,14 +95,22 @@ def test_r_bk_2_every_trigger_event_ends_as_the_current_state_of_one_appointment
         (ack,) = _mllp(gateway, siu(trigger, booking="BK-LIFE", **kwargs))  # type: ignore[arg-type]
         assert ack_code(ack) == "AA", trigger
         wait_processed(http)
-        (appt,) = _appointments(http)
+        # The incremental sync (_lastUpdated) sees every state, entered-in-error included.
+        bundle = http.get("/fhir/Appointment", params={"_lastUpdated": "gt2000-01-01"}).json()
+        (appt,) = [e["resource"] for e in bundle["entry"]]
         assert appt["status"] == expected, trigger
         versions.append(int(appt["meta"]["versionId"]))
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
-    (final,) = _appointments(http)
-    assert final["start"] == "2026-12-03T10:00:00+01:00"  # the reschedule stuck
-    assert final["description"] == "Ändrad anledning"
-    assert final["cancelationReason"]["text"] == "Borttagen i journalen"
+    assert appt["start"] == "2026-12-03T10:00:00+01:00"  # the reschedule stuck
+    assert appt["description"] == "Ändrad anledning"
+    assert "cancelationReason" not in appt  # FHIR app-4: only for cancelled and noshow
+    # The patient's booking list leaves the deleted booking out, unless asked by status.
+    assert _appointments(http) == []
+    asked = http.get(
+        "/fhir/Appointment",
+        params={"patient:identifier": f"{PNR_SYSTEM}|{TOLVAN}", "status": "entered-in-error"},
+    ).json()
+    assert asked["total"] == 1
 
 
 def test_cancelled_booking_stays_visible_as_cancelled_r_bk_2(
@@ -177,7 +190,7 @@ def test_v23_ack_carries_err_1_location(gateway: GatewayThread) -> None:
     [
         ({"message_type": "ADT", "trigger": "A01"}, "9"),
         ({"trigger": "S18"}, "9"),
-        ({"version": "2.7"}, "12"),
+        ({"version": "3.0"}, "12"),  # v2.3-v2.9 are read; a v3 is not HL7 v2
     ],
     ids=["other-message-type", "untaken-trigger", "unsupported-version"],
 )

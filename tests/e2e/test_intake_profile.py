@@ -322,7 +322,8 @@ def test_timing_and_required_segments_get_ae_naming_the_field(
         ("S14", "COMPLETE", "fulfilled"),
         ("S14", "Cancelled", "cancelled"),
         ("S15", "Booked", "cancelled"),
-        ("S17", "Booked", "cancelled"),
+        ("S16", "Booked", "cancelled"),
+        ("S17", "Booked", "entered-in-error"),
         ("S26", "Booked", "noshow"),
     ],
 )
@@ -332,23 +333,41 @@ def test_r_bk_2_trigger_event_and_sch_25_decide_the_status(
     (ack,) = _mllp(gateway, siu(trigger, booking="BK-STATUS", filler_status=filler))
     assert ack_code(ack) == "AA"
     wait_processed(http)
-    appt = _by_booking(http, "TAKECARE|BK-STATUS")
-    assert appt is not None and appt["status"] == expected
-    assert ("cancelationReason" in appt) == (trigger in ("S15", "S17"))
+    bundle = http.get(
+        "/fhir/Appointment", params={"identifier": "TAKECARE|BK-STATUS", "status": expected}
+    ).json()
+    (appt,) = [e["resource"] for e in bundle["entry"]]
+    assert appt["status"] == expected
+    assert ("cancelationReason" in appt) == (trigger in ("S15", "S16"))
 
 
-def test_r_bk_2_a_deleted_booking_stays_readable_as_cancelled(
+def test_r_bk_2_a_deleted_booking_is_entered_in_error_in_the_sync_and_not_in_the_patient_list(
     gateway: GatewayThread, http: httpx.Client
 ) -> None:
     _mllp(gateway, siu("S12", booking="BK-DEL"), siu("S17", booking="BK-DEL", filler_status="Deleted"))
     wait_processed(http)
-    appt = _by_booking(http, "TAKECARE|BK-DEL")
-    assert appt is not None
+    assert _by_booking(http, "TAKECARE|BK-DEL") is None  # left out of searches
+    synced = http.get("/fhir/Appointment", params={"_lastUpdated": "gt2000-01-01"}).json()
+    (appt,) = [e["resource"] for e in synced["entry"]]
     read = http.get(f"/fhir/Appointment/{appt['id']}")
     assert read.status_code == 200
-    assert read.json()["status"] == "cancelled"
-    assert read.json()["cancelationReason"] == {"text": "Borttagen i journalen"}
-    assert http.get("/fhir/Appointment", params={"status": "cancelled"}).json()["total"] == 1
+    assert read.json()["status"] == "entered-in-error"
+    assert "cancelationReason" not in read.json()
+    assert http.get("/fhir/Appointment", params={"status": "entered-in-error"}).json()["total"] == 1
+    assert http.get("/fhir/Appointment", params={"status": "cancelled"}).json()["total"] == 0
+
+
+def test_r_bk_2_a_discontinued_booking_s16_is_cancelled_with_its_reason(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    timing = "TQ1|1||||||202612011000"
+    sch = f"SCH||BK-DC||||ONKOLOGI^Behandlingen avbruten|^Kontroll|NYB|30|MIN|{'|' * 14}DC"
+    (ack,) = _mllp(gateway, message(sch, timing, PID, trigger="S16", version="2.8"))
+    assert ack_code(ack) == "AA"
+    wait_processed(http)
+    appt = _by_booking(http, "TAKECARE|BK-DC")
+    assert appt is not None and appt["status"] == "cancelled"
+    assert appt["cancelationReason"] == {"text": "Behandlingen avbruten"}
 
 
 def test_booking_namespace_is_sch_2_universal_id_else_namespace_id_else_msh_3(
@@ -725,3 +744,22 @@ def test_a_simulated_day_of_bookings_and_letters_is_acknowledged_aa_over_several
     assert [ack_code(a) for a in acks] == ["AA"] * len(traffic)
     letters = [m for m in traffic if isinstance(m, JournalLetter)]
     assert len(_messages(http, type="MDM")) == len(letters)
+
+
+def test_profile_vendor_example_v27_gives_device_location_and_patient_instruction(
+    gateway: GatewayThread, http: httpx.Client
+) -> None:
+    (ack,) = _mllp(gateway, example("s12-v27-vendor"))
+    assert_ack_as_documented(ack, "s12-v27-vendor")
+    wait_processed(http)
+    appt = _by_booking(http, "CERNER|BK-CERNER-9001")
+    assert appt is not None
+    actors = [(p["actor"]["type"], p["actor"].get("identifier", {}).get("value"), p["actor"].get("display"))
+              for p in appt["participant"][1:]]  # fmt: skip
+    assert actors == [
+        ("Practitioner", "SE2321000016-7P3K", "Eva Endoskopist"),
+        ("Device", "5001", "EVIS X12 Video Colonoscope"),
+        ("Location", "11", "X-Ray Room"),
+    ]
+    assert appt["patientInstruction"] == "Fasta från midnatt.\nDrick laxermedlet enligt instruktionen."
+    assert "städas" not in json.dumps(appt)

@@ -105,3 +105,12 @@ def test_lint_template_refuses_a_missing_file_as_a_usage_error(tmp_path: Path) -
     run = _lint(tmp_path / "nope.txt")
     assert run.returncode == 2
     assert "does not exist" in run.stderr
+
+
+def test_r_doc_2_a_code_split_by_a_line_break_points_at_the_line_of_the_break() -> None:
+    run = _lint("tests/fixtures/templates/split_by_line_break.txt")
+    assert run.returncode == 1
+    assert run.stdout.splitlines() == [
+        "tests/fixtures/templates/split_by_line_break.txt:7:41: near miss: '[4US:\\nLPAT]' is not "
+        "[4US:LPAT]: line break inside the code, after '[4US:'"
+    ]

@@ -35,6 +35,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
+from mocks.mailbox import OPERATORS, ErrorCode
 from mocks.mailbox import create_app as mailbox_app
 from mocks.runner import ServedApp
 from tests.conftest import wait_processed
@@ -196,8 +197,9 @@ def test_r_doc_4_r_doc_5_r_id_6_each_person_gets_the_mailbox_routing_allows_and_
     for number, person in (("OB-KIVRA", KIVRA), ("OB-BILLO", BILLO), ("OB-MMP", MIN_MYNDIGHETSPOST)):
         got = by_recipient[person]
         row = queued[document_id(NAMESPACE, number)]
-        assert got["operator"] == PROVIDER[person] and got["message_id"] == row["message_id"]
-        assert got["signature_verified"] and got["certificate_sha256"] and got["repeats"] == 0
+        assert got["operator"] == OPERATORS[PROVIDER[person]].id and got["message_id"] == row["message_id"]
+        assert got["signature_verified"] and got["seal_verified"]
+        assert got["certificate_sha256"] and got["repeats"] == 0
         assert got["subject"] == "Du har fått ett brev" and got["reference"] == row["message_id"]
         assert row["state"] == "delivered" and row["attempts"] == 1
         assert row["transaction_id"] == got["trans_id"]
@@ -269,11 +271,12 @@ def test_r_doc_5_a_letter_the_operator_refuses_goes_to_the_print_list_with_the_r
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A permanent error at delivery: the operator trusts another sender certificate than the one
-    the gateway signs with, so it refuses the letter (SIGNATURE_INVALID). Not retried; the
+    the gateway signs with, so it refuses the letter (ErrorCode 1101, signature-invalid). Not retried; the
     outbox row is refused and the document goes to the print list with the reason."""
     trusted = throwaway_identity("Another region").certificate.public_bytes(Encoding.PEM)
     operator = ServedApp(mailbox_app(trusted_certificate=trusted)).start()
     monkeypatch.setenv("GATEWAY_MAILBOX_URL", f"{operator.url}/mailbox/recipient")
+    monkeypatch.setenv("GATEWAY_MAILBOX_SERVICE_ADDRESSES", json.dumps({"*": [f"{operator.url}/mailbox/"]}))
     settings = Settings(
         data_dir=tmp_path,
         http_port=0,
@@ -293,15 +296,17 @@ def test_r_doc_5_a_letter_the_operator_refuses_goes_to_the_print_list_with_the_r
             items = api.get("/print-list").json()["items"]
     finally:
         operator.stop()
-    assert row["attempts"] == 1 and "SIGNATURE_INVALID" in row["last_error"]  # not retried
+    assert (
+        row["attempts"] == 1 and f"ErrorCode {ErrorCode.SIGNATURE_INVALID}" in row["last_error"]
+    )  # not retried
     assert record["deliveries"] == []
     (refused,) = record["refused"]
-    assert refused["error_code"] == "SIGNATURE_INVALID" and refused["message_id"] == row["message_id"]
+    assert refused["error_code"] == ErrorCode.SIGNATURE_INVALID and refused["message_id"] == row["message_id"]
     assert refused["trusted_certificate"] and not refused["signature_verified"]
     (item,) = items
     assert item["document_id"] == doc["id"]
     assert "not delivered to the digital mailbox: Billo refused the letter" in item["reason"]
-    assert "SIGNATURE_INVALID" in item["reason"] and "R-DOC-5" in item["rules"]
+    assert "signature-invalid" in item["reason"] and "R-DOC-5" in item["rules"]
     assert doc["mailbox"] is None and doc["print_item"] is not None
     assert [r["channel"] for r in doc["recipients"]] == ["platform"]  # the mailbox got no copy
     assert "mailbox-refused" in [h["event"] for h in doc["history"]]

@@ -1,14 +1,16 @@
-"""R-BK-4 "Uppdatera nu": the journal's booking service (a real SOAP mock on a real port) against a
-running gateway. Bookings reach the gateway over real MLLP from the simulated journal; then the
-journal's own book is changed behind the gateway's back, and a refresh repairs the gap through
-the one intake pipeline (GET /messages shows every repair, the worker applies it).
+"""R-BK-4 "Uppdatera nu": the journal's booking service (the TakeCare XChange ``GetBookings`` mock on
+a real port, answering the published shapes) against a running gateway. Bookings reach the
+gateway over real MLLP from the simulated journal; then the journal's own book is changed behind
+the gateway's back, and a refresh repairs the gap through the one intake pipeline (GET /messages
+shows every repair, the worker applies it). The answer has no status: a future booking the
+journal no longer returns is cancelled by absence; a past one is left alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,10 +21,10 @@ from gateway.domain.booking import JournalStatus
 from gateway.domain.identity import luhn_check_digit
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
-from gateway.refresh import TRANSPORT, RefreshResult, refresh_bookings
+from gateway.refresh import ABSENT_REASON, TRANSPORT, RefreshResult, refresh_bookings
 from mocks.journal import JournalSimulator
-from mocks.journal.booking_ws import ServiceSwitches, create_app
-from mocks.journal.simulator import JournalMessage
+from mocks.journal.booking_ws import INVALID_CARE_UNIT, PATIENT_NOT_FOUND, ServiceSwitches, create_app
+from mocks.journal.simulator import UNITS, JournalMessage
 from mocks.population import DEFAULT_FILE
 from mocks.population import load as load_population
 from mocks.runner import ServedApp
@@ -31,7 +33,10 @@ from tests.fakes import pnr
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, mllp_exchange
 
 DAY = date(2026, 12, 1)
+#: The refresh's "now": before DAY, so the day's bookings are in the future (R-BK-4 absence).
+BEFORE = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SEKRET = "197605010128"
+ALL_UNITS = [u.hsa_id for u in UNITS]
 
 
 async def _no_sleep(_: float) -> None:
@@ -78,18 +83,30 @@ async def ws_http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def service(journal: Journal, ws_http: httpx.AsyncClient) -> AsyncIterator[JournalBookingService]:
-    settings = JournalServiceSettings(url=f"{journal.served.url}/booking", timeout=2.0, retries=1, backoff=0)
+    settings = JournalServiceSettings(
+        url=f"{journal.served.url}/booking", timeout=2.0, retries=1, backoff=0, care_units=ALL_UNITS
+    )
     svc = JournalBookingService(settings, ws_http, sleep=_no_sleep)
     yield svc
     await svc.aclose()
 
 
 async def _refresh(
-    gateway: GatewayThread, service: JournalBookingService, person: str = TOLVAN, unit: str | None = None
+    gateway: GatewayThread,
+    service: JournalBookingService,
+    person: str = TOLVAN,
+    unit: str | None = None,
+    now: datetime = BEFORE,
 ) -> RefreshResult:
     gw = gateway.gateway
     return await refresh_bookings(
-        pnr(person), unit, client=service, intake=gw.intake, engine=gw.engine, mappings=gw.mappings
+        pnr(person),
+        unit,
+        client=service,
+        intake=gw.intake,
+        engine=gw.engine,
+        mappings=gw.mappings,
+        clock=lambda: now,
     )
 
 
@@ -142,11 +159,12 @@ async def test_r_bk_4_bookings_changed_silently_in_the_journal_are_updated(
     assert before is not None
     book.change(moved, start=before.start + timedelta(days=1), end=before.end + timedelta(days=1))
     book.change(reworded, reason="Uppföljning & provsvar | nytt")
+    # Cancelled in the journal: the published answer no longer holds it (it has no status).
     book.change(cancelled, status=JournalStatus.CANCELLED)
 
     result = await _refresh(gateway, service)
 
-    assert (result.created, result.updated, result.unchanged) == (0, 3, 0)
+    assert (result.created, result.updated, result.unchanged, result.cancelled) == (0, 2, 0, 1)
     wait_processed(http)
     triggers = {http.get(f"/messages/{i}").json()["trigger"] for i in result.message_ids}
     assert triggers == {"S13", "S14", "S15"}
@@ -155,7 +173,13 @@ async def test_r_bk_4_bookings_changed_silently_in_the_journal_are_updated(
     assert appointments[moved]["meta"]["versionId"] == "2"
     assert appointments[reworded]["description"] == "Uppföljning & provsvar | nytt"
     assert appointments[cancelled]["status"] == "cancelled"  # R-BK-2: stays visible as cancelled
-    assert appointments[cancelled]["cancelationReason"] == {"text": "Avbokad"}
+    assert appointments[cancelled]["cancelationReason"] == {"text": ABSENT_REASON}
+    # The answer names resources by the journal's numbers: the pushed HSA-ids are kept.
+    actors = [p["actor"] for p in appointments[moved]["participant"]]
+    assert {a["type"]: a["identifier"]["value"] for a in actors if a["type"] != "Patient"} == {
+        "Practitioner": before.practitioners[0].hsa_id,
+        "Location": before.units[0].hsa_id,
+    }
 
 
 async def test_r_bk_4_unchanged_bookings_create_no_message(
@@ -173,7 +197,8 @@ async def test_r_bk_4_unchanged_bookings_create_no_message(
 
     result = await _refresh(gateway, service)
 
-    assert result == RefreshResult(created=0, updated=0, unchanged=2, message_ids=())
+    # The cancelled one is not in the answer, and the gateway already holds it cancelled.
+    assert result == RefreshResult(created=0, updated=0, unchanged=1, message_ids=())
     assert _message_total(http) == messages_before
 
 
@@ -217,7 +242,9 @@ async def test_r_bk_4_a_slow_journal_times_out_as_transient(
     gateway: GatewayThread, journal: Journal, ws_http: httpx.AsyncClient
 ) -> None:
     journal.switches.latency = 0.5
-    settings = JournalServiceSettings(url=f"{journal.served.url}/booking", timeout=0.2, retries=0)
+    settings = JournalServiceSettings(
+        url=f"{journal.served.url}/booking", timeout=0.2, retries=0, care_units=ALL_UNITS
+    )
     slow = JournalBookingService(settings, ws_http)
     try:
         with pytest.raises(TransientUpstreamError):
@@ -230,10 +257,10 @@ async def test_r_bk_4_an_error_answer_is_permanent_and_names_its_code(
     gateway: GatewayThread, http: httpx.Client, journal: Journal, service: JournalBookingService
 ) -> None:
     stranger = "19800101123" + luhn_check_digit("800101123")  # valid; the journal never saw them
-    with pytest.raises(PermanentUpstreamError, match="PATIENT_NOT_FOUND"):
+    with pytest.raises(PermanentUpstreamError, match=f"Error {PATIENT_NOT_FOUND}"):
         await _refresh(gateway, service, person=stranger)
-    journal.switches.error = ("INVALID_CARE_UNIT", "unknown care unit")
-    with pytest.raises(PermanentUpstreamError, match="INVALID_CARE_UNIT"):
+    journal.switches.error = (INVALID_CARE_UNIT, "unknown care unit")
+    with pytest.raises(PermanentUpstreamError, match=f"Error {INVALID_CARE_UNIT}"):
         await _refresh(gateway, service, unit="SE2321000016-NONE")
     assert _message_total(http) == 0
 
@@ -241,7 +268,7 @@ async def test_r_bk_4_an_error_answer_is_permanent_and_names_its_code(
 async def test_r_bk_4_refresh_at_one_unit_repairs_only_that_units_bookings(
     gateway: GatewayThread, http: httpx.Client, journal: Journal, service: JournalBookingService
 ) -> None:
-    lost = [journal.book(pushed=False) for _ in range(4)]
+    lost = [journal.book(pushed=False) for _ in range(6)]
     units = {b: journal.sim.book.get(b).units[0].hsa_id for b in lost}  # type: ignore[union-attr]
     unit = units[lost[0]]
 
@@ -267,3 +294,73 @@ async def test_r_bk_4_r_id_3_a_repair_passes_the_register_checks_like_any_messag
     assert _appointments(http) == {}  # R-BK-1: a hidden time type is shown to nobody
     (message_id,) = protected.message_ids
     assert http.get(f"/messages/{message_id}").json()["state"] == "processed"
+
+
+async def test_r_bk_4_a_future_booking_the_journal_no_longer_returns_is_cancelled_naming_the_refresh(
+    gateway: GatewayThread, http: httpx.Client, journal: Journal, service: JournalBookingService
+) -> None:
+    kept, deleted = journal.book(), journal.book()
+    wait_processed(http)
+    journal.sim.book.remove(deleted)  # cancelled or deleted in the journal, never pushed
+
+    result = await _refresh(gateway, service)
+
+    assert (result.unchanged, result.cancelled, result.created, result.updated) == (1, 1, 0, 0)
+    (message_id,) = result.message_ids
+    assert http.get(f"/messages/{message_id}").json()["trigger"] == "S15"
+    wait_processed(http)
+    appointments = _appointments(http)
+    assert appointments[kept]["status"] == "booked"
+    assert appointments[deleted]["status"] == "cancelled"
+    assert appointments[deleted]["cancelationReason"] == {"text": ABSENT_REASON}
+    assert "Uppdatera nu" in ABSENT_REASON
+    # Asked again: the gateway agrees now, nothing more is sent.
+    again = await _refresh(gateway, service)
+    assert again == RefreshResult(created=0, updated=0, unchanged=1, message_ids=())
+
+
+async def test_r_bk_4_past_bookings_and_other_units_bookings_are_left_alone(
+    gateway: GatewayThread, http: httpx.Client, journal: Journal, service: JournalBookingService
+) -> None:
+    ids = [journal.book() for _ in range(6)]
+    wait_processed(http)
+    truth = {b: journal.sim.book.get(b) for b in ids}
+    for booking_id in ids:
+        journal.sim.book.remove(booking_id)
+    first = truth[ids[0]]
+    assert first is not None
+    unit = first.units[0].hsa_id
+    at_unit = {b for b, t in truth.items() if t is not None and t.units[0].hsa_id == unit}
+    assert at_unit != set(ids)  # the seed spreads them over more than one unit
+
+    past = await _refresh(gateway, service, unit=unit, now=datetime(2026, 12, 2, tzinfo=UTC))
+    assert past == RefreshResult(created=0, updated=0, unchanged=0, message_ids=())  # past: left alone
+
+    future = await _refresh(gateway, service, unit=unit)
+    assert future.cancelled == len(at_unit)  # only the unit asked
+    wait_processed(http)
+    statuses = {b: a["status"] for b, a in _appointments(http).items()}
+    assert {b for b, st in statuses.items() if st == "cancelled"} == at_unit
+
+
+async def test_r_bk_1_a_booking_on_a_time_type_id_the_instance_does_not_map_becomes_hidden(
+    gateway: GatewayThread, http: httpx.Client, journal: Journal, service: JournalBookingService
+) -> None:
+    booking_id = journal.book()
+    wait_processed(http)
+    assert set(_appointments(http)) == {booking_id}
+    journal.sim.book.change(booking_id, time_type="4711", time_type_name="Ny tidstyp")  # id not in SIM
+
+    result = await _refresh(gateway, service)
+
+    assert result.updated == 1
+    wait_processed(http)
+    assert _appointments(http) == {}  # R-BK-1: unknown is hidden, shown to nobody
+
+
+async def test_r_bk_4_a_known_patient_with_no_bookings_refreshes_to_nothing(
+    gateway: GatewayThread, http: httpx.Client, journal: Journal, service: JournalBookingService
+) -> None:
+    result = await _refresh(gateway, service)  # Tolvan is known to the journal, with no bookings
+    assert result == RefreshResult(created=0, updated=0, unchanged=0, message_ids=())
+    assert await service.get_bookings(pnr(TOLVAN), unit=ALL_UNITS[0]) == []

@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 from gateway.domain.identity import IdKind, PersonId
 from gateway.domain.register import Protection, resolve
-from gateway.errors import PermanentUpstreamError, TransientUpstreamError
+from gateway.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError
 from gateway.resilience import BreakerState
 from gateway.spar_adapter import SparRegister, SparSettings
 from mocks.population import OIDS
@@ -22,6 +23,7 @@ from mocks.runner import ServedApp, TlsFiles
 from mocks.spar import PATH, SOAP_ACTION, SWITCHES_PATH, Switches, create_app
 from tests.fakes import pnr
 
+KEY_PASSWORD = "region-hemlighet"
 FAST = {"retry_attempts": 2, "retry_backoff": 0.01, "retry_max_backoff": 0.02, "timeout": 5.0}
 
 
@@ -119,8 +121,27 @@ async def test_a_samordningsnummer_comes_back_as_samordningsnummer(register: Spa
 
 async def test_an_invalid_idnummer_is_a_permanent_error(register: SparRegister, counted: Counted) -> None:
     with pytest.raises(PermanentUpstreamError, match="OGILTIG_INPARAMETER"):
+        await register.lookup(PersonId(IdKind.PERSONNUMMER, "191212121213", OIDS["personnummer"]))
+    assert counted.requests == 1
+    with pytest.raises(PermanentUpstreamError, match="12-digit"):  # never sent: the schema refuses it
         await register.lookup(PersonId(IdKind.PERSONNUMMER, "1912121212", OIDS["personnummer"]))
     assert counted.requests == 1
+
+
+async def test_too_many_hits_is_a_permanent_error(
+    register: SparRegister, counted: Counted, switches: Switches
+) -> None:
+    switches.max_antal = True
+    with pytest.raises(PermanentUpstreamError, match="OverstigerMaxAntalSvarsposter"):
+        await register.lookup(pnr("191212121212"))
+    assert counted.requests == 1
+
+
+async def test_the_current_entries_of_the_history_are_used(register: SparRegister) -> None:
+    # The mock gives every person an earlier name and address (history lists, docs/spar.md).
+    record = await register.lookup(pnr("191212121212"))
+    assert record is not None and record.family_name == "Tolvansson"
+    assert record.address is not None and record.address.street1 != "Gamla vägen 1"
 
 
 @pytest.mark.parametrize("switch", ["generellt_fel", "http_500", "garbage", "outage"])
@@ -160,8 +181,10 @@ async def test_the_wsdl_is_served_with_its_address_and_the_adapter_can_load_it_f
     async with httpx.AsyncClient() as http:
         wsdl = (await http.get(url, params={"wsdl": ""})).text
         assert f'location="{url}"' in wsdl
-        assert f'schemaLocation="{url}?xsd=spar-personsok.xsd"' in wsdl
-        assert "spar/komponent/1.0" in (await http.get(url, params={"xsd": "spar-komponent.xsd"})).text
+        assert f'schemaLocation="{url}?xsd=PersonsokningFraga.xsd"' in wsdl
+        assert 'name="PersonsokServiceSOAP"' in wsdl
+        svar = (await http.get(url, params={"xsd": "PersonsokningSvar.xsd"})).text
+        assert f'schemaLocation="{url}?xsd=AviseringPost-1.2.xsd"' in svar
     async with SparRegister(SparSettings(url=url, wsdl=url + "?wsdl")) as register:
         assert await register.lookup(pnr("191212121212")) is not None
 
@@ -179,13 +202,20 @@ async def test_the_wsdl_is_served_with_its_address_and_the_adapter_can_load_it_f
         ),
         (
             b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+            b'<q:SPARPersonsokningFraga xmlns:q="http://statenspersonadressregister.se/schema/personsok/2021.1/'
+            b'personsokningfraga"/></s:Body></s:Envelope>',
+            SOAP_ACTION,
+            "soap:Client",
+        ),
+        (
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
             b'<q:SPARPersonsokningFraga xmlns:q="http://skatteverket.se/spar/instans/1.0"/></s:Body></s:Envelope>',
             SOAP_ACTION,
             "soap:Client",
         ),
         (b"<x/>", "urn:wrong", "soap:Client"),
     ],
-    ids=["not-xml", "no-soap-namespace", "not-an-envelope", "soap-1.2", "schema", "soapaction"],
+    ids=["not-xml", "no-soap-namespace", "not-an-envelope", "soap-1.2", "schema", "pre-2021", "soapaction"],
 )
 async def test_a_malformed_request_gets_a_soap_1_1_fault(
     served: ServedApp, body: bytes, action: str, faultcode: str
@@ -213,12 +243,25 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "server_cert": base / "server.pem",
         "server_key": base / "server.key",
         "client": base / "client.pem",
+        "client_cert": base / "client-cert.pem",
+        "client_key": base / "client-key.pem",
     }
     ca.cert_pem.write_to_path(str(files["ca"]))
     server.private_key_pem.write_to_path(str(files["server_key"]))
     for blob in server.cert_chain_pems:
         blob.write_to_path(str(files["server_cert"]), append=True)
     client.private_key_and_cert_chain_pem.write_to_path(str(files["client"]))
+    for blob in client.cert_chain_pems:
+        blob.write_to_path(str(files["client_cert"]), append=True)
+    # The region's key as it is usually handed over: a file of its own, encrypted.
+    key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
+    files["client_key"].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(KEY_PASSWORD.encode()),
+        )
+    )
     return files
 
 
@@ -249,6 +292,42 @@ async def test_mutual_tls_accepts_the_gateways_certificate(
     async with SparRegister(settings) as register:
         record = await register.lookup(pnr("191212121212"))
     assert record is not None and record.family_name == "Tolvansson"
+
+
+async def test_mutual_tls_with_a_separate_encrypted_key_from_the_environment(
+    tls_served: ServedApp, pki: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GATEWAY_SPAR_CLIENT_CERT, _CLIENT_KEY, _CLIENT_KEY_PASSWORD and _CA_FILE, as an operator sets them."""
+    monkeypatch.setenv("GATEWAY_SPAR_URL", tls_served.url + PATH)
+    monkeypatch.setenv("GATEWAY_SPAR_CA_FILE", str(pki["ca"]))
+    monkeypatch.setenv("GATEWAY_SPAR_CLIENT_CERT", str(pki["client_cert"]))
+    monkeypatch.setenv("GATEWAY_SPAR_CLIENT_KEY", str(pki["client_key"]))
+    monkeypatch.setenv("GATEWAY_SPAR_CLIENT_KEY_PASSWORD", KEY_PASSWORD)
+    async with SparRegister(SparSettings()) as register:
+        record = await register.lookup(pnr("197605010128"))
+    assert record is not None and record.protection is Protection.SEKRETESSMARKERING
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"client_key_password": "fel"}, "TLS files"),
+        ({"client_key_password": None}, "encrypted: set GATEWAY_SPAR_CLIENT_KEY_PASSWORD"),  # no prompt
+        ({"client_cert": "ca"}, "TLS files"),  # the key does not fit the certificate
+    ],
+    ids=["wrong-password", "no-password", "key-of-another-certificate"],
+)
+def test_client_tls_files_that_cannot_be_used_stop_the_start(
+    pki: dict[str, Path], changes: dict[str, str | None], match: str
+) -> None:
+    values: dict[str, object] = {
+        "client_cert": pki["client_cert"],
+        "client_key": pki["client_key"],
+        "client_key_password": KEY_PASSWORD,
+    }
+    values |= {k: pki.get(v, v) if v else v for k, v in changes.items()}
+    with pytest.raises(ConfigurationError, match=match):
+        SparRegister(SparSettings.model_validate(values))
 
 
 async def test_an_unknown_server_certificate_is_refused(tls_served: ServedApp, pki: dict[str, Path]) -> None:

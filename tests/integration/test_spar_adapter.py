@@ -16,6 +16,7 @@ from lxml import etree
 from structlog.testing import capture_logs
 from zeep import exceptions as zeep_exceptions
 
+from gateway.domain.identity import IdKind, PersonId
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamError
 from gateway.resilience import BreakerState
 from gateway.spar_adapter import SparRegister, SparSettings, http_client, translate_exception
@@ -100,12 +101,26 @@ async def test_a_lookup_sends_one_personsok_with_soapaction_and_identification(
     assert record is not None and record.given_name == "Tolvan"
     assert route.call_count == 1
     request = route.calls.last.request
-    assert request.headers["SOAPAction"] == '"http://skatteverket.se/spar/personsok/2021.1/PersonSok"'
+    assert request.headers["SOAPAction"] == (
+        '"http://skatteverket.se/spar/personsok/2021.1/PersonsokService/Personsok"'
+    )
     body = etree.fromstring(request.content)
-    k = "{http://skatteverket.se/spar/komponent/1.0}"
-    assert body.findtext(f".//{k}IdNummer") == "191212121212"
-    assert body.findtext(f".//{k}KundNrLeveransMottagare") == "500243"
-    assert body.findtext(f".//{k}SlutAnvandarId") == "integration-gateway"
+    s = "http://statenspersonadressregister.se/schema/komponent"
+    assert body.findtext(f".//{{{s}/person/person-1.2}}IdNummer") == "191212121212"
+    ident = f"{{{s}/metadata/identifieringsinformationWs-1.1}}"
+    assert body.findtext(f".//{ident}KundNrLeveransMottagare") == "500243"
+    assert body.findtext(f".//{ident}UppdragId") == "637"
+    assert body.findtext(f".//{ident}SlutAnvandarId") == "integration-gateway"
+
+
+async def test_a_number_the_contract_cannot_carry_is_refused_without_asking_spar(
+    register: SparRegister, router: respx.MockRouter
+) -> None:
+    route = router.post(URL).mock(return_value=fixture("svar-tolvan.xml"))
+    for value in ("1912121212", "091212121212", "19121212121X"):
+        with pytest.raises(PermanentUpstreamError, match="12-digit"):
+            await register.lookup(PersonId(IdKind.PERSONNUMMER, value, "1.2.752.129.2.1.3.1"))
+    assert route.call_count == 0
 
 
 @pytest.mark.parametrize(
@@ -195,7 +210,7 @@ async def test_soap_that_breaks_the_schema_is_permanent_and_not_retried(
 ) -> None:
     # Deterministic for this question: the same answer would come back.
     route = router.post(URL).mock(return_value=fixture("svar-utan-skyddsflaggor.xml"))
-    with pytest.raises(PermanentUpstreamError, match="schema"):
+    with pytest.raises(PermanentUpstreamError, match="contract"):
         await register.lookup(TOLVAN)
     assert route.call_count == 1
 
@@ -220,7 +235,7 @@ async def test_soap_faults_map_by_faultcode(
     ("name", "error", "calls"),
     [
         ("svar-undantag-ogiltig-inparameter.xml", PermanentUpstreamError, 1),
-        ("svar-undantag-max-antal-traffar.xml", PermanentUpstreamError, 1),
+        ("svar-overstiger-max-antal-svarsposter.xml", PermanentUpstreamError, 1),
         ("svar-undantag-generellt-fel.xml", TransientUpstreamError, ATTEMPTS),
     ],
 )
@@ -228,7 +243,7 @@ async def test_undantag_codes_map_and_only_generellt_fel_is_retried(
     register: SparRegister, router: respx.MockRouter, name: str, error: type[UpstreamError], calls: int
 ) -> None:
     route = router.post(URL).mock(return_value=fixture(name))
-    with pytest.raises(error, match="Undantag"):
+    with pytest.raises(error, match=r"Undantag|OverstigerMaxAntalSvarsposter"):
         await register.lookup(TOLVAN)
     assert route.call_count == calls
 

@@ -1,4 +1,4 @@
-"""Account and proxy rules (R-ACC-1..3, R-ID-6, R-NOT-1): pure functions, no I/O."""
+"""Account and proxy rules (R-ACC-1, R-ACC-2, R-ID-6, R-NOT-1): pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from gateway.domain.accounts import (
     can_log_in,
     guardians_automatic,
     mailbox_allowed,
-    may_run_errand,
     sms_reminder_allowed,
 )
 from gateway.domain.identity import IdKind, PersonId
@@ -86,10 +85,6 @@ def test_r_acc_1_without_an_account_the_citizen_cannot_log_in() -> None:
 
 def test_r_acc_1_a_stranger_cannot_log_in_to_someone_elses_account() -> None:
     assert not can_log_in(ADULT, PARENT, TODAY)
-
-
-def test_r_acc_1_a_locked_account_runs_no_errands_even_at_its_unit() -> None:
-    assert not may_run_errand(LOCKED, UNIT)
 
 
 # R-ACC-2 -------------------------------------------------------------------------------------
@@ -179,21 +174,6 @@ def test_r_id_6_the_mailbox_opens_on_the_18th_birthday(born: date, allowed: bool
 def test_r_id_6_a_reservnummer_has_no_age_so_no_mailbox_and_no_automatic_guardians() -> None:
     assert not mailbox_allowed(RESERV, TODAY)
     assert not guardians_automatic(RESERV, TODAY)
-
-
-# R-ACC-3 -------------------------------------------------------------------------------------
-
-
-def test_r_acc_3_errands_with_the_unit_the_citizen_is_listed_at() -> None:
-    assert may_run_errand(ADULT, UNIT)
-
-
-def test_r_acc_3_no_errands_with_another_unit() -> None:
-    assert not may_run_errand(ADULT, OTHER_UNIT)
-
-
-def test_r_acc_3_no_errands_when_not_listed_anywhere() -> None:
-    assert not may_run_errand(replace(ADULT, listing_unit=None), UNIT)
 
 
 # R-NOT-1 -------------------------------------------------------------------------------------

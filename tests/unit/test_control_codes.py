@@ -227,3 +227,41 @@ def test_r_doc_2_changing_the_case_never_counts_but_is_reported(code: str, flips
         return
     _one_near_miss(result)
     assert CODES[code] in result.near_misses[0].resembles
+
+
+# R-DOC-2: a code split by a line break ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "problem"),
+    [
+        ("Hej\nMvh [4US:\nLPAT]\n", 2, 5, "line break inside the code, after '[4US:'"),
+        ("Hej\nMvh [4US:\r\nLPAT]\n", 2, 5, "line break inside the code, after '[4US:'"),
+        ("[4US:LP\nAT]", 1, 1, "line break inside the code, after '[4US:LP'"),
+        ("Svar · [4US:LPA  \n  T]", 1, 8, "line break inside the code, after '[4US:LPA'"),
+        ("Remiss [4US:\nRPAT]", 1, 8, "line break inside the code, after '[4US:'"),
+    ],
+)
+def test_r_doc_2_a_code_split_by_a_line_break_is_a_near_miss_on_the_line_of_the_break(
+    text: str, line: int, column: int, problem: str
+) -> None:
+    result = scan(text)
+    hint = _one_near_miss(result)
+    (miss,) = result.near_misses
+    assert (miss.position.line, miss.position.column) == (line, column)
+    assert miss.problems[0] == problem, hint
+    assert "\n" in miss.text
+
+
+def test_r_doc_2_a_split_near_miss_names_its_other_differences_too() -> None:
+    (miss,) = scan("[4us:\nlpat]").near_misses
+    assert miss.problems == (
+        "line break inside the code, after '[4us:'",
+        "'4us' instead of '4US'",
+        "'lpat' instead of 'LPAT'",
+    )
+
+
+def test_r_doc_2_words_on_separate_lines_that_are_no_code_are_not_reported() -> None:
+    assert scan("Ring 4US\nPortal för bokning\n[4US:LPAT]").near_misses == ()
+    assert scan("Mvh\n[4US:LPAT]\n").clean

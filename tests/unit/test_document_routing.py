@@ -474,6 +474,16 @@ def test_r_doc_5_print_list_reasons_name_the_rule_and_the_cause() -> None:
     assert "declined mail to Kivra" in decision.reason
 
 
+def test_r_doc_5_a_mailbox_the_gateway_may_not_use_is_no_mailbox_and_the_reason_says_why() -> None:
+    """An operator not in the supplier table, or an address off the allowlist (docs/mailbox.md):
+    routed as if there were no mailbox, never silently: staff see why in the decision."""
+    unusable = MailboxReachability(unusable="mailbox operator 165599999999 is not in the supplier table")
+    decision = Case(PRINT, "R-DOC-5", mailbox=unusable).route()
+    assert decision.outcome is Outcome.PRINT_LIST
+    assert "no digital mailbox" in decision.reason
+    assert "mailbox not used: mailbox operator 165599999999 is not in the supplier table" in decision.reason
+
+
 def test_r_doc_3_a_letter_with_no_code_at_all_names_r_doc_3_and_r_doc_5() -> None:
     decision = Case(PRINT, "R-DOC-3", document=BREV_NO_CODE).route()
     assert decision.rules == ("R-DOC-3", "R-DOC-5")

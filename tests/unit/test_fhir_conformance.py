@@ -33,8 +33,9 @@ from gateway.fhir.appointment import build_appointment, check, conforms
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import SIU_TRIGGERS, read_header
 from gateway.journal_adapter.inbound import translate
-from gateway.mappings import load
+from gateway.mappings import default_local_system, load
 from mocks.journal.simulator import JournalSimulator
+from tests.vendor_corpus import schema_errors
 
 MAPPINGS = load()
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -65,7 +66,26 @@ _text = _any_text.filter(_has_content)
 _plain = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
 _either = st.one_of(_text, _plain)
 _optional = st.one_of(st.none(), _either)
-_resources = st.lists(st.builds(Resource, _optional, _optional), max_size=3).map(tuple)
+_local_system = st.builds(default_local_system, _either, _either)
+
+
+@st.composite
+def _resource(draw: st.DrawFn) -> Resource:
+    """A resource as the SIU reader makes one: an HSA-id or the sender's own id (never both), a
+    name, a room (issue 17)."""
+    hsa, name = draw(_optional), draw(_optional)
+    local = None if hsa else draw(_optional)
+    return Resource(
+        hsa,
+        name,
+        local_id=local,
+        local_system=draw(_local_system) if local else None,
+        room_id=draw(_optional),
+        room_name=draw(_optional),
+    )
+
+
+_resources = st.lists(_resource(), max_size=3).map(tuple)
 
 
 @st.composite
@@ -106,6 +126,8 @@ def _event(draw: st.DrawFn) -> BookingEvent:
         practitioners=draw(_resources),
         locations=draw(_resources),
         personnel=draw(_resources),
+        devices=draw(_resources),
+        patient_instruction=draw(_optional),
     )
 
 
@@ -114,6 +136,7 @@ def _event(draw: st.DrawFn) -> BookingEvent:
 def test_the_mapping_produces_valid_fhir_for_any_booking(event: BookingEvent) -> None:
     resource = build_appointment(event, MAPPINGS)
     assert _model_accepts(resource), resource
+    assert schema_errors(resource) == [], resource  # the official FHIR R4 JSON schema too
     check(resource)  # and the worker's check lets it through
     if conforms(resource):
         assert _model_accepts(resource)

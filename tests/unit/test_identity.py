@@ -18,6 +18,7 @@ from gateway.domain.identity import (
     parse_reservnummer,
     parse_swedish_id,
     recognise,
+    with_century,
 )
 from gateway.errors import InvalidIdentifier
 
@@ -90,12 +91,13 @@ def test_masking_hides_the_last_four_digits_in_any_text() -> None:
     assert masked.count("****") == 3
 
 
-def _recognise(text: str) -> tuple[IdKind, str, str]:
+def _recognise(text: str, today: date | None = None) -> tuple[IdKind, str, str]:
     person = recognise(
         text,
         personnummer_oid=PNR,
         samordningsnummer_oid=SAMO,
         reservnummer_patterns={RESERV: RESERV_PATTERN},
+        today=today,
     )
     return person.kind, person.value, person.authority
 
@@ -117,3 +119,36 @@ def test_r_id_2_a_bare_number_is_recognised_as_its_kind_reservnummer_from_the_re
 def test_r_id_1_a_bare_number_with_a_wrong_check_digit_is_refused() -> None:
     with pytest.raises(InvalidIdentifier, match="check digit"):
         _recognise("191212121213")
+
+
+ON = date(2026, 12, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "twelve"),
+    [
+        ("121212+1212", "191212121212"),  # Tolvan, 114: "+" is 100 or older
+        ("121212-1212", "201212121212"),  # the same digits with "-": a child of 14
+        ("1212121212", "201212121212"),  # no sign reads as "-"
+        ("820315-2452", "198203152452"),
+        ("261207-0000", "202612070000"),  # born today
+        ("261208-0000", "192612080000"),  # not born yet this year: 99 tomorrow
+        ("261231+0000", "182612310000"),
+        ("000229-0000", "200002290000"),
+        ("900271-2934", "199002712934"),  # samordningsnummer: day + 60
+        ("261271-0000", "192612710000"),  # samordningsnummer born on the 11th: not yet this year
+    ],
+)
+def test_r_id_1_ten_digits_get_their_century_from_the_sign_and_today(text: str, twelve: str) -> None:
+    assert with_century(text, ON) == twelve
+
+
+def test_r_id_1_ten_digits_are_recognised_only_when_today_is_given() -> None:
+    assert _recognise("820315-2452", ON) == (IdKind.PERSONNUMMER, "198203152452", PNR)
+    assert _recognise("121212+1212", ON) == (IdKind.PERSONNUMMER, "191212121212", PNR)
+    assert _recognise("900271-2934", ON) == (IdKind.SAMORDNINGSNUMMER, "199002712934", SAMO)
+    assert _recognise("19121212-1212", ON)[1] == "191212121212"  # twelve digits as before
+    with pytest.raises(InvalidIdentifier, match="check digit"):
+        _recognise("121212+1213", ON)
+    with pytest.raises(InvalidIdentifier, match="12 digits"):
+        _recognise("820315-2452")  # without today: R-ID-1's twelve digits only

@@ -36,6 +36,7 @@ from gateway.mailbox_adapter import (
     translate_exception,
 )
 from gateway.mailbox_adapter._errors import MAPPING
+from gateway.mailbox_adapter._suppliers import Supplier, SupplierTable, allowed, load_suppliers
 from gateway.mailbox_adapter._translate import (
     Reachable,
     delivery_result,
@@ -46,10 +47,15 @@ from mocks.mailbox import WSDL_DIR as MOCK_WSDL_DIR
 from mocks.population import Population
 from tests.fakes import pnr
 
-SUPPLIERS = {p.value: p for p in MailboxProvider}
+SUPPLIERS = load_suppliers().with_addresses({"165568402266": ["https://kivra.test/deliver"]})
 TOLVAN = pnr("191212121212")
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-KIVRA = {"Id": "Kivra", "Name": "Kivra", "ServiceAdress": "https://kivra.test/deliver"}
+KIVRA = {
+    "Id": "165568402266",
+    "Name": "Kivra AB",
+    "ServiceAdress": "https://kivra.test/deliver",
+    "InternalServiceAdress": "https://kivra.test/deliver",
+}
 
 
 def status(person: PersonId, kind: str = "Secure", **changes: Any) -> dict[str, Any]:
@@ -79,11 +85,15 @@ def test_the_gateways_contract_is_the_one_the_mock_serves() -> None:
         (status(TOLVAN), MailboxReachability(MailboxProvider.KIVRA)),
         (status(TOLVAN, accepted=False), MailboxReachability(MailboxProvider.KIVRA, sender_accepted=False)),
         (status(TOLVAN, "Not"), MailboxReachability(MailboxProvider.KIVRA, declined=True)),
+        (
+            status(TOLVAN, "Not", accepted=False),
+            MailboxReachability(MailboxProvider.KIVRA, declined=True, sender_accepted=False),
+        ),
         (status(TOLVAN, "Not", account={"ServiceSupplier": None}, accepted=False), NO_MAILBOX),
         (status(TOLVAN, "Anonymous"), NO_MAILBOX),
         (status(TOLVAN, account={"Pending": True}), NO_MAILBOX),
     ],
-    ids=["secure", "not-accepted", "declined", "none", "anonymous", "pending"],
+    ids=["secure", "not-accepted", "declined", "declined-not-accepted", "none", "anonymous", "pending"],
 )
 def test_r_doc_5_isreachable_reads_as_documented(
     answer: dict[str, Any], expected: MailboxReachability
@@ -91,12 +101,70 @@ def test_r_doc_5_isreachable_reads_as_documented(
     assert reachability_answer([answer], [TOLVAN], SUPPLIERS)[TOLVAN].reachability == expected
 
 
-def test_an_operator_the_settings_do_not_list_counts_as_no_mailbox_and_is_logged() -> None:
-    answer = status(TOLVAN, account={"ServiceSupplier": {**KIVRA, "Id": "NewPost"}})
+def test_r_doc_5_an_operator_not_in_the_supplier_table_counts_as_no_mailbox_with_the_reason() -> None:
+    answer = status(TOLVAN, account={"ServiceSupplier": {**KIVRA, "Id": "165599999999"}})
     with capture_logs() as logs:
-        found = reachability_answer([answer], [TOLVAN], SUPPLIERS)
-    assert found[TOLVAN] == Reachable(NO_MAILBOX)
+        found = reachability_answer([answer], [TOLVAN], SUPPLIERS)[TOLVAN]
+    assert found.reachability.provider is None and found.service_address is None
+    assert found.reachability.unusable is not None and "165599999999" in found.reachability.unusable
     assert logs[0]["event"] == "mailbox.unknown_supplier" and TOLVAN.value not in str(logs)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "https://evil.test/deliver",  # another host
+        "http://kivra.test/deliver",  # not TLS
+        "https://kivra.test:8443/deliver",  # another port
+        "https://kivra.test/other",  # another path
+        "https://user@kivra.test/deliver",  # credentials in the URL
+        "file:///etc/passwd",
+    ],
+)
+def test_a_service_address_off_the_allowlist_is_not_used_and_says_why(address: str) -> None:
+    """Item 7: a forged or wrong isReachable answer cannot redirect a letter."""
+    answer = status(TOLVAN, account={"ServiceSupplier": {**KIVRA, "ServiceAdress": address}})
+    with capture_logs() as logs:
+        found = reachability_answer([answer], [TOLVAN], SUPPLIERS)[TOLVAN]
+    assert found.service_address is None and not found.reachability.deliverable
+    assert "allowlist" in (found.reachability.unusable or "")
+    assert logs[0]["event"] == "mailbox.address_not_allowed" and TOLVAN.value not in str(logs)
+    refused = refusal_before_delivery(found, letter())
+    assert refused is not None and refused.code == RefusalCode.NOT_REACHABLE and "allowlist" in str(refused)
+
+
+def test_secure_without_an_operator_counts_as_no_mailbox_with_the_reason() -> None:
+    answer = status(TOLVAN, account={"ServiceSupplier": None})
+    found = reachability_answer([answer], [TOLVAN], SUPPLIERS)[TOLVAN]
+    assert found.reachability.provider is None and found.reachability.unusable
+
+
+def test_the_supplier_table_is_checked_and_settings_add_addresses(tmp_path: Path) -> None:
+    table = load_suppliers()
+    assert {s.mailbox for s in table.by_id.values()} == set(MailboxProvider)
+    assert table.by_id["165568402266"].mailbox is MailboxProvider.KIVRA
+    wider = table.with_addresses({"*": ["https://mm.example/"]})
+    assert all(wider.address_allowed(s, "https://mm.example/kivra") for s in wider.by_id.values())
+    with pytest.raises(ConfigurationError, match="unknown suppliers"):
+        table.with_addresses({"161234567890": ["https://x.test/"]})
+    broken = tmp_path / "suppliers.yaml"
+    broken.write_text("suppliers:\n  - {id: Kivra, mailbox: Kivra, name: Kivra}\n")
+    with pytest.raises(ConfigurationError, match="invalid"):
+        load_suppliers(broken)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("suppliers:\n" + "  - {id: '165568402266', mailbox: Kivra, name: Kivra}\n" * 2)
+    with pytest.raises(ConfigurationError, match="twice"):
+        load_suppliers(twice)
+
+
+def test_allowed_compares_scheme_host_port_and_path() -> None:
+    assert allowed("https://a.test/mm/kivra", ["https://a.test/mm/"])
+    assert not allowed("https://a.test.evil/mm/kivra", ["https://a.test/mm/"])
+    assert not allowed("https://a.test:99999/mm/", ["https://a.test/mm/"])  # a bad port
+    assert (
+        SupplierTable({}).by_id == {}
+        and Supplier(id="165568402266", mailbox=MailboxProvider.KIVRA, name="K").service_addresses == ()
+    )
 
 
 @pytest.mark.parametrize(
@@ -105,11 +173,9 @@ def test_an_operator_the_settings_do_not_list_counts_as_no_mailbox_and_is_logged
         [],  # nobody answered for
         [status(TOLVAN), status(TOLVAN)],  # twice
         [status(TOLVAN), status(pnr("198503141239"))],  # someone not asked about
-        [status(TOLVAN, account={"ServiceSupplier": None})],  # Secure without an operator
         [status(TOLVAN, "Maybe")],
-        [status(TOLVAN, account={"ServiceSupplier": {**KIVRA, "ServiceAdress": "file:///etc/passwd"}})],
     ],
-    ids=["missing", "twice", "not-asked", "secure-no-supplier", "unknown-type", "not-http"],
+    ids=["missing", "twice", "not-asked", "unknown-type"],
 )
 def test_an_answer_that_breaks_the_contract_is_permanent(answers: list[dict[str, Any]]) -> None:
     with pytest.raises(PermanentUpstreamError):
@@ -146,16 +212,11 @@ def test_a_letter_is_refused_before_sending_when_the_recipient_service_says_so(
 # -- DeliveryResult -----------------------------------------------------------------------------
 
 
-def test_a_delivery_result_becomes_a_receipt_in_utc() -> None:
-    answer = {
-        "TransId": "t-1",
-        "Status": [{"RecipientId": TOLVAN.value, "Delivered": True, "Time": datetime(2026, 11, 25, 8, 0)}],
-    }
+def test_a_delivery_result_becomes_a_receipt_dated_when_it_came() -> None:
+    answer = {"TransId": "t-1", "Status": [{"RecipientId": TOLVAN.value, "Delivered": True}]}
     receipt = delivery_result(answer, letter(), MailboxProvider.KIVRA, NOW)
     assert receipt.transaction_id == "t-1" and receipt.message_id == "doc-1.v1"
-    assert receipt.delivered_at == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-    no_time = {"TransId": "t-2", "Status": [{"RecipientId": TOLVAN.value, "Delivered": True}]}
-    assert delivery_result(no_time, letter(), MailboxProvider.KIVRA, NOW).delivered_at == NOW
+    assert receipt.delivered_at == NOW  # DeliveryResult carries no time
 
 
 def test_not_delivered_is_a_refusal_and_a_result_without_transid_breaks_the_contract() -> None:
@@ -189,6 +250,7 @@ def test_every_zeep_and_lxml_exception_has_an_explicit_mapping() -> None:
 
 
 def _fault(code: str, error_code: str | None) -> zeep_exc.Fault:
+    """A Fault as zeep raises it; ``error_code`` the applicationFault's ErrorCode text."""
     detail = None
     if error_code is not None:
         ns = "http://minameddelanden.gov.se/schema/Common/v3"
@@ -196,15 +258,26 @@ def _fault(code: str, error_code: str | None) -> zeep_exc.Fault:
         fault = etree.SubElement(detail, f"{{{ns}}}applicationFault")
         etree.SubElement(fault, f"{{{ns}}}ErrorCode").text = error_code
         etree.SubElement(fault, f"{{{ns}}}Description").text = "Tolvan Tolvansson is 16"
-        etree.SubElement(fault, f"{{{ns}}}CallId").text = "call-7"
+        etree.SubElement(fault, f"{{{ns}}}CallId").text = "call-7-0123456789abcdef"
     return zeep_exc.Fault("x", code=code, detail=detail)
 
 
 @pytest.mark.parametrize(
     ("exc", "expected", "code"),
     [
-        (_fault("soap:Server", "RECIPIENT_UNDER_18"), MailboxRefused, RefusalCode.UNDER_18),
-        (_fault("soap:Server", "SOMETHING_NEW"), MailboxRefused, RefusalCode.OTHER),
+        (_fault("soap:Server", "6002"), MailboxRefused, RefusalCode.UNDER_18),
+        (_fault("soap:Server", "6001"), MailboxRefused, RefusalCode.NOT_REACHABLE),
+        (_fault("soap:Server", "6003"), MailboxRefused, RefusalCode.SENDER_NOT_ACCEPTED),
+        (_fault("soap:Server", "6004"), MailboxRefused, RefusalCode.NOT_REACHABLE),
+        (_fault("soap:Server", "1101"), MailboxRefused, RefusalCode.SIGNATURE_INVALID),
+        (_fault("soap:Server", "1102"), MailboxRefused, RefusalCode.INVALID_LETTER),
+        (_fault("soap:Server", "4999"), MailboxRefused, RefusalCode.INVALID_REQUEST),
+        (_fault("soap:Server", "1"), MailboxRefused, RefusalCode.INVALID_REQUEST),
+        (_fault("soap:Server", "9998"), MailboxRefused, RefusalCode.NOT_REACHABLE),
+        (_fault("soap:Server", "5000"), TransientUpstreamError, None),
+        (_fault("soap:Server", "5005"), TransientUpstreamError, None),
+        (_fault("soap:Client", "5999"), TransientUpstreamError, None),
+        (_fault("soap:Server", "RECIPIENT_UNDER_18"), PermanentUpstreamError, None),
         (_fault("soap:Server", None), TransientUpstreamError, None),
         (_fault("soap:Client", None), PermanentUpstreamError, None),
         (zeep_exc.TransportError(status_code=200), TransientUpstreamError, None),
@@ -223,7 +296,8 @@ def test_library_errors_map_to_the_gateways_tree(
     assert type(error) is expected
     if code is not None:
         assert isinstance(error, MailboxRefused) and error.code == code
-        assert "CallId call-7" in str(error)
+        assert "CallId call-7-0123456789abcdef" in str(error)
+        assert error.service_code == str(int(error.service_code or "0"))
         assert "Tolvan" not in str(error)  # the service's description is not carried
 
 
@@ -308,6 +382,13 @@ def test_a_key_that_does_not_belong_to_the_certificate_is_a_configuration_error(
 def test_without_a_certificate_a_throwaway_one_is_made_once_per_process() -> None:
     first = load_identity(MailboxSettings())
     assert first.throwaway and first is load_identity(MailboxSettings())
+
+
+def test_settings_write_the_sender_org_number_as_mina_meddelanden_does() -> None:
+    assert MailboxSettings(sender_org_nr="2321000016").sender_org_nr == "162321000016"
+    assert MailboxSettings(sender_org_nr="162321000016").sender_org_nr == "162321000016"
+    with pytest.raises(ValidationError):
+        MailboxSettings(sender_org_nr="232100-0016")
 
 
 def test_the_signature_still_verifies_once_the_delivery_sits_in_a_soap_envelope() -> None:

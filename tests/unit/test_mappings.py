@@ -33,7 +33,9 @@ def test_r_bk_1_hidden_and_unknown_time_types_are_not_shown() -> None:
         ("S14", "Complete", "fulfilled"),
         ("S13", "nonsense", "booked"),
         ("S15", "Booked", "cancelled"),
-        ("S17", None, "cancelled"),
+        ("S16", "Booked", "cancelled"),
+        ("S17", None, "entered-in-error"),
+        ("S12", "Deleted", "entered-in-error"),
         ("S26", None, "noshow"),
     ],
 )
@@ -72,3 +74,26 @@ def test_a_reservnummer_needs_a_pattern(tmp_path: Path) -> None:
     (d / "identifiers.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigurationError, match="pattern"):
         mapping_tables.load(d)
+
+
+def test_r_bk_1_journal_time_type_ids_are_a_table_per_instance() -> None:
+    ids = M.journal_time_type_ids("SIM")
+    assert (ids["11"], ids["92"]) == ("NYB", "DOLD")
+    assert "4711" not in ids  # unknown: the booking stays hidden
+    with pytest.raises(ConfigurationError, match="no journal_instances entry 'SLL-PROD'"):
+        M.journal_time_type_ids("SLL-PROD")
+
+
+def test_r_bk_1_an_instance_table_naming_an_unknown_time_type_stops_start_up(tmp_path: Path) -> None:
+    d = _copy(tmp_path)
+    text = (d / "time_types.yaml").read_text(encoding="utf-8")
+    (d / "time_types.yaml").write_text(text.replace('"11": NYB', '"11": NYBESOK'), encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="maps id 11 to unknown NYBESOK"):
+        mapping_tables.load(d)
+
+
+def test_journal_time_type_ids_written_as_yaml_numbers_are_read_as_digits(tmp_path: Path) -> None:
+    d = _copy(tmp_path)
+    text = (d / "time_types.yaml").read_text(encoding="utf-8")
+    (d / "time_types.yaml").write_text(text.replace('"12": ATB', "12: ATB"), encoding="utf-8")
+    assert mapping_tables.load(d).journal_time_type_ids("SIM")["12"] == "ATB"

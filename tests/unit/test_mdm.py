@@ -131,7 +131,7 @@ def test_siu_triggers_are_still_checked_as_before() -> None:
     msg = er7.parse(siu("S18").decode("utf-8"))
     with pytest.raises(UnsupportedMessage) as caught:
         check_header(read_header(msg))
-    assert caught.value.message == "trigger event S18 is not taken (S12, S13, S14, S15, S17, S26)"
+    assert caught.value.message == "trigger event S18 is not taken (S12, S13, S14, S15, S16, S17, S26)"
 
 
 def test_translate_gives_a_booking_event_for_siu_and_refuses_other_types() -> None:

@@ -10,7 +10,12 @@ import pytest
 
 from gateway.recording.fileformat import RecordingFormatError, parse, put_bytes
 from gateway.recording.matching import request_key
-from gateway.recording.transport import NoRecordedAnswer, OfflineTransport, RecordedAnswers
+from gateway.recording.transport import (
+    NoRecordedAnswer,
+    OfflineTransport,
+    RecordedAnswers,
+    RecordingTransport,
+)
 
 DELIVERY = """<?xml version='1.0' encoding='utf-8'?>
 <soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/"><soap-env:Body>
@@ -152,3 +157,22 @@ def test_a_recording_file_needs_its_header_and_a_known_version() -> None:
         parse([b'{"type": "recording", "format": "gateway-recording", "version": 2}'])
     with pytest.raises(RecordingFormatError, match="not JSON"):
         parse([b"{"])
+
+
+async def test_a_recording_never_holds_a_credential_from_the_soap_body() -> None:
+    """TakeCare XChange carries tcpassword in the body: recorded as ***, and not in the key."""
+    envelope = (
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+        b'<GetBookings xmlns="http://tempuri.org/"><tcusername>gw</tcusername>'
+        b"<tcpassword>%s</tcpassword><xml>&lt;x/&gt;</xml></GetBookings></s:Body></s:Envelope>"
+    )
+    lines: list[dict[str, object]] = []
+    inner = httpx.MockTransport(lambda request: httpx.Response(200, content=b"<ok/>"))
+    transport = RecordingTransport(inner, "journal", lines.append)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.post("http://journal/booking", content=envelope % b"s3cret-Pa55")
+    (line,) = lines
+    assert b"s3cret-Pa55" not in repr(line).encode()
+    assert "***" in str(line["request"])
+    key = request_key("journal", "POST", "http://journal/booking", envelope % b"other", "text/xml")
+    assert line["key"] == key  # a replay with another password still finds the answer

@@ -137,6 +137,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
     state.console_settings = settings
     state.oidc = oidc
     app.add_middleware(web.AuditAfter, writer=state.audit)
+    app.add_middleware(web.ContentPolicy)  # outermost: error pages get it too
     app.mount("/static", StaticFiles(directory=str(web.HERE / "static")), name="static")
     _errors(app)
 

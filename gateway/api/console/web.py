@@ -193,6 +193,36 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     )
 
 
+# --- the pages' content security policy ------------------------------------------------------
+
+#: The console loads its own style sheet and script and nothing else; no inline code, no frames.
+#: The gateway's security headers (gateway/api/headers.py) give the JSON API ``default-src
+#: 'none'``; a response that carries its own policy keeps it, so the console's pages send this.
+CONSOLE_CSP = b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+
+class ContentPolicy:
+    """Pure ASGI: the console's CSP on every console response (pages, files, errors)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"content-security-policy"
+                ]
+                message = {**message, "headers": [*headers, (b"content-security-policy", CONSOLE_CSP)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
 # --- the audit trail -----------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The staff console's server-side sessions.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from alembic import op
 from gateway.store.db import UTCDateTime
 
 revision = "0013"
-# The brief asked for "0007" (re-chained at merge); 0012 already revises 0007 on main, and two
-# heads would stop every gateway from starting, so this branch chains after 0012.
-down_revision = "0012"
+# After main's 0009 (the branch merged main in); renumber at merge if another branch takes it.
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
