@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
+from gateway import metrics
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.api.console.settings import ConsoleSettings, OidcSettings
@@ -82,6 +83,8 @@ class Gateway:
     #: Enhanced mode's application ACKs to the senders; runs beside the processing worker.
     app_acks: AppAckSender | None = None
     http_port: int | None = None
+    #: The unauthenticated metrics port, when GATEWAY_METRICS_PORT is set.
+    metrics_server: metrics.MetricsServer | None = None
     _uvicorn: uvicorn.Server | None = None
 
     def _submit_mllp(self, raw: bytes, peer: str, done: Callable[[bytes | BaseException], None]) -> None:
@@ -103,6 +106,10 @@ class Gateway:
         tune_for_serving()
         self.inbox.start()
         await self.mllp.start()
+        if self.settings.metrics_port is not None:
+            self.metrics_server = metrics.MetricsServer(
+                self.settings.metrics_host, self.settings.metrics_port, self.app.state.metrics_registry
+            ).start()
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
@@ -129,6 +136,8 @@ class Gateway:
             self.stop_event.set()
             self._uvicorn.should_exit = True
             await self.mllp.stop()
+            if self.metrics_server is not None:
+                await asyncio.to_thread(self.metrics_server.stop)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server_task, 10)
             with contextlib.suppress(Exception):
@@ -476,6 +485,10 @@ def connect_outside(
             log.info("mocks.started", url=mocks.url, mocks=sorted(mocks.apps))
         return mocks.url
 
+    def instrumented(client: httpx.AsyncClient, service: str) -> httpx.AsyncClient:
+        """Recorded or answered offline (docs/recording.md), and counted (gateway/metrics.py)."""
+        return metrics.meter_client(instruments.wrap(client, service), service)
+
     def http_client() -> httpx.AsyncClient:
         client = httpx.AsyncClient()
         clients.append(client)
@@ -487,13 +500,13 @@ def connect_outside(
             if accounts_settings.url is None:
                 url = mock_url("GATEWAY_ACCOUNTS_URL")
                 accounts_settings = accounts_settings.model_copy(update={"url": url})
-            accounts = AccountsClient(accounts_settings, instruments.wrap(http_client(), "accounts"))
+            accounts = AccountsClient(accounts_settings, instrumented(http_client(), "accounts"))
         if register is None:
             spar_settings = SparSettings()
             if "url" not in spar_settings.model_fields_set:  # GATEWAY_SPAR_URL not given
                 url = mock_url("GATEWAY_SPAR_URL") + SPAR_MOCK_PATH
                 spar_settings = spar_settings.model_copy(update={"url": url})
-            spar_client = instruments.wrap(spar_http_client(spar_settings), "spar")
+            spar_client = instrumented(spar_http_client(spar_settings), "spar")
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
         if mailbox is None or mailbox_delivery is None:
@@ -505,9 +518,9 @@ def connect_outside(
                 mailbox_settings = mailbox_settings.model_copy(
                     update={"url": base + MAILBOX_MOCK_PATH, "service_addresses": addresses}
                 )
-            mailbox_http = instruments.wrap(mailbox_http_client(mailbox_settings), "mailbox")
+            mailbox_http = instrumented(mailbox_http_client(mailbox_settings), "mailbox")
             operators_http = mailbox_http_client(mailbox_settings, operators=True)
-            operators_http = instruments.wrap(operators_http, "mailbox")
+            operators_http = instrumented(operators_http, "mailbox")
             clients += [mailbox_http, operators_http]
             directory = MailboxDirectoryClient(mailbox_settings, client=mailbox_http)
             mailbox = mailbox if mailbox is not None else directory
@@ -522,7 +535,7 @@ def connect_outside(
                 # The simulated journal's units, so "Uppdatera nu" without a unit asks them all.
                 units = journal_settings.care_units or [unit.hsa_id for unit in SIMULATED_UNITS]
                 journal_settings = journal_settings.model_copy(update={"url": url, "care_units": units})
-            journal_http = instruments.wrap(make_journal_http_client(journal_settings), "journal")
+            journal_http = instrumented(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
             tables = mappings if mappings is not None else mapping_tables.load(settings.mappings_dir)
             service = JournalBookingService(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sys
 import time
 from datetime import date, datetime, timedelta
@@ -17,10 +18,19 @@ from gateway import logging as gw_logging
 from gateway.api import auth
 from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id, mask_ids_in_text
-from gateway.errors import ConfigurationError, GatewayError
+from gateway.errors import GatewayError
 from gateway.recording import cli as recording_cli
 from gateway.settings import Settings
 from gateway.store.inbox import STATES
+
+
+def _why_not_started(exc: BaseException, *ports: int) -> str:
+    """The real cause of a failed start: only a port in use suggests other ports."""
+    cause = exc.__cause__ or exc
+    text = f"could not start the gateway: {type(cause).__name__}: {cause}"
+    if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        text += f" (is port {' or '.join(map(str, ports))} in use? Try --http-port/--mllp-port)"
+    return text
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -53,13 +63,16 @@ def serve(worker: str, **options: Any) -> None:
     """Run the HTTP API and the MLLP listener, and the processing worker beside them."""
     settings = _settings(**options)
     gw_logging.configure(settings.log_format, settings.log_level)
+    from gateway import metrics
     from gateway.bootstrap import bind_socket, build, install_signal_handlers
 
+    if worker == "process":  # the worker's figures reach /metrics through files (gateway/metrics.py)
+        metrics.use_multiprocess()
     try:
         gateway = build(settings, worker="process" if worker == "process" else "inline")
         sock = bind_socket(settings.http_host, settings.http_port)
-    except (ConfigurationError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (GatewayError, OSError) as exc:
+        raise click.ClickException(_why_not_started(exc, settings.http_port, settings.mllp_port)) from exc
 
     async def run() -> None:
         install_signal_handlers(gateway)
@@ -189,11 +202,7 @@ def demo(
         runner = GatewayThread(settings)
         runner.start()
     except (GatewayError, OSError, RuntimeError) as exc:
-        cause = exc.__cause__ or exc
-        raise click.ClickException(
-            f"could not start the gateway ({cause}); is port {http_port} or {mllp_port} in use? "
-            "Try --http-port/--mllp-port."
-        ) from exc
+        raise click.ClickException(_why_not_started(exc, http_port, mllp_port)) from exc
     try:
         _run_demo(
             runner, JournalSimulator(seed=seed, run_id=datetime.now().strftime("%H%M%S")), push, bookings
@@ -517,6 +526,52 @@ def _engine(db_url: str | None) -> Any:
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
     return engine
+
+
+@main.group()
+def db() -> None:
+    """The database schema (Alembic): what it is at, and upgrading it."""
+
+
+@db.command("current")
+@click.option("--db-url", help="Database (default: GATEWAY_DB_URL or SQLite under ./var/).")
+def db_current(db_url: str | None) -> None:
+    """Print the schema revision of the database and of this code; exit 1 when they differ."""
+    from gateway.store import migrate
+    from gateway.store.db import make_engine
+
+    engine = make_engine(_settings(db_url=db_url).database_url())
+    try:
+        with engine.connect() as conn:
+            current = migrate.current(conn)
+    except Exception as exc:
+        raise click.ClickException(f"cannot read the database: {type(exc).__name__}: {exc}") from exc
+    finally:
+        engine.dispose()
+    head = migrate.head()
+    click.echo(f"database {current or 'empty'}, code {head}: {'current' if current == head else 'behind'}")
+    if current != head:
+        sys.exit(1)
+
+
+@db.command("upgrade")
+@click.option("--db-url", help="Database (default: GATEWAY_DB_URL or SQLite under ./var/).")
+def db_upgrade(db_url: str | None) -> None:
+    """Migrate to this code's schema. Safe beside serving instances: on PostgreSQL the upgrade
+    holds an advisory lock, and a current schema is left alone."""
+    from gateway.store import migrate
+    from gateway.store.db import make_engine
+
+    engine = make_engine(_settings(db_url=db_url).database_url())
+    try:
+        changed = migrate.upgrade(engine)
+        with engine.connect() as conn:
+            current = migrate.current(conn)
+    except Exception as exc:
+        raise click.ClickException(f"upgrade failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        engine.dispose()
+    click.echo(f"upgraded to {current}" if changed else f"already current at {current}")
 
 
 main.add_command(lint_template, "lint-template")

@@ -1,4 +1,5 @@
-"""Mapping tables (``mappings/*.yaml``) loaded into typed models and validated at start-up.
+"""Mapping tables (``mappings/*.yaml``, carried inside the package by the wheel;
+``GATEWAY_MAPPINGS_DIR`` points at a region's own copy) loaded into typed models and validated at start-up.
 
 The tables are data so a region can change them without touching code; each file names its
 source in a comment at its top.
@@ -34,7 +35,10 @@ AppointmentStatus = Literal[
     "waitlist",
 ]
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "mappings"
+#: The tables: the repository's top-level ``mappings/``, which the wheel carries as
+#: ``gateway/data/mappings`` (pyproject.toml ``force-include``), so an installed package has them.
+_PACKAGED = Path(__file__).resolve().parent / "data" / "mappings"
+DEFAULT_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "mappings"
 
 
 class _Strict(BaseModel):

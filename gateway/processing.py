@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy import Engine, Table, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import UpdateBase
 
-from gateway import document_flow
+from gateway import document_flow, metrics
 from gateway.domain.accounts import Account, AccountDirectory, no_account
 from gateway.domain.booking import BookingAction, BookingEvent
 from gateway.domain.documents import (
@@ -121,6 +121,8 @@ class _Writes:
         self.finished: list[dict[str, Any]] = []
         self.waiting: list[dict[str, Any]] = []
         self.restricted: list[dict[str, Any]] = []
+        #: Each message's state this batch, for the metrics once committed (flush keeps them).
+        self.outcomes: list[tuple[int, str]] = []
 
     def load(self, ids: list[str]) -> dict[str, _Current]:
         """The current rows of the batch's appointments: one ``SELECT ... IN`` per 500."""
@@ -134,6 +136,8 @@ class _Writes:
 
     def finish(self, message_id: int, state: str, error: str | None) -> None:
         self.finished.append({"b_id": message_id, "state": state, "error": error, "processed_at": self.now})
+        self.outcomes.append((message_id, state))
+        log.debug("processing.finished", state=state)  # message_id from the log context (_bound)
         if state == FAILED:
             log.warning("processing.failed", message_id=message_id, error=error)
 
@@ -182,6 +186,17 @@ class _Writes:
                 cursor.executemany(sql, params)
         finally:
             cursor.close()
+
+
+def _bound(items: list[_Item]) -> Iterator[_Item]:
+    """Each item with its message id bound to the log context while it is worked on, so the
+    worker's lines join the intake's (``intake.acknowledged``) by ``message_id``."""
+    try:
+        for item in items:
+            structlog.contextvars.bind_contextvars(message_id=item.message_id)
+            yield item
+    finally:
+        structlog.contextvars.unbind_contextvars("message_id")
 
 
 @dataclass(slots=True)
@@ -397,7 +412,7 @@ class Processor:
         with self._engine.begin() as conn:
             identifier_links.remember(conn, self._links(lookups), now)
             writes = _Writes(conn, now, self._statements)
-            for index, item in enumerate(items):
+            for index, item in enumerate(_bound(items)):
                 if item.event is None:
                     writes.finish(item.message_id, FAILED, item.error)
                     done += 1
@@ -406,6 +421,7 @@ class Processor:
                 if isinstance(answer, TransientUpstreamError):
                     reason = f"waiting for the population register: {answer}"
                     writes.waiting += [{"b_id": later.message_id, "error": reason} for later in items[index:]]
+                    writes.outcomes += [(later.message_id, WAITING) for later in items[index:]]
                     log.warning(
                         "processing.waiting_for_register", waiting=len(items) - index, error=str(answer)
                     )
@@ -428,6 +444,8 @@ class Processor:
                     writes.finish(item.message_id, FAILED, str(ready))
                 done += 1
             writes.flush()
+        received = {item.message_id: item.received_at for item in items}
+        metrics.messages_processed(((state, received.get(i)) for i, state in writes.outcomes), self._clock())
         return done
 
     def _links(self, lookups: Mapping[PersonId, Resolved | BaseException]) -> list[identifier_links.Link]:
@@ -500,6 +518,7 @@ class Processor:
                     attempts=messages.c.attempts + 1,
                 )
             )
+            writes.outcomes.append((item.message_id, WAITING))
             return 0
         state = PROCESSED if handled.result is document_flow.Result.PROCESSED else FAILED
         writes.finish(item.message_id, state, handled.reason)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -41,9 +42,10 @@ from tenacity import (
     wait_random,
 )
 
+from gateway import metrics
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 
-__all__ = ["BreakerState", "CircuitBreaker", "RetryPolicy", "TtlCache"]
+__all__ = ["BreakerState", "CircuitBreaker", "RetryPolicy", "TtlCache", "breakers"]
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +142,8 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_running = False
+        _BREAKERS.add(self)  # for readiness (gateway/api/health.py)
+        metrics.breaker_changed(name, False)
 
     @property
     def state(self) -> BreakerState:
@@ -178,6 +182,7 @@ class CircuitBreaker:
         reopen = self._opened_at is not None  # a failed half-open trial
         if reopen or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
+            metrics.breaker_changed(self.name, True)
             log.warning(
                 "upstream.circuit_open",
                 upstream=self.name,
@@ -188,8 +193,17 @@ class CircuitBreaker:
     def _record_success(self) -> None:
         if self._opened_at is not None:
             log.info("upstream.circuit_closed", upstream=self.name)
+            metrics.breaker_changed(self.name, False)
         self._failures = 0
         self._opened_at = None
+
+
+_BREAKERS: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+
+
+def breakers() -> list[CircuitBreaker]:
+    """The circuit breakers of this process's adapters."""
+    return list(_BREAKERS)
 
 
 class _Missing:

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         description="Largest HTTP request body but POST /journal/hl7's (that is max_message_bytes); 413.",
     )
     mappings_dir: Path = DEFAULT_DIR
+    metrics_host: str = Field("127.0.0.1", description="Address of the metrics port.")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        description="Serve GET /metrics without authentication on this port too, for Prometheus "
+        "(docs/operations.md); none: only the API's /metrics, which needs an admin token.",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     ack_application: str = "GATEWAY"

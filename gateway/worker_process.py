@@ -144,6 +144,10 @@ class WorkerProcess:
             log.warning("worker.process_terminated", pid=process.pid)
             process.terminate()
             process.join(5)
+        if process.pid is not None:
+            from gateway.metrics import process_gone
+
+            process_gone(process.pid)
         process.close()
 
     async def supervise(self, stop: asyncio.Event, *, check_every: float = 1.0) -> None:

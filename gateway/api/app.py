@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +19,7 @@ from gateway.api import (
     auth,
     documents,
     headers,
+    health,
     held,
     journal,
     limits,
@@ -105,6 +105,7 @@ def create_app(
     # Outermost of ours: the audit trail's 503 and the body limits' 413 get the headers too.
     app.add_middleware(headers.SecurityHeaders)
     app.include_router(audit_api.router)
+    health.install(app, settings, engine, app.state.audit)  # /health*, /metrics
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)
@@ -115,18 +116,6 @@ def create_app(
     app.include_router(outbox.router)
     app.include_router(print_list.router)
     app.include_router(reports.router)
-
-    @app.get("/health", tags=["Operations"], summary="Liveness and database check")
-    async def health() -> Response:
-        def ping() -> None:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception:
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "up"})
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> Response:

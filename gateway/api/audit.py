@@ -100,6 +100,9 @@ AUDITED: dict[str, Audited] = {
 NOT_AUDITED = frozenset(
     {
         "/health",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
         "/openapi.json",
         "/docs",
         "/docs/oauth2-redirect",

@@ -8,12 +8,14 @@ from the stored raw bytes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
 
+from gateway import metrics
 from gateway.errors import InboundError, Location, StoreError, UnsupportedMessage
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
@@ -84,6 +86,7 @@ class Intake:
 
     def _prepare(self, raw: bytes, transport: str, peer: str | None) -> _Prepared:
         """Everything before the store: decode, parse, check, translate, and the ACK to send."""
+        started = time.perf_counter()
         now = self._clock()
         header: Header | None = None
         codec = "utf-8"
@@ -143,7 +146,8 @@ class Intake:
             ack_code=stored_code,
             ack=ack_text,
         )
-        return _Prepared(record, header, code, codec, now, stored_code, send)
+        metrics.message_received(transport, record.message_type, record.trigger)
+        return _Prepared(record, header, code, codec, now, started, stored_code, send)
 
     def _finish(self, prepared: _Prepared, stored: Stored | StoreError) -> IntakeResult:
         record, code, codec = prepared.record, prepared.code, prepared.codec
@@ -156,25 +160,33 @@ class Intake:
             ack_text = build_ack(failed, header, prepared.now, sender=self._sender, error=failure)
             log.error("intake.store_failed", transport=record.transport, control_id=record.control_id)
             quiet = failed == "CE" and header is not None and not ack_wanted(header.accept_ack_type, failed)
+            self._count(prepared, failed)
             if quiet and record.transport == "mllp":
                 return IntakeResult(b"", failed, None, None, codec)
             return IntakeResult(_encode(ack_text, codec), failed, None, None, codec)
         # Every message and its ACK are stored and shown by GET /messages; the log line for
         # an accepted one is DEBUG, so a busy journal's traffic does not flood the log. What
         # needs someone's attention (AE, AR) stays INFO.
-        (log.debug if code == "AA" else log.info)(
-            "intake.acknowledged",
-            message_id=stored.id,
-            transport=record.transport,
-            control_id=record.control_id,
-            trigger=record.trigger,
-            ack=prepared.sent_code,
-            duplicate_of=stored.duplicate_of,
-            error=record.error,
-        )
+        # message_id joins this line to the worker's lines about the message (its own process).
+        with structlog.contextvars.bound_contextvars(message_id=stored.id, control_id=record.control_id):
+            (log.debug if code == "AA" else log.info)(
+                "intake.acknowledged",
+                transport=record.transport,
+                trigger=record.trigger,
+                ack=prepared.sent_code,
+                duplicate_of=stored.duplicate_of,
+                error=record.error,
+            )
+        self._count(prepared, prepared.sent_code)
         # An empty answer: enhanced mode, and MSH-15 asks for no commit ACK (MLLP sends none).
         ack = _encode(record.ack, codec) if prepared.send else b""
         return IntakeResult(ack, prepared.sent_code, stored.id, stored.duplicate_of, codec)
+
+    @staticmethod
+    def _count(prepared: _Prepared, code: str) -> None:
+        record = prepared.record
+        seconds = time.perf_counter() - prepared.started
+        metrics.message_acknowledged(record.transport, record.message_type, record.trigger, code, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +198,7 @@ class _Prepared:
     code: AckCode
     codec: str
     now: datetime
+    started: float  # perf_counter when read, for the ACK latency
     #: The ACK code answered now (a commit code in enhanced mode), and whether it is sent.
     sent_code: AckCode = "AA"
     send: bool = True

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway.domain.documents import MailboxProvider
 from gateway.errors import ConfigurationError
+from gateway.mappings import DEFAULT_DIR
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent.parent / "mappings" / "mailbox_suppliers.yaml"
+DEFAULT_FILE = DEFAULT_DIR / "mailbox_suppliers.yaml"
 
 
 def _prefix_ok(prefix: str) -> str:

@@ -116,6 +116,9 @@ class AuditWriter:
         self._lock = threading.Lock()
         self._stopping = False
         self.failing = False
+        #: When the oldest event of the batch being written happened (None: nothing in flight);
+        #: the queue is first in, first out, so this is the age of the oldest uncommitted event.
+        self.writing_since: datetime | None = None
 
     def record(self, event: AuditEvent) -> None:
         """Queue one event (no I/O); the writer thread starts with the first."""
@@ -185,7 +188,9 @@ class AuditWriter:
                     if item is not None:
                         _sort(item, batch, barriers)
             if batch:
+                self.writing_since = min(e.at for e in batch)
                 self._write_until_done(batch, giving_up=stop)
+                self.writing_since = None
             for barrier in barriers:
                 barrier.done.set()
             if stop:
