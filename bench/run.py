@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "register": "bench.register",
     "mailbox": "bench.mailbox",
     "replay": "bench.replay",
+    "console": "bench.console",
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

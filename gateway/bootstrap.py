@@ -20,13 +20,14 @@ import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
 from gateway import metrics
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
+from gateway.api.console.settings import ConsoleSettings, OidcSettings
 from gateway.app_acks import AppAckSender
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -58,6 +59,8 @@ from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
 from mocks.journal.book import JournalBook
 from mocks.journal.simulator import UNITS as SIMULATED_UNITS
 from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
+from mocks.oidc import CLIENT_SECRET as OIDC_MOCK_SECRET
+from mocks.oidc import PATH as OIDC_MOCK_PATH
 from mocks.services import MockServices
 from mocks.sms import PREFIX as SMS_MOCK_PATH
 from mocks.spar import PATH as SPAR_MOCK_PATH
@@ -271,6 +274,8 @@ def build(
         mailbox=outside.mailbox,
         **({"clock": clock} if clock is not None else {}),
     )
+    if outside.oidc is not None:
+        mount_console(app, outside)
     worker_process = None
     if worker == "process":
         # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
@@ -472,6 +477,17 @@ class GatewayThread:
         self.gateway.engine.dispose()
 
 
+def mount_console(app: FastAPI, outside: Outside) -> None:
+    """The staff console under /console, signing in with the configured identity provider."""
+    from gateway.api.console.app import create_console
+    from gateway.api.console.oidc import OidcClient
+
+    assert outside.oidc is not None
+    http = httpx.AsyncClient()
+    outside.clients.append(http)
+    app.mount("/console", create_console(app.state, ConsoleSettings(), OidcClient(outside.oidc, http)))
+
+
 @dataclass
 class Outside:
     """The adapters to outside systems, the HTTP clients they own, and the embedded mocks."""
@@ -485,6 +501,8 @@ class Outside:
     #: The SMS provider (R-NOT-3), for the notifier.
     sms: SmsSender | None = None
     mocks: MockServices | None = None
+    #: The console's identity provider; None: no console (turned off, or no provider).
+    oidc: OidcSettings | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -596,6 +614,17 @@ def connect_outside(
             sms = _sms_client(
                 sms_settings(), settings.mocks and not instruments.offline, mock_url, http_client
             )
+        oidc: OidcSettings | None = None
+        if ConsoleSettings().enabled:
+            oidc = OidcSettings()
+            if oidc.issuer is None and settings.mocks and not instruments.offline:
+                url = mock_url("GATEWAY_OIDC_ISSUER") + OIDC_MOCK_PATH
+                oidc = oidc.model_copy(update={"issuer": url, "client_secret": SecretStr(OIDC_MOCK_SECRET)})
+            elif oidc.issuer is None:
+                log.warning("console.off", hint="GATEWAY_OIDC_ISSUER is not set and the mocks are off")
+                oidc = None
+            elif oidc.client_secret is None:
+                raise ConfigurationError("GATEWAY_OIDC_CLIENT_SECRET must be set with GATEWAY_OIDC_ISSUER")
     except Exception:
         if mocks is not None:
             mocks.stop()
@@ -609,6 +638,7 @@ def connect_outside(
         mailbox_delivery=mailbox_delivery,
         sms=sms,
         mocks=mocks,
+        oidc=oidc,
         clients=clients,
         closers=closers,
     )

@@ -289,6 +289,18 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
         f"{base}/print-list\n"
         "Run with --keep-running to keep the gateway up and explore."
     )
+    _console_address(runner, base)
+
+
+def _console_address(runner: Any, base: str) -> None:
+    """The staff console and who can sign in to it (the mock identity provider's test users)."""
+    if runner.gateway.outside.oidc is None:
+        return
+    from mocks.oidc import TEST_USERS
+
+    click.echo(f"\nStaff console (Swedish, sign in through the mock identity provider): {base}/console/")
+    for user in TEST_USERS:
+        click.echo(f"  test user {user.subject:<12} {user.name}, {user.description}")
 
 
 def _wait_idle(client: httpx.Client) -> None:

@@ -202,3 +202,13 @@ def render_pdf(doc: PrintableDocument) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def combine(pdfs: Sequence[bytes]) -> bytes:
+    """Several printable PDFs as one file, in order (the console prints a selection at once)."""
+    writer = PdfWriter()
+    for pdf_bytes in pdfs:
+        _append(writer, pdf_bytes)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

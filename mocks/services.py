@@ -1,6 +1,6 @@
 """All mocks behind one port: ``/spar/…``, ``/accounts/…``, ``/booking`` (the journal's service),
 ``/mailbox/…`` (the mailbox recipient service and the operators' delivery services), ``/sms/…``
-(a 46elks-style SMS provider).
+(a 46elks-style SMS provider), ``/oidc/…`` (the identity provider the staff console signs in with).
 
 Each mock is its own ASGI app whose routes already carry its prefix; this dispatcher only
 picks the app by the first path segment, so the mocks stay independent and each can also be
@@ -70,7 +70,12 @@ class MockServices:
     ) -> MockServices:
         """``journal_book``: what the journal's booking service answers (the demo shares its own)."""
         population = population or load_population()
-        return cls(population, build_apps(population, journal_book or JournalBook()), host=host, port=port)
+        return cls(
+            population,
+            build_apps(population, journal_book if journal_book is not None else JournalBook()),
+            host=host,
+            port=port,
+        )
 
     @property
     def url(self) -> str:
@@ -93,6 +98,7 @@ def build_apps(population: Population, journal_book: JournalBook) -> dict[str, A
     from mocks.accounts import create_app as accounts_app
     from mocks.journal.booking_ws import create_app as journal_app
     from mocks.mailbox import create_app as mailbox_app
+    from mocks.oidc import create_app as oidc_app
     from mocks.sms import create_app as sms_app
     from mocks.spar import create_app as spar_app
 
@@ -102,4 +108,5 @@ def build_apps(population: Population, journal_book: JournalBook) -> dict[str, A
         "booking": journal_app(journal_book),
         "mailbox": mailbox_app(population),
         "sms": sms_app(),
+        "oidc": oidc_app(),
     }

@@ -110,6 +110,8 @@ NOT_AUDITED = frozenset(
         "/fhir/metadata",
         "/fhir/CodeSystem/{code_system_id}",
         "/fhir/{resource_type}",
+        # The staff console (a mounted app) writes its own events, with the signed-in person.
+        "/console",
     }
 )
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import or_, select
+from sqlalchemy import Engine, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -19,7 +19,7 @@ from gateway.domain.profile import HIDDEN, PersonProfile, person_profile
 from gateway.domain.register import Address, PopulationRegister, resolve
 from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
-from gateway.refresh import refresh_bookings
+from gateway.refresh import RefreshResult, refresh_bookings
 from gateway.store import notifications as notification_store
 from gateway.store.tables import appointments, documents
 
@@ -196,9 +196,8 @@ def profile_json(
     }
 
 
-@router.get("/patients/{person_id}", summary="A person as the register and the platform know them")
-async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSONResponse:
-    state = request.app.state
+async def person_view(state: Any, store: Engine, person_id: str) -> dict[str, Any]:
+    """The staff view of a person (the JSON route and the console both show this)."""
     mappings: Mappings = state.mappings
     register: PopulationRegister = state.register
     accounts: AccountDirectory = state.accounts
@@ -219,7 +218,24 @@ async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSON
     bookings = await run_in_threadpool(_bookings, store, profile)
     letters = await run_in_threadpool(_documents, store, profile)
     notices = await run_in_threadpool(_notifications, store, profile)
-    return JSONResponse(profile_json(mappings, profile, bookings, letters, notices))
+    return profile_json(mappings, profile, bookings, letters, notices)
+
+
+@router.get("/patients/{person_id}", summary="A person as the register and the platform know them")
+async def get_patient(person_id: str, request: Request, store: StoreDep) -> JSONResponse:
+    return JSONResponse(await person_view(request.app.state, store, person_id))
+
+
+async def refresh_person(state: Any, store: Engine, person_id: str, unit: str | None) -> RefreshResult:
+    """R-BK-4 for the JSON route and the console's "Uppdatera nu"."""
+    mappings: Mappings = state.mappings
+    try:
+        person = mappings.recognise(person_id)
+    except InvalidIdentifier as exc:
+        raise InvalidRequest(f"patient id: {exc}") from exc
+    return await refresh_bookings(
+        person, unit, client=state.journal_service, intake=state.intake, engine=store, mappings=mappings
+    )
 
 
 @router.post(
@@ -233,15 +249,7 @@ async def refresh_patient_bookings(
     unit: Annotated[str | None, Query(description="HSA-id of the unit (default: known units)")] = None,
 ) -> JSONResponse:
     """R-BK-4 ("Uppdatera nu"): each missing or changed booking becomes a message like any other."""
-    state = request.app.state
-    mappings: Mappings = state.mappings
-    try:
-        person = mappings.recognise(person_id)
-    except InvalidIdentifier as exc:
-        raise InvalidRequest(f"patient id: {exc}") from exc
-    result = await refresh_bookings(
-        person, unit, client=state.journal_service, intake=state.intake, engine=store, mappings=mappings
-    )
+    result = await refresh_person(request.app.state, store, person_id, unit)
     return JSONResponse(
         {
             "created": result.created,

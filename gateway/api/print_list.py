@@ -14,16 +14,14 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
 from gateway.api.deps import StoreDep
 from gateway.domain.documents import DocumentKind
 from gateway.errors import InvalidRequest, NotFound
-from gateway.print_pdf import PrintableDocument, PrintAttachment, render_pdf
+from gateway.print_pdf import render_pdf
 from gateway.store import print_list
 from gateway.store.print_list import PrintItem
-from gateway.store.tables import document_attachments, documents
 
 router = APIRouter(tags=["Print list"])
 
@@ -150,35 +148,10 @@ def get_pdf(item_id: int, store: StoreDep) -> Response:
         item = print_list.get_item(conn, item_id)
         if item is None:
             raise NotFound(f"print-list item {item_id} is not known")
-        doc = conn.execute(
-            select(
-                documents.c.title,
-                documents.c.text,
-                documents.c.unit_name,
-                documents.c.written_at,
-                documents.c.created_at,
-            ).where(documents.c.id == item.document_id)
-        ).first()
-        if doc is None:
-            raise NotFound(f"print-list item {item_id}: its document {item.document_id} is not stored")
-        files = conn.execute(
-            select(
-                document_attachments.c.filename,
-                document_attachments.c.content_type,
-                document_attachments.c.data,
-            )
-            .where(document_attachments.c.document_id == item.document_id)
-            .order_by(document_attachments.c.position, document_attachments.c.id)
-        ).all()
-    pdf = render_pdf(
-        PrintableDocument(
-            title=doc.title,
-            text=doc.text,
-            date=doc.written_at or doc.created_at,
-            unit_name=doc.unit_name,
-            attachments=[PrintAttachment(f.filename, f.content_type, f.data) for f in files],
-        )
-    )
+        doc = print_list.printable(conn, item)
+    if doc is None:
+        raise NotFound(f"print-list item {item_id}: its document {item.document_id} is not stored")
+    pdf = render_pdf(doc)
     return Response(
         pdf,
         media_type="application/pdf",

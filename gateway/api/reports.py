@@ -164,11 +164,12 @@ def document_report(
     ] = None,
     end: Annotated[str | None, Query(alias="to", description="exclusive, same forms as from")] = None,
     fmt: Annotated[str | None, Query(alias="format", description="json (default) or csv")] = None,
+    unit: Annotated[str | None, Query(description="only this unit's documents (HSA-id)")] = None,
 ) -> Response:
     csv_out = wants_csv(request, fmt)
     p = reports.period(start, end)
     with store.connect() as conn:
-        rows = reports.document_report(conn, p)
+        rows = reports.document_report(conn, p, unit or None)
     if csv_out:
         return Response(
             report_csv(rows),

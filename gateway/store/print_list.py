@@ -33,6 +33,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import ColumnElement, Connection, Row, func, select, update
 
 from gateway.errors import InvalidRequest, NotFound
+from gateway.print_pdf import PrintableDocument, PrintAttachment
 from gateway.store.tables import document_attachments, document_events, documents, print_items
 
 State = Literal["open", "handled", "all"]
@@ -289,4 +290,35 @@ def _mark(
     return MarkResult(
         changed=tuple(i for i in ids if i in changed),
         unchanged=tuple(i for i in ids if i not in changed),
+    )
+
+
+def printable(conn: Connection, item: PrintItem) -> PrintableDocument | None:
+    """The item's letter and attachments as they go on paper; None when the document is gone."""
+    doc = conn.execute(
+        select(
+            documents.c.title,
+            documents.c.text,
+            documents.c.unit_name,
+            documents.c.written_at,
+            documents.c.created_at,
+        ).where(documents.c.id == item.document_id)
+    ).first()
+    if doc is None:
+        return None
+    files = conn.execute(
+        select(
+            document_attachments.c.filename,
+            document_attachments.c.content_type,
+            document_attachments.c.data,
+        )
+        .where(document_attachments.c.document_id == item.document_id)
+        .order_by(document_attachments.c.position, document_attachments.c.id)
+    ).all()
+    return PrintableDocument(
+        title=doc.title,
+        text=doc.text,
+        date=doc.written_at or doc.created_at,
+        unit_name=doc.unit_name,
+        attachments=[PrintAttachment(f.filename, f.content_type, f.data) for f in files],
     )

@@ -113,9 +113,10 @@ def _platform_status(outcome: str, sent_at: datetime | None, read_at: datetime |
     return "not-sent"
 
 
-def document_report(conn: Connection, p: Period) -> list[ReportRow]:
-    """R-DOC-8: the documents created in ``p``, oldest first."""
+def document_report(conn: Connection, p: Period, unit: str | None = None) -> list[ReportRow]:
+    """R-DOC-8: the documents created in ``p`` (for one unit's HSA-id, if given), oldest first."""
     d = documents.c
+    by_unit = [d.unit_hsa_id == unit] if unit else []
     rows = conn.execute(
         select(
             d.id,
@@ -139,7 +140,7 @@ def document_report(conn: Connection, p: Period) -> list[ReportRow]:
             print_items.c.handled_by,
         )
         .select_from(documents.outerjoin(print_items, print_items.c.document_id == d.id))
-        .where(d.created_at >= p.start, d.created_at < p.end)
+        .where(d.created_at >= p.start, d.created_at < p.end, *by_unit)
         .order_by(d.created_at, d.id)
     ).all()
     return [

@@ -389,3 +389,16 @@ notifications = Table(
 Index("ix_notifications_due", notifications.c.state, notifications.c.next_attempt_at, notifications.c.id)
 Index("ix_notifications_subject", notifications.c.subject, notifications.c.subject_id)
 Index("ix_notifications_patient", notifications.c.patient_value, notifications.c.patient_system)
+# The staff console's server-side sessions (gateway/api/console): the browser's cookie carries
+# only a random token; the row is keyed by its SHA-256, so a copy of this table signs no one in.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    # JSON: the sign-in in progress (state, nonce, PKCE verifier), then who signed in, their
+    # roles and the form (CSRF) token.
+    Column("data", Text, nullable=False),
+)
+Index("ix_console_sessions_expires_at", console_sessions.c.expires_at)

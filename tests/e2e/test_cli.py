@@ -58,6 +58,8 @@ def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: 
     assert "Tolvan Tolvansson (19121212-****)" in out
     assert "191212121212" not in out.split("Where to look")[0]  # masked in what is printed
     assert "'failed': 0" in out
+    # It ends with the staff console and who can sign in (issue 19).
+    assert "/console/" in out.split("Staff console")[1] and "test user olle.admin" in out
     # The letters part (issue 4): where each e-document went and why, by rule.
     letters = out.split("Where each e-document went")[1].split("Where to look")[0]
     assert "R-DOC-4" in letters and "on the staff print list" in letters

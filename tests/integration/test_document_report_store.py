@@ -84,3 +84,19 @@ def test_r_doc_8_each_document_has_status_mailbox_last_opened_and_print_list(eng
     assert (r.platform_status, r.restricted, r.on_print_list) == ("not-sent", True, False)
     assert list(rows) == [read.document_id, mailbox.document_id, unread_printed.document_id,
                           printed.document_id, held.document_id]  # fmt: skip
+
+
+def test_r_doc_8_a_unit_sees_its_own_documents(engine: Engine) -> None:
+    at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        ours = insert_document(conn, created_at=at, unit_hsa_id="SE2321000016-15CQ")
+        theirs = insert_document(conn, created_at=at, unit_hsa_id="SE2321000016-9XYZ")
+    with engine.connect() as conn:
+        p = reports.period("2026-12-01", "2026-12-02")
+        assert [r.document_id for r in reports.document_report(conn, p, "SE2321000016-15CQ")] == [
+            ours.document_id
+        ]
+        assert {r.document_id for r in reports.document_report(conn, p)} == {
+            ours.document_id,
+            theirs.document_id,
+        }
