@@ -612,7 +612,10 @@ def connect_outside(
             journal = service
         if sms is None:
             sms = _sms_client(
-                sms_settings(), settings.mocks and not instruments.offline, mock_url, http_client
+                sms_settings(),
+                settings.mocks and not instruments.offline,
+                mock_url,
+                lambda: metrics.meter_client(http_client(), "sms"),  # counted like every upstream
             )
         oidc: OidcSettings | None = None
         if ConsoleSettings().enabled:

@@ -47,8 +47,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.domain.notifications import Kind as NotificationKind
 from gateway.store import ops
 from gateway.store.audit import AuditWriter
+from gateway.store.notifications import STATES as notification_states
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -70,6 +72,10 @@ _PROCESSING_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60
 #: Message types and triggers are the HL7 profile's, but a sender may send anything: labels
 #: keep only what looks like a code, so a broken header cannot make unbounded label values.
 _KNOWN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+_SMS_STATES = frozenset(notification_states)
+_SMS_KINDS = frozenset(k.value for k in NotificationKind)
 
 
 def _code(value: str) -> str:
@@ -244,6 +250,18 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily(
             "gateway_held_documents", "Documents held for a staff decision (R-ID-4).", value=figures.held
         )
+        sms = GaugeMetricFamily(
+            "gateway_notifications",
+            "SMS reminders and notices by state (planned, skipped, cancelled, sending, sent, dead) and kind.",
+            labels=["state", "kind"],
+        )
+        counted: dict[tuple[str, str], int] = {}
+        for (state, kind), n in figures.notifications.items():  # closed sets only as labels
+            key = (state if state in _SMS_STATES else "other", kind if kind in _SMS_KINDS else "other")
+            counted[key] = counted.get(key, 0) + n
+        for (state, kind), n in sorted(counted.items()):
+            sms.add_metric([state, kind], n)
+        yield sms
         yield from self._process_figures()
 
     def _process_figures(self) -> Iterator[Metric]:

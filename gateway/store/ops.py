@@ -16,7 +16,7 @@ from gateway.domain.documents import Outcome
 from gateway.store.inbox import RECEIVED, WAITING
 from gateway.store.lease import WORKER_LOCK_KEY
 from gateway.store.queries import count_by_state
-from gateway.store.tables import documents, mailbox_outbox, messages, print_items
+from gateway.store.tables import documents, mailbox_outbox, messages, notifications, print_items
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class StoreFigures:
     outbox_by_state: dict[str, int]
     print_list_open: int
     held: int
+    #: SMS reminders and notices by state (gateway/store/notifications.py STATES) and kind.
+    notifications: dict[tuple[str, str], int]
 
 
 def figures(conn: Connection) -> StoreFigures:
@@ -48,6 +50,14 @@ def figures(conn: Connection) -> StoreFigures:
     held = conn.execute(
         select(func.count()).select_from(documents).where(documents.c.outcome == Outcome.HOLD.value)
     ).scalar_one()
+    planned = {
+        (state, kind): n
+        for state, kind, n in conn.execute(
+            select(notifications.c.state, notifications.c.kind, func.count()).group_by(
+                notifications.c.state, notifications.c.kind
+            )
+        ).all()
+    }
     return StoreFigures(
         messages_by_state=by_state,
         backlog=by_state.get(RECEIVED, 0) + by_state.get(WAITING, 0),
@@ -55,6 +65,7 @@ def figures(conn: Connection) -> StoreFigures:
         outbox_by_state=outbox,
         print_list_open=open_items,
         held=held,
+        notifications=planned,
     )
 
 

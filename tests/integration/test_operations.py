@@ -119,6 +119,10 @@ def test_metrics_count_a_booking_from_ack_to_processed_without_personal_data(ser
     assert ("gateway_print_list_open", ()) in after and ("gateway_held_documents", ()) in after
     assert after[("gateway_database_up", ())] == 1
     assert ("gateway_audit_lag_seconds", ()) in after
+    # The booking's SMS reminder is planned (or skipped, with why) in the same transaction, and
+    # counted by state and kind (docs/notifications.md).
+    planned = {labels: n for (name, labels), n in after.items() if name == "gateway_notifications"}
+    assert sum(n for labels, n in planned.items() if ("kind", "reminder") in labels) >= 1, planned
     assert TOLVAN not in body and "Tolvan" not in body and "19121212121" not in body
 
 
