@@ -272,6 +272,7 @@ def build(
         accounts=outside.accounts,
         journal_service=outside.journal,
         mailbox=outside.mailbox,
+        notifications=notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
     if outside.oidc is not None:

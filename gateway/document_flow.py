@@ -241,6 +241,35 @@ def _plan_notices(
     now: datetime,
 ) -> None:
     """R-NOT-2: notices to the document's platform recipients (R-DOC-4), in this transaction."""
+    plan_notices(
+        conn,
+        doc_id=doc_id,
+        person=who.person,
+        decision=decision,
+        visible=decision.outcome is Outcome.DELIVER and _visible(who, decision),
+        direct=event.notify_direct,
+        mappings=mappings,
+        policy=policy,
+        now=now,
+        new=new,
+    )
+
+
+def plan_notices(
+    conn: Connection,
+    *,
+    doc_id: str,
+    person: PersonId,
+    decision: RoutingDecision,
+    visible: bool,
+    direct: bool,
+    mappings: Mappings,
+    policy: Policy,
+    now: datetime,
+    new: bool = True,
+) -> None:
+    """R-NOT-2 for a document delivered now (routed, or released by staff): a notice to each of
+    its platform recipients, planned in the caller's transaction."""
     recipients = tuple(
         (d.recipient, _NOTICE_ROLES[d.channel]) for d in decision.deliveries if d.channel in _NOTICE_ROLES
     )
@@ -248,11 +277,11 @@ def _plan_notices(
         return
     delivered = DeliveredDocument(
         document_id=doc_id,
-        patient=who.person,
+        patient=person,
         platform_only=decision.outcome is Outcome.DELIVER and decision.mailbox is None,
-        visible=decision.outcome is Outcome.DELIVER and _visible(who, decision),
+        visible=visible,
         recipients=recipients,
-        direct=event.notify_direct,
+        direct=direct,
     )
     notification_flow.plan_document(
         conn, delivered, policy, now, lambda p: mappings.fhir_system_for(p.authority), new=new

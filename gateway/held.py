@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, func, select, update
 
-from gateway import outbox
+from gateway import document_flow, outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import AccountDirectory, no_account
 from gateway.domain.documents import (
@@ -32,6 +32,7 @@ from gateway.domain.documents import (
     route_released,
 )
 from gateway.domain.identity import PersonId
+from gateway.domain.notifications import Policy
 from gateway.domain.register import PopulationRegister, Resolved, resolve
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
@@ -122,6 +123,7 @@ async def release(
     accounts: AccountDirectory,
     mailbox: MailboxDirectory,
     register: PopulationRegister,
+    notifications: Policy | None = None,
     mappings: Mappings,
     unit_rules: Any,
     now: datetime,
@@ -163,6 +165,19 @@ async def release(
     with engine.begin() as conn:
         _held(conn, doc_id)  # still held: two staff deciding at once, the second is told
         _apply(conn, row, decision, mappings, now, by, why, "released")
+        if notifications is not None and decision.outcome is Outcome.DELIVER:
+            # R-NOT-2: released to the platform, it is a new message for its recipients.
+            document_flow.plan_notices(
+                conn,
+                doc_id=doc_id,
+                person=person,
+                decision=decision,
+                visible=True,
+                direct=False,
+                mappings=mappings,
+                policy=notifications,
+                now=now,
+            )
     log.info("document.released", document_id=doc_id, outcome=decision.outcome.value)
     return Decision(doc_id, decision.outcome, decision.rules, decision.reason)
 

@@ -32,6 +32,7 @@ from gateway.api import (
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
+from gateway.domain.notifications import Policy
 from gateway.domain.register import PopulationRegister
 from gateway.errors import (
     GatewayError,
@@ -60,6 +61,7 @@ def create_app(
     journal_service: BookingSource,
     mailbox: MailboxDirectory | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    notifications: Policy | None = None,
 ) -> FastAPI:
     app = FastAPI(
         dependencies=[Depends(auth.authorize)],
@@ -91,6 +93,8 @@ def create_app(
     app.state.clock = clock
     app.state.verifier = auth.verifier_for(settings)
     app.state.mailbox = mailbox
+    #: R-NOT-2: a document staff release to the platform gets its notice (gateway/held.py).
+    app.state.notification_policy = notifications
     # Body size and read time (gateway/api/limits.py), inside the audit trail so refusals are audited.
     limits.install(
         app,

@@ -52,6 +52,7 @@ async def release(document_id: str, body: StaffDecision, request: Request, store
         accounts=state.accounts,
         mailbox=state.mailbox,
         register=state.register,
+        notifications=state.notification_policy,
         mappings=state.mappings,
         unit_rules=state.settings.unit_rules,
         now=state.clock(),

@@ -191,3 +191,19 @@ def test_document_notices_direct_delayed_and_read_before_R_NOT_2(run: Run) -> No
     notices = run.api.get(f"/patients/{TEEN}").json()["notifications"]
     read = [n for n in notices if n["about"] == {"document": doc}]
     assert [(n["state"], n["rules"]) for n in read] == [("cancelled", ["R-NOT-2"])]
+
+
+def test_a_document_staff_release_gets_its_notice_R_NOT_2_R_ID_4(run: Run) -> None:
+    """Held for a protected person (R-ID-3), released by staff after agreeing how to reach them
+    (R-ID-4): in the platform it is a new message, so its notice goes 15 minutes later."""
+    run.journal(mdm("NR1", SEKRET))
+    run.at(local(7, 10, 30))
+    assert run.texts_to(SEKRET) == []  # held: no notice
+    (item,) = run.api.get("/held").json()["items"]
+    answer = run.api.post(f"/held/{item['id']}/release", json={"by": "ssk-anna", "why": "agreed by phone"})
+    assert answer.status_code == 200 and answer.json()["outcome"] == "deliver"
+    run.at(local(7, 10, 44))
+    assert run.texts_to(SEKRET) == []
+    run.at(local(7, 10, 46))
+    (text,) = run.texts_to(SEKRET)
+    assert not [leak for leak in NEUTRAL_LEAKS if leak in text]  # R-NOT-5
