@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,6 +153,69 @@ def breaker_changed(upstream: str, is_open: bool) -> None:
     BREAKER_OPEN.labels(upstream).set(1 if is_open else 0)
 
 
+#: The last failed call to each outside system seen by this process: (what, when). The class
+#: of a transport error or the HTTP status only, never a message (it may quote the request).
+LAST_UPSTREAM_ERROR: dict[str, tuple[str, datetime]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSummary:
+    """One outside system as operations see it (the console's Översikt)."""
+
+    upstream: str
+    calls: int
+    failed: int
+    mean_ms: float | None
+    breaker_open: bool | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+def upstream_summary() -> list[UpstreamSummary]:
+    """Calls, failures and mean latency per outside system from the counted figures (every
+    process's in multiprocess mode), the breaker and this process's last failed call."""
+    registry: CollectorRegistry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    calls: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    timed: dict[str, int] = {}
+    breakers: dict[str, bool] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            upstream = sample.labels.get("upstream")
+            if upstream is None:
+                continue
+            if sample.name == "gateway_upstream_calls_total":
+                calls[upstream] = calls.get(upstream, 0) + int(sample.value)
+                if sample.labels.get("result") != "ok":
+                    failed[upstream] = failed.get(upstream, 0) + int(sample.value)
+            elif sample.name == "gateway_upstream_latency_seconds_sum":
+                seconds[upstream] = seconds.get(upstream, 0.0) + sample.value
+            elif sample.name == "gateway_upstream_latency_seconds_count":
+                timed[upstream] = timed.get(upstream, 0) + int(sample.value)
+            elif sample.name == "gateway_upstream_breaker_open":
+                breakers[upstream] = breakers.get(upstream, False) or sample.value >= 1
+    out = []
+    for upstream in sorted(set(calls) | set(breakers) | set(LAST_UPSTREAM_ERROR)):
+        last = LAST_UPSTREAM_ERROR.get(upstream)
+        n = timed.get(upstream, 0)
+        out.append(
+            UpstreamSummary(
+                upstream,
+                calls.get(upstream, 0),
+                failed.get(upstream, 0),
+                round(seconds[upstream] / n * 1000, 1) if n and upstream in seconds else None,
+                breakers.get(upstream),
+                last[0] if last else None,
+                last[1] if last else None,
+            )
+        )
+    return out
+
+
 class MeteredTransport(httpx.AsyncBaseTransport):
     """Counts and times every call an adapter's client makes (put under it by the composition root)."""
 
@@ -163,14 +227,21 @@ class MeteredTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = time.perf_counter()
         result = "error"
+        what = "error"
         try:
             response = await self._inner.handle_async_request(request)
             status = response.status_code
             result = "ok" if status < 400 else ("http_4xx" if status < 500 else "http_5xx")
+            what = f"HTTP {status}"
             return response
+        except Exception as exc:
+            what = type(exc).__name__  # the class only: a message may quote the request
+            raise
         finally:
             UPSTREAM_LATENCY.labels(self._upstream).observe(time.perf_counter() - started)
             UPSTREAM_CALLS.labels(self._upstream, result).inc()
+            if result != "ok":
+                LAST_UPSTREAM_ERROR[self._upstream] = (what, datetime.now(UTC))
 
     async def aclose(self) -> None:
         await self._inner.aclose()

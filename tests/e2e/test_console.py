@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,10 @@ def test_sign_in_through_the_mock_provider_then_every_page_loads_in_swedish_and_
     admin: Page, console: Console
 ) -> None:
     assert admin.locator("html").get_attribute("lang") == "sv"
-    expect(admin.get_by_role("row", name="Folkbokföringen (SPAR) svarar (normalt)")).to_be_visible()
+    spar = admin.get_by_role("row", name="Folkbokföringen (SPAR) svarar (normalt)")
+    expect(spar).to_be_visible()
+    expect(spar.locator("td").nth(2)).not_to_have_text("0")  # calls counted, with their mean time
+    expect(spar.locator("td").nth(4)).to_contain_text("ms")
     cookie = next(c for c in admin.context.cookies() if c["name"] == "gateway_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     for path, heading in PAGES:
@@ -286,6 +289,15 @@ def test_r_bk_4_uppdatera_nu_fetches_a_booking_the_gateway_missed(staff: Page, c
 def test_admin_finds_a_patients_messages_and_reprocesses_one(admin: Page, console: Console) -> None:
     admin.goto(console.url + "/meddelanden")
     admin.get_by_label("Patient").fill(_a_person(console))
+    admin.get_by_role("button", name="Sök").click()
+    expect(admin.locator("#total")).not_to_have_text("0 meddelanden.")
+    # By time (Swedish local time): nothing has arrived tomorrow, everything since yesterday.
+    tomorrow = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    admin.get_by_label("Mottaget från").fill(tomorrow)
+    admin.get_by_role("button", name="Sök").click()
+    expect(admin.locator("#total")).to_have_text("0 meddelanden.")
+    yesterday = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    admin.get_by_label("Mottaget från").fill(yesterday)
     admin.get_by_role("button", name="Sök").click()
     expect(admin.locator("#total")).not_to_have_text("0 meddelanden.")
     admin.goto(console.url + "/meddelanden?state=processed")

@@ -9,7 +9,7 @@ token; a change answers with a redirect (post/redirect/get) and a one-time notic
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, cast
 from urllib.parse import quote
 
@@ -22,7 +22,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from gateway import held, outbox
+from gateway import held, metrics, outbox
 from gateway.api import auth
 from gateway.api.console import web
 from gateway.api.console.oidc import OidcClient, SignInFailed
@@ -64,6 +64,13 @@ OUTBOX_STATE_SV = {
     "refused": "avvisat",
     "dead": "gav upp",
     "cancelled": "avbrutet",
+}
+UPSTREAM_SV = {
+    "spar": "Folkbokföringen (SPAR)",
+    "accounts": "Invånarkonton",
+    "mailbox": "Digitala brevlådor",
+    "journal": "Journalens bokningstjänst",
+    "sms": "SMS-tjänsten",
 }
 BREAKER_SV = {
     "closed": "svarar (normalt)",
@@ -212,17 +219,7 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
 
         data = await run_in_threadpool(load)
         types = sorted({t for t, _ in data["day"]})
-        st = request.app.state
-        outside = [
-            (label, BREAKER_SV.get(str(breaker.state.value), str(breaker.state.value)))
-            for label, adapter in (
-                ("Folkbokföringen (SPAR)", st.register),
-                ("Invånarkonton", st.accounts),
-                ("Digitala brevlådor", st.mailbox),
-            )
-            # Adapters that expose their circuit breaker (the fakes in tests do not).
-            if (breaker := getattr(adapter, "breaker", None)) is not None and hasattr(breaker, "state")
-        ]
+        outside = _outside_systems(request.app.state)
         return render(
             request,
             "oversikt.html",
@@ -459,6 +456,8 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
         trigger: str = "",
         control_id: str = "",
         patient: str = "",
+        fran: str = "",
+        till: str = "",
         sida: str | None = None,
     ) -> Response:
         if state and state not in MESSAGE_STATES:
@@ -470,8 +469,8 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             trigger.strip().upper() or None,
             control_id.strip() or None,
             _patient_number(patient) or None,
-            None,
-            None,
+            _local_moment(fran, "från"),
+            _local_moment(till, "till"),
             PAGE,
             offset,
         )
@@ -494,6 +493,8 @@ def create_console(state: State, settings: ConsoleSettings, oidc: OidcClient) ->
             trigger=trigger,
             control_id=control_id,
             patient=patient,
+            fran=fran,
+            till=till,
             states=MESSAGE_STATES,
             state_sv=MESSAGE_STATE_SV,
             notice=await _take_notice(request, staff),
@@ -739,3 +740,43 @@ def _errors(app: FastAPI) -> None:
 
 
 __all__ = ["ConsoleSettings", "OidcSettings", "create_console"]
+
+
+def _outside_systems(state: Any) -> list[dict[str, Any]]:
+    """Each outside system on Översikt: its circuit breaker, calls, failures, mean latency and
+    the last failed call (gateway/metrics.py; every process's figures where they are shared)."""
+    breakers: dict[str, str] = {}
+    for name, adapter in (("spar", state.register), ("accounts", state.accounts), ("mailbox", state.mailbox)):
+        # Adapters that expose their circuit breaker (the fakes in tests do not).
+        breaker = getattr(adapter, "breaker", None)
+        if breaker is not None and hasattr(breaker, "state"):
+            breakers[name] = BREAKER_SV.get(str(breaker.state.value), str(breaker.state.value))
+    rows = []
+    for summary in metrics.upstream_summary():
+        state_sv = breakers.get(summary.upstream)
+        if state_sv is None and summary.breaker_open is not None:
+            state_sv = BREAKER_SV["open"] if summary.breaker_open else BREAKER_SV["closed"]
+        rows.append(
+            {
+                "name": UPSTREAM_SV.get(summary.upstream, summary.upstream),
+                "state": state_sv or "–",
+                "calls": summary.calls,
+                "failed": summary.failed,
+                "mean_ms": summary.mean_ms,
+                "last_error": summary.last_error,
+                "last_error_at": summary.last_error_at,
+            }
+        )
+    return rows
+
+
+def _local_moment(text: str, name: str) -> datetime | None:
+    """A time typed in the console (``2026-12-07T10:30``, Swedish local time) as an aware moment."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: skriv tiden som ÅÅÅÅ-MM-DD TT:MM") from exc
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=reports.STOCKHOLM)
