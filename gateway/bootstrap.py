@@ -579,8 +579,10 @@ def connect_outside(
             mailbox_settings = MailboxSettings()
             if mailbox_settings.url is None:
                 base = mock_url("GATEWAY_MAILBOX_URL")
-                # The mock's operators answer under its own address: allow it for every supplier.
-                addresses = mailbox_settings.service_addresses | {"*": [f"{base}/mailbox/"]}
+                # The mock's operators answer under its own address: allow it for every supplier
+                # (offline: the addresses the recording's letters went to).
+                here = [f"{base}/mailbox/", *instruments.recorded_addresses]
+                addresses = mailbox_settings.service_addresses | {"*": here}
                 mailbox_settings = mailbox_settings.model_copy(
                     update={"url": base + MAILBOX_MOCK_PATH, "service_addresses": addresses}
                 )

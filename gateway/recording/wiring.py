@@ -32,12 +32,25 @@ class Instruments:
         self.recorder: Recorder | None = None
         self.answers: RecordedAnswers | None = None
         self._engine: Engine | None = None
+        #: Offline: the mailbox addresses the recording's calls went to (its letters' operators).
+        self.recorded_addresses: tuple[str, ...] = ()
         if settings.offline_recording is not None:
             try:
                 recording = fileformat.read(settings.offline_recording)
             except fileformat.RecordingFormatError as exc:
                 raise ConfigurationError(f"GATEWAY_OFFLINE_RECORDING: {exc}") from exc
             self.answers = RecordedAnswers(recording.outbound)
+            # Where the recorded letters went: offline, a letter may go to the same addresses
+            # (the allowlist of ServiceAdress, docs/mailbox.md); they are answered from the file.
+            self.recorded_addresses = tuple(
+                sorted(
+                    {
+                        str(line.get("url", ""))
+                        for line in recording.outbound
+                        if line.get("service") == "mailbox" and line.get("url")
+                    }
+                )
+            )
             log.info("recording.offline", answers=len(self.answers), file=str(settings.offline_recording))
         elif settings.record:
             from gateway.store.db import make_engine
