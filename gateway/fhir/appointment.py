@@ -40,9 +40,10 @@ def _iso(moment: datetime) -> str:
 
 
 #: Whitespace FHIR's string (``[ \r\n\t\S]+``) has no room for: a no-break space, a form feed,
-#: the other Unicode spaces. Each becomes a plain space, so the official FHIR R4 JSON schema takes
-#: what a journal typed (a name pasted from a word processor).
-_ODD_SPACE = re.compile(r"[^\S \r\n\t]")
+#: the other Unicode spaces, and the byte-order mark (whitespace to the schema's ECMAScript ``\s``,
+#: not to Python's). Each becomes a plain space, so the official FHIR R4 JSON schema takes what a
+#: journal typed (a name pasted from a word processor).
+_ODD_SPACE = re.compile(r"[^\S \r\n\t]|\ufeff")
 
 
 def _text(value: str | None) -> str | None:
