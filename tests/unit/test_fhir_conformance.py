@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from gateway.domain.booking import BookingEvent, Resource
 from gateway.domain.identity import PersonId
-from gateway.fhir.appointment import build_appointment, check, conforms
+from gateway.fhir.appointment import _text, build_appointment, check, conforms
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import SIU_TRIGGERS, read_header
 from gateway.journal_adapter.inbound import translate
@@ -320,3 +320,10 @@ def test_verdicts_are_remembered_by_the_exact_json_and_anything_else_goes_to_the
     for value in ({"at": "x", "b": 1}, {"b": 1, "at": "x"}, plain):
         assert verdicts(value)
     assert len(asked) == 6
+
+
+def test_a_byte_order_mark_is_whitespace_to_the_fhir_schema_and_becomes_a_space() -> None:
+    """Found by the property above: U+FEFF is not whitespace to Python but is to the schema's
+    ECMAScript pattern, so a text of only a BOM is no text, and one inside a text is a space."""
+    assert _text("\ufeff") is None
+    assert _text("Ta med\ufefflegitimation") == "Ta med legitimation"
