@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from gateway.domain.booking import BookingEvent, Resource
 from gateway.domain.identity import PersonId
-from gateway.fhir.appointment import _text, build_appointment, check, conforms
+from gateway.fhir.appointment import _text as fhir_text
+from gateway.fhir.appointment import build_appointment, check, conforms
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import SIU_TRIGGERS, read_header
 from gateway.journal_adapter.inbound import translate
@@ -325,5 +326,5 @@ def test_verdicts_are_remembered_by_the_exact_json_and_anything_else_goes_to_the
 def test_a_byte_order_mark_is_whitespace_to_the_fhir_schema_and_becomes_a_space() -> None:
     """Found by the property above: U+FEFF is not whitespace to Python but is to the schema's
     ECMAScript pattern, so a text of only a BOM is no text, and one inside a text is a space."""
-    assert _text("\ufeff") is None
-    assert _text("Ta med\ufefflegitimation") == "Ta med legitimation"
+    assert fhir_text("\ufeff") is None
+    assert fhir_text("Ta med\ufefflegitimation") == "Ta med legitimation"
