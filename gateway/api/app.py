@@ -38,6 +38,7 @@ from gateway.errors import (
     InvalidRequest,
     NotFound,
     PermanentUpstreamError,
+    Refused,
     TransientUpstreamError,
 )
 from gateway.fhir import routes as fhir_routes
@@ -125,6 +126,8 @@ def create_app(
             return outcome(404, "not-found", str(exc))
         if isinstance(exc, InvalidRequest):
             return outcome(400, "invalid", str(exc))
+        if isinstance(exc, Refused):
+            return outcome(exc.status, "forbidden" if exc.status == 403 else "processing", str(exc))
         if isinstance(exc, NotAcceptable):
             return outcome(406, "not-supported", str(exc))
         if isinstance(exc, TransientUpstreamError):

@@ -33,6 +33,10 @@ class JournalBookingWriter:
         self.time_type_ids: dict[str, str] = dict(service._time_type_ids)
         self.ids_by_code: dict[str, str] = {code: tt for tt, code in self.time_type_ids.items()}
 
+    async def get_bookings(self, patient: PersonId, *, unit: str) -> list[JournalBooking]:
+        """``GetBookings`` (retried on transient failures; a read changes nothing)."""
+        return await self.service.get_bookings(patient, unit=unit)
+
     def time_type_id(self, code: str) -> str:
         tt_id = self.ids_by_code.get(code)
         if tt_id is None:
