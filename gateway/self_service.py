@@ -98,7 +98,11 @@ class SelfService:
         policy: rules.SelfServicePolicy,
         time_type_visible: Callable[[str | None], bool],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        namespace: str = "TAKECARE",
     ) -> None:
+        #: The journal's booking-id namespace (SCH-2.2): the FHIR face's Appointment ids.
+        self.namespace = namespace
         self.engine = engine
         self.journal = journal
         self.accounts = accounts

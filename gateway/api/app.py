@@ -42,6 +42,7 @@ from gateway.errors import (
     TransientUpstreamError,
 )
 from gateway.fhir import routes as fhir_routes
+from gateway.fhir import self_service as fhir_self_service
 from gateway.fhir.outcome import outcome
 from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings
@@ -107,6 +108,7 @@ def create_app(
     app.add_middleware(headers.SecurityHeaders)
     app.include_router(audit_api.router)
     health.install(app, settings, engine, app.state.audit)  # /health*, /metrics
+    app.include_router(fhir_self_service.router)  # before the read routes: POST/PATCH/PUT
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)

@@ -112,3 +112,25 @@ def echoed(conn: Connection, booking_id: str, now: datetime) -> bool:
         .values(echoed_at=now)
     )
     return bool(result.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentRef:
+    """What the self-service face needs of a stored Appointment (visible or not: the rules
+    decide, so a protected person's booking is refused by R-ID-3, not hidden as unknown)."""
+
+    namespace: str
+    booking_id: str
+    patient_value: str
+    resource: bytes
+
+
+def appointment_ref(conn: Connection, appointment_id: str) -> AppointmentRef | None:
+    from gateway.store.tables import appointments as a
+
+    row = conn.execute(
+        select(a.c.namespace, a.c.booking_id, a.c.patient_value, a.c.resource).where(a.c.id == appointment_id)
+    ).first()
+    if row is None:
+        return None
+    return AppointmentRef(row.namespace, row.booking_id, row.patient_value, bytes(row.resource))
