@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
+from gateway import rivta_scheduling
 from gateway.api import audit as audit_api
 from gateway.api import (
     auth,
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(audit_api.router)
     health.install(app, settings, engine, app.state.audit)  # /health*, /metrics
     app.include_router(fhir_self_service.router)  # before the read routes: POST/PATCH/PUT
+    app.include_router(rivta_scheduling.router)
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)

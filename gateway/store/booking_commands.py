@@ -134,3 +134,18 @@ def appointment_ref(conn: Connection, appointment_id: str) -> AppointmentRef | N
     if row is None:
         return None
     return AppointmentRef(row.namespace, row.booking_id, row.patient_value, bytes(row.resource))
+
+
+def patient_of_booking(conn: Connection, namespace: str, booking_id: str) -> str | None:
+    """The patient number of a journal booking the gateway knows (its Appointment, or the
+    command that made it)."""
+    from gateway.store.tables import appointments as a
+
+    found = conn.execute(
+        select(a.c.patient_value).where(a.c.namespace == namespace, a.c.booking_id == booking_id)
+    ).scalar()
+    if found is None:
+        found = conn.execute(
+            select(t.c.patient).where(t.c.result_booking_id == booking_id, t.c.state == DONE).limit(1)
+        ).scalar()
+    return str(found) if found is not None else None
