@@ -4,6 +4,7 @@ PostgreSQL. Each change is in the calendar exactly once; a refusal changes nothi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -53,6 +54,9 @@ class FakeJournal:
             ) from exc
         if lose == "after":
             raise TransientUpstreamError("journal-ws: timeout (fake, answer lost)")
+        if lose == "killed":
+            # The gateway stops mid-call: the task is cancelled after the journal made the change.
+            raise asyncio.CancelledError
         return result
 
     async def get_bookings(self, patient: PersonId, *, unit: str) -> list[JournalBooking]:
@@ -310,3 +314,24 @@ async def test_r_bk_7_free_slots_visible_and_not_too_soon(
     with pytest.raises(Refused) as refused:
         await service.free_slots(TOLVAN, UNIT, "ADM", FIRST.date(), FIRST.date())
     assert refused.value.rule == "R-BK-1"
+
+
+async def test_r_bk_11_gateway_killed_mid_call_recovers_on_retry(
+    world: tuple[SelfService, FakeJournal, FakeAccounts], engine: Engine
+) -> None:
+    service, journal, accounts = world
+    journal.lose = "killed"
+    with pytest.raises(asyncio.CancelledError):
+        await service.book(
+            "killed", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
+        )
+    # A new gateway process: only the database survived.
+    restarted = SelfService(
+        engine, journal, accounts, service.register, service.policy, service.visible, clock=lambda: NOW
+    )
+    result = await restarted.book(
+        "killed", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
+    )
+    assert [c.trigger for c in journal.calendar.changes] == ["S12"]
+    assert journal.writes == ["make"]
+    assert result.booking_id == journal.calendar.changes[0].booking_id
