@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -45,6 +47,23 @@ ADDRESSING = "urn:riv:itintegration:registry:1"
 CORE = "urn:riv:crm:scheduling:1"
 PATH = "/rivta/crm/scheduling"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+#: The project's own WSDL/XSD subset of the contract (same namespaces and names).
+SCHEMAS = Path(__file__).resolve().parent / "rivta_schemas"
+INTERACTIONS = (
+    "GetSubjectOfCareSchedule",
+    "GetAvailableTimeslots",
+    "MakeBooking",
+    "UpdateBooking",
+    "CancelBooking",
+)
+#: Interactions whose answer has no resultCode: a refusal is a soap:Client fault naming the rule.
+_READS = ("GetSubjectOfCareSchedule", "GetAvailableTimeslots")
+
+
+@cache
+def schema(name: str) -> etree.XMLSchema:
+    """The responder schema a request and an answer are checked against."""
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / f"{name}Responder_1.1.xsd")))
 
 
 def responder(name: str) -> str:
@@ -161,6 +180,17 @@ def _key(*parts: object) -> str:
     return "rivta:" + hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
 
 
+@router.get(PATH, summary="The WSDL of one interaction: ?wsdl=<Interaction>")
+async def wsdl(request: Request) -> Response:
+    name = request.query_params.get("wsdl", "")
+    if name not in INTERACTIONS:
+        return _fault("soap:Client", f"?wsdl=<one of {', '.join(INTERACTIONS)}>")
+    doc = etree.parse(str(SCHEMAS / f"{name}Interaction_1.1_RIVTABP21.wsdl"), _PARSER)
+    for address in doc.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address"):
+        address.set("location", str(request.url.replace(query="")))
+    return Response(etree.tostring(doc, xml_declaration=True, encoding="UTF-8"), media_type="text/xml")
+
+
 @router.post(PATH, summary="RIV-TA crm:scheduling 1.1 (SOAP, RIVTABP21)", include_in_schema=True)
 async def scheduling(request: Request) -> Response:
     service: SelfService | None = getattr(request.app.state, "self_service", None)
@@ -176,17 +206,24 @@ async def scheduling(request: Request) -> Response:
         return _fault("soap:Client", "the SOAP body holds no request")
     qname = etree.QName(call.tag)
     name = qname.localname
-    if qname.namespace != responder(name):
-        return _fault("soap:Client", f"{name} in {qname.namespace!r}: not a crm:scheduling 1 request")
+    if name not in INTERACTIONS or qname.namespace != responder(name):
+        return _fault(
+            "soap:Client",
+            f"{name} in {qname.namespace!r}: not a crm:scheduling 1 request this producer offers",
+        )
+    checker = schema(name)
+    if not checker.validate(call):
+        problem = "".join(str(checker.error_log).strip().splitlines()[-1:]) or "invalid"
+        return _fault("soap:Client", f"{name} does not follow the contract: {problem}")
     if not address:
         return _fault("soap:Client", f"RIVTABP21: header LogicalAddress ({ADDRESSING}) is required")
     if service is None:
         return _fault("soap:Server", "self-service is not configured (no XChange journal service)")
     try:
         return await _dispatch(request, service, name, call, address)
-    except Refused as exc:
-        return _result(name, "ERROR", str(exc))
-    except (NotFound, InvalidRequest) as exc:
+    except (Refused, NotFound, InvalidRequest) as exc:
+        if name in _READS:
+            return _fault("soap:Client", str(exc))
         return _result(name, "ERROR", str(exc))
     except UpstreamError as exc:
         return _fault("soap:Server", f"the journal could not be reached, try again: {exc}")

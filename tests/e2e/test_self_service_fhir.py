@@ -45,6 +45,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     calendar = JournalCalendar()
     calendar.open_slots(UNIT, "NYB", FIRST, 6)
     calendar.open_slots(UNIT, "ADM", FIRST, 2)
+    for person in (TOLVAN, SKYDDAD):
+        calendar.know(person)
     soon = (datetime.now(UTC) + timedelta(hours=10)).replace(minute=0, second=0, microsecond=0)
     calendar.open_slots(UNIT, "ATB", soon, 1)
     switches = ServiceSwitches()

@@ -113,7 +113,9 @@ def test_rivta_refusals_and_logical_address(world: World) -> None:  # noqa: F811
         "GetSubjectOfCareSchedule",
         f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{SKYDDAD}</r:subject_of_care>",
     )
-    assert _texts(protected, "resultCode") == ["ERROR"] and "R-ID-3" in etree.tostring(protected).decode()
+    assert _texts(protected, "faultcode") == ["soap:Client"] and "R-ID-3" in "".join(
+        _texts(protected, "faultstring")
+    )
     start = _ts(FIRST)
     hidden = _call(
         w,
@@ -132,3 +134,26 @@ def test_rivta_refusals_and_logical_address(world: World) -> None:  # noqa: F811
     )
     assert "LogicalAddress" in etree.tostring(wrong).decode()
     assert w.calendar.snapshot() == before
+
+
+def test_rivta_answers_follow_the_own_schemas_and_the_wsdls_load(world: World) -> None:  # noqa: F811
+    import zeep
+
+    from gateway.rivta_scheduling import INTERACTIONS, SCHEMAS, schema
+
+    w = world
+    answer = _call(
+        w,
+        "GetSubjectOfCareSchedule",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{TOLVAN}</r:subject_of_care>",
+    )
+    body = answer.find(f"{{{SOAP_ENV}}}Body")
+    assert body is not None
+    assert schema("GetSubjectOfCareSchedule").validate(body[0])
+    bad = _call(w, "MakeBooking", "<r:nonsense/>")
+    assert _texts(bad, "faultcode") == ["soap:Client"] and "contract" in "".join(_texts(bad, "faultstring"))
+    for name in INTERACTIONS:
+        client = zeep.Client(str(SCHEMAS / f"{name}Interaction_1.1_RIVTABP21.wsdl"))
+        assert name in client.service._binding._operations
+        served = w.http.get(PATH, params={"wsdl": name})
+        assert served.status_code == 200 and b"ResponderBinding" in served.content
