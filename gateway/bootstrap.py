@@ -115,6 +115,8 @@ class Gateway:
         tune_for_serving()
         self.inbox.start()
         await self.mllp.start()
+        if self.outside.mocks is not None:  # the simulated journal pushes its changes here
+            self.outside.mocks.journal_pushes_to(self.mllp.host, self.mllp.port)
         if self.settings.metrics_port is not None:
             self.metrics_server = metrics.MetricsServer(
                 self.settings.metrics_host, self.settings.metrics_port, self.app.state.metrics_registry

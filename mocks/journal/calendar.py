@@ -70,6 +70,8 @@ class JournalCalendar:
         self._seq = 0
         self.changes: list[Change] = []
         self.outbox: list[bytes] = []
+        #: Where a pusher sends the SIU messages (the gateway's MLLP host and port).
+        self.push_to: tuple[str, int] | None = None
 
     # --- set-up ---------------------------------------------------------------------------
     def open_slots(

@@ -258,3 +258,22 @@ def test_refused_cases_change_nothing(world: World) -> None:
     r = w.http.patch("/fhir/Appointment/nope", json=cancel, headers=_as())
     assert r.status_code == 404
     assert w.calendar.snapshot() == before
+
+
+def test_the_built_in_journal_mock_offers_self_service(tmp_path: Path) -> None:
+    """The default composition (no GATEWAY_JOURNAL_WS_URL): the built-in journal mock has a
+    calendar and pushes its SIU to the gateway's MLLP port, so both faces work out of the box."""
+    accounts = FakeAccounts({TOLVAN: Account(pnr(TOLVAN), AccountStatus.ACTIVE, UNIT)})
+    with (
+        GatewayThread(
+            _settings(tmp_path), register=FakeRegister(), accounts=accounts, mailbox=FakeMailbox()
+        ) as gw,
+        httpx.Client(base_url=gw.http_url, timeout=15) as http,
+    ):
+        r = http.get("/fhir/Slot", params={"schedule.actor": UNIT, "service-type": "NYB"}, headers=_as())
+        assert r.status_code == 200, r.text
+        slot = r.json()["entry"][0]["resource"]
+        w = World(http, JournalCalendar(), ServiceSwitches(), accounts)
+        booked = _book(w, slot, key="builtin")
+        assert booked.status_code == 201, booked.text
+        assert _stored(w, booked.json()["id"])["status"] == "booked"
