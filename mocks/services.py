@@ -82,6 +82,8 @@ class MockServices:
         population = population or load_population()
         book = journal_book if journal_book is not None else JournalBook()
         calendar = demo_calendar(book)
+        for person in population.persons:  # the journal knows the test population's patients
+            calendar.know(person.id)
         return cls(
             population, build_apps(population, book, calendar), host=host, port=port, calendar=calendar
         )

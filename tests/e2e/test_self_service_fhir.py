@@ -270,6 +270,15 @@ def test_the_built_in_journal_mock_offers_self_service(tmp_path: Path) -> None:
         ) as gw,
         httpx.Client(base_url=gw.http_url, timeout=15) as http,
     ):
+        # A known patient without bookings: an empty schedule on the RIV-TA face, not an error.
+        from tests.e2e.test_self_service_rivta import _call, _texts
+
+        empty = _call(
+            World(http, JournalCalendar(), ServiceSwitches(), accounts),
+            "GetSubjectOfCareSchedule",
+            f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{TOLVAN}</r:subject_of_care>",
+        )
+        assert _texts(empty, "faultcode") == [] and _texts(empty, "bookingId") == []
         r = http.get("/fhir/Slot", params={"schedule.actor": UNIT, "service-type": "NYB"}, headers=_as())
         assert r.status_code == 200, r.text
         slot = r.json()["entry"][0]["resource"]
