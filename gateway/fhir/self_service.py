@@ -174,6 +174,29 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _dicts(value: object, name: str) -> list[dict[str, Any]]:
+    """A FHIR array of objects, or a 400 naming the element."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidRequest(f"{name} must be an array of objects")
+    return value
+
+
+def _obj(value: object, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{name} must be an object")
+    return value
+
+
+def _string(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string")
+    return value
+
+
 def _key(request: Request, *parts: object) -> str:
     given = request.headers.get("Idempotency-Key") or request.headers.get("If-None-Exist")
     if given:
@@ -183,9 +206,9 @@ def _key(request: Request, *parts: object) -> str:
 
 def _slot_or_times(body: dict[str, Any]) -> tuple[str | None, str | None, datetime, datetime]:
     """(unit, time type, start, end) from ``slot`` or from ``start``/``end``/``serviceType``/Location."""
-    slots = body.get("slot") or []
+    slots = _dicts(body.get("slot"), "slot")
     if slots:
-        ref = str((slots[0] or {}).get("reference", ""))
+        ref = str(slots[0].get("reference", ""))
         if not ref.startswith("Slot/"):
             raise InvalidRequest("slot[0].reference must be Slot/<id> from a Slot search")
         slot_unit, slot_type, slot_start, slot_end = parse_slot_id(ref.removeprefix("Slot/"))
@@ -193,22 +216,24 @@ def _slot_or_times(body: dict[str, Any]) -> tuple[str | None, str | None, dateti
     if "start" not in body or "end" not in body:
         raise InvalidRequest("give slot (a Slot reference) or start and end")
     time_type: str | None = None
-    for concept in body.get("serviceType") or []:
-        for coding in concept.get("coding") or []:
-            time_type = coding.get("code") or time_type
+    for concept in _dicts(body.get("serviceType"), "serviceType"):
+        for coding in _dicts(concept.get("coding"), "serviceType.coding"):
+            time_type = _string(coding.get("code"), "serviceType.coding.code") or time_type
     unit: str | None = None
-    for p in body.get("participant") or []:
-        actor = p.get("actor") or {}
+    for p in _dicts(body.get("participant"), "participant"):
+        actor = _obj(p.get("actor"), "participant.actor")
         if actor.get("type") == "Location" or str(actor.get("reference", "")).startswith("Location/"):
-            unit = (actor.get("identifier") or {}).get("value") or unit
-    return unit, time_type, _when(str(body["start"]), "start"), _when(str(body["end"]), "end")
+            value = _obj(actor.get("identifier"), "participant.actor.identifier").get("value")
+            unit = _string(value, "participant.actor.identifier.value") if value is not None else unit
+    start = _when(_string(body["start"], "start"), "start")
+    return unit, time_type, start, _when(_string(body["end"], "end"), "end")
 
 
 def _patient_of(request: Request, body: dict[str, Any]) -> PersonId:
-    for p in body.get("participant") or []:
-        actor = p.get("actor") or {}
+    for p in _dicts(body.get("participant"), "participant"):
+        actor = _obj(p.get("actor"), "participant.actor")
         if actor.get("type") == "Patient" or str(actor.get("reference", "")).startswith("Patient"):
-            value = (actor.get("identifier") or {}).get("value")
+            value = _obj(actor.get("identifier"), "participant.actor.identifier").get("value")
             if value:
                 return _person(request, str(value), "participant Patient identifier")
     raise InvalidRequest("participant: a Patient with an identifier (personnummer) is required")
@@ -310,10 +335,13 @@ async def _change(request: Request, appointment: str, store: StoreDep, body: dic
     status = body.get("status")
     outcome: Outcome
     if status == "cancelled":
-        concept = body.get("cancelationReason") or {}
-        reason = concept.get("text") if isinstance(concept, dict) else None
-        if not reason and isinstance(concept, dict):
-            reason = next((c.get("display") or c.get("code") for c in concept.get("coding") or []), None)
+        concept = _obj(body.get("cancelationReason"), "cancelationReason")
+        text = concept.get("text")
+        reason = text if isinstance(text, str) else None
+        if not reason:
+            codings = _dicts(concept.get("coding"), "cancelationReason.coding")
+            found = next((c.get("display") or c.get("code") for c in codings), None)
+            reason = found if isinstance(found, str) else None
         if not reason:
             raise InvalidRequest("cancelationReason is required to cancel")
         key = _key(request, "cancel", actor.value, appointment)
@@ -326,7 +354,7 @@ async def _change(request: Request, appointment: str, store: StoreDep, body: dic
         if stored.get("start"):
             resource["start"], resource["end"] = stored["start"], stored["end"]
         return _answer(resource, 200, _base(request))
-    if status not in (None, "booked"):
+    if status not in (None, "booked") or not isinstance(status, str | None):
         raise InvalidRequest(f"status {status!r}: a citizen can only cancel (cancelled) or rebook (booked)")
     if "slot" in body or ("start" in body and body.get("start") != stored.get("start")):
         new_unit, _, start, end = _slot_or_times({**body, "participant": stored.get("participant")})

@@ -286,3 +286,34 @@ def test_the_built_in_journal_mock_offers_self_service(tmp_path: Path) -> None:
         booked = _book(w, slot, key="builtin")
         assert booked.status_code == 201, booked.text
         assert _stored(w, booked.json()["id"])["status"] == "booked"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"resourceType": "Appointment", "participant": "x"},
+        {"resourceType": "Appointment", "participant": [1, "a", None]},
+        {"resourceType": "Appointment", "participant": [{"actor": "x"}]},
+        {"resourceType": "Appointment", "slot": "x"},
+        {"resourceType": "Appointment", "slot": [None]},
+        {"resourceType": "Appointment", "slot": [{"reference": "Slot/!!!"}]},
+        {"resourceType": "Appointment", "start": 5, "end": [], "serviceType": "x"},
+        {"resourceType": "Appointment", "start": "2026-13-45", "end": "x", "serviceType": [{"coding": "x"}]},
+        {"resourceType": "Patient"},
+        [],
+        "text",
+    ],
+)
+def test_bad_bodies_are_400_never_500(world: World, body: object) -> None:
+    w = world
+    patient = {"actor": {"type": "Patient", "identifier": {"value": TOLVAN}}}
+    if isinstance(body, dict) and "participant" not in body:
+        body = {**body, "participant": [patient]}
+    before = w.calendar.snapshot()
+    r = w.http.post("/fhir/Appointment", json=body, headers=_as(key="bad"))
+    assert r.status_code in (400, 422), r.text
+    assert r.json()["resourceType"] == "OperationOutcome"
+    for patch in (body, {"status": "cancelled", "cancelationReason": "x"}, {"status": 5}):
+        r = w.http.patch("/fhir/Appointment/none", json=patch, headers=_as(key="bad"))
+        assert r.status_code in (400, 404, 422), r.text
+    assert w.calendar.snapshot() == before
