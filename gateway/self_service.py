@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -100,7 +100,12 @@ class SelfService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         namespace: str = "TAKECARE",
+        in_flight: timedelta = timedelta(seconds=60),
     ) -> None:
+        #: How long a ``pending`` command may still have a call in flight (longer than the
+        #: journal's timeout): a retry within it is told to wait, so a slow answer is never
+        #: overtaken by a second write; after it (a gateway killed mid-call) the journal is asked.
+        self.in_flight = in_flight
         #: The journal's booking-id namespace (SCH-2.2): the FHIR face's Appointment ids.
         self.namespace = namespace
         self.engine = engine
@@ -258,7 +263,13 @@ class SelfService:
                 raise Refused(
                     f"the journal refused this request: {command.detail}", rule="journal", kind="conflict"
                 )
-            # Pending: an earlier answer was lost (or the gateway stopped mid-call). Ask first.
+            if command.state == store.PENDING and self.clock() - command.updated_at < self.in_flight:
+                raise Refused(
+                    "R-BK-11: this request is still in progress in the journal; retry it later",
+                    rule="R-BK-11",
+                    kind="conflict",
+                )
+            # Unknown (an answer was lost) or pending long ago (the gateway stopped mid-call): ask.
             done = happened(await self.journal.get_bookings(patient, unit=unit))
             if done is not _NOT_YET:
                 result = booking_id if done is None else done.booking_id  # type: ignore[attr-defined]
@@ -304,9 +315,10 @@ class SelfService:
             raise Refused(
                 f"the journal refused this request: {exc}", rule="journal", kind="conflict"
             ) from exc
-        except TransientUpstreamError:
-            # The change may or may not have been made: the command stays pending, and a retry
-            # with the same key asks the journal first.
+        except TransientUpstreamError as exc:
+            # The change may or may not have been made: ``unknown``, and a retry with the same
+            # key asks the journal first.
+            self._finish(command.id, store.UNKNOWN, None, str(exc)[:500])
             log.warning("self_service.answer_lost", command_id=command.id, action=action, unit=unit)
             raise
         result = answered.booking_id if answered is not None else booking_id or ""

@@ -11,7 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.store.tables import booking_commands as t
 
+#: Sent to the journal (or about to be): a call may be in flight.
 PENDING = "pending"
+#: The journal's answer was lost: whether the change happened is unknown until asked.
+UNKNOWN = "unknown"
 DONE = "done"
 FAILED = "failed"
 
@@ -32,6 +35,7 @@ class Command:
     result_booking_id: str | None
     detail: str | None
     attempts: int
+    updated_at: datetime
 
 
 def _row(r: object) -> Command:
@@ -84,7 +88,10 @@ def create(
 
 
 def attempt(conn: Connection, command_id: int, now: datetime) -> None:
-    conn.execute(update(t).where(t.c.id == command_id).values(attempts=t.c.attempts + 1, updated_at=now))
+    """A call to the journal starts now (``pending`` again, ``updated_at`` = now)."""
+    conn.execute(
+        update(t).where(t.c.id == command_id).values(attempts=t.c.attempts + 1, state=PENDING, updated_at=now)
+    )
 
 
 def finish(

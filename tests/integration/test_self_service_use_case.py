@@ -169,7 +169,7 @@ async def test_r_bk_11_lost_answer_on_book_never_books_twice(
             "lost-1", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
         )
     with engine.begin() as conn:
-        assert conn.execute(select(booking_commands.c.state)).scalar_one() == "pending"
+        assert conn.execute(select(booking_commands.c.state)).scalar_one() == "unknown"
     result = await service.book(
         "lost-1", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
     )
@@ -325,9 +325,20 @@ async def test_r_bk_11_gateway_killed_mid_call_recovers_on_retry(
         await service.book(
             "killed", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
         )
-    # A new gateway process: only the database survived.
+    # A new gateway process: only the database survived. Within the in-flight window a retry is
+    # told to wait (a slow call could still be running); after it, the journal is asked.
+    with pytest.raises(Refused, match="in progress"):
+        await service.book(
+            "killed", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
+        )
     restarted = SelfService(
-        engine, journal, accounts, service.register, service.policy, service.visible, clock=lambda: NOW
+        engine,
+        journal,
+        accounts,
+        service.register,
+        service.policy,
+        service.visible,
+        clock=lambda: NOW + service.in_flight,
     )
     result = await restarted.book(
         "killed", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
