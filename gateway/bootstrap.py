@@ -38,6 +38,7 @@ from gateway.errors import ConfigurationError
 from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
+from gateway.journal_adapter.booking_write import JournalBookingWriter
 from gateway.journal_adapter.intake import Intake, IntakeResult
 from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
@@ -48,6 +49,8 @@ from gateway.outbox import Outbox
 from gateway.processing import Processor
 from gateway.recording.wiring import OFFLINE_URL, Instruments
 from gateway.refresh import BookingSource
+from gateway.self_service import SelfService
+from gateway.self_service_mappings import load_self_service
 from gateway.settings import Settings
 from gateway.sms_adapter import ElksSmsClient, SmsSettings
 from gateway.spar_adapter import SparRegister, SparSettings
@@ -112,6 +115,8 @@ class Gateway:
         tune_for_serving()
         self.inbox.start()
         await self.mllp.start()
+        if self.outside.mocks is not None:  # the simulated journal pushes its changes here
+            self.outside.mocks.journal_pushes_to(self.mllp.host, self.mllp.port)
         if self.settings.metrics_port is not None:
             self.metrics_server = metrics.MetricsServer(
                 self.settings.metrics_host, self.settings.metrics_port, self.app.state.metrics_registry
@@ -275,6 +280,7 @@ def build(
         notifications=notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
+    app.state.self_service = self_service_for(settings, engine, outside, mappings)
     if outside.oidc is not None:
         mount_console(app, outside)
     worker_process = None
@@ -514,6 +520,23 @@ class Outside:
             await client.aclose()
         if self.mocks is not None:
             await asyncio.to_thread(self.mocks.stop)
+
+
+def self_service_for(
+    settings: Settings, engine: Engine, outside: Outside, mappings: Mappings
+) -> SelfService | None:
+    """Citizen self-service (issue 21) when the journal is the XChange service; else none."""
+    if not isinstance(outside.journal, JournalBookingService):
+        return None
+    return SelfService(
+        engine,
+        JournalBookingWriter(outside.journal),
+        outside.accounts,
+        outside.register,
+        load_self_service(settings.mappings_dir),
+        mappings.time_type_visible,
+        namespace=outside.journal.namespace,
+    )
 
 
 def connect_outside(

@@ -10,6 +10,7 @@
     │   └── UnsupportedMessage      a message type/trigger we do not take -> HL7 AR
     ├── NotFound                    a requested resource does not exist -> FHIR 404
     ├── InvalidRequest              a bad API request (unknown parameter, bad value) -> FHIR 400
+    ├── Refused                     the rules refuse it (self-service) -> FHIR 403/409/422
     ├── StoreError                  the database failed
     └── UpstreamError               an outside system (SPAR, accounts, mailbox) failed
         ├── TransientUpstreamError  worth retrying (timeout, connection error, 5xx)
@@ -112,6 +113,20 @@ class InvalidRequest(GatewayError):
     """A request to the gateway's API is invalid: unknown parameter, bad value."""
 
 
+class Refused(GatewayError):
+    """The rules refuse a request (citizen self-service, issue 21). ``rule`` names the rule id;
+    ``kind``: ``forbidden`` (FHIR 403), ``conflict`` (409), ``unprocessable`` (422)."""
+
+    def __init__(self, message: str, *, rule: str, kind: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.kind = kind
+
+    @property
+    def status(self) -> int:
+        return _REFUSED_STATUS.get(self.kind, 409)
+
+
 class StoreError(GatewayError):
     """The database failed."""
 
@@ -140,6 +155,8 @@ class MailboxRefused(PermanentUpstreamError):
         self.code = code
         self.service_code = service_code
 
+
+_REFUSED_STATUS = {"forbidden": 403, "conflict": 409, "unprocessable": 422}
 
 # HL7 v2 table 0357, the codes the gateway uses.
 _HL7_0357 = {

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
+from gateway import rivta_scheduling
 from gateway.api import audit as audit_api
 from gateway.api import (
     auth,
@@ -39,9 +40,11 @@ from gateway.errors import (
     InvalidRequest,
     NotFound,
     PermanentUpstreamError,
+    Refused,
     TransientUpstreamError,
 )
 from gateway.fhir import routes as fhir_routes
+from gateway.fhir import self_service as fhir_self_service
 from gateway.fhir.outcome import outcome
 from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings
@@ -110,6 +113,8 @@ def create_app(
     app.add_middleware(headers.SecurityHeaders)
     app.include_router(audit_api.router)
     health.install(app, settings, engine, app.state.audit)  # /health*, /metrics
+    app.include_router(fhir_self_service.router)  # before the read routes: POST/PATCH/PUT
+    app.include_router(rivta_scheduling.router)
     app.include_router(fhir_routes.router)
     app.include_router(fhir_routes.binary_router)
     app.include_router(journal.router)
@@ -129,6 +134,8 @@ def create_app(
             return outcome(404, "not-found", str(exc))
         if isinstance(exc, InvalidRequest):
             return outcome(400, "invalid", str(exc))
+        if isinstance(exc, Refused):
+            return outcome(exc.status, "forbidden" if exc.status == 403 else "processing", str(exc))
         if isinstance(exc, NotAcceptable):
             return outcome(406, "not-supported", str(exc))
         if isinstance(exc, TransientUpstreamError):

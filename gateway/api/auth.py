@@ -67,6 +67,7 @@ _POLICY: tuple[tuple[str, str | None], ...] = (
     ("/openapi.json", ANY),
     ("/docs", ANY),
     ("/fhir/", PLATFORM),
+    ("/rivta/", PLATFORM),  # RIV-TA crm:scheduling (docs/self-service.md)
     ("/journal/", JOURNAL),
     ("/patients", STAFF),
     ("/print-list", STAFF),

@@ -100,3 +100,7 @@ class JournalBooking:
     reason: str | None = None
     practitioners: tuple[Resource, ...] = field(default_factory=tuple)
     units: tuple[Resource, ...] = field(default_factory=tuple)
+    #: ``CancelAllowed`` / ``RescheduleAllowed`` as the journal said them (None: not said);
+    #: self-service obeys them (R-BK-8, docs/self-service.md).
+    cancel_allowed: bool | None = None
+    reschedule_allowed: bool | None = None

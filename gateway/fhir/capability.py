@@ -69,6 +69,13 @@ _COMMUNICATION_SEARCH = [
 ]
 
 
+_SLOT_SEARCH = [
+    ("schedule.actor", "token", "The care unit's HSA-id (SYSTEM|VALUE or VALUE). Required."),
+    ("service-type", "token", "The time type code (tidstyp). Required."),
+    ("start", "date", "ge/le day range (default today + 14 days, at most 62 days)."),
+]
+
+
 def capability_statement(base_url: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
@@ -85,7 +92,18 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Appointment",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "documentation": "Citizen self-service (docs/self-service.md): create books a "
+                        "free Slot, patch/update rebooks (start/end or slot) or cancels (status "
+                        "cancelled with cancelationReason); the journal executes it. The acting "
+                        "citizen in the header X-Acting-Person; Idempotency-Key or If-None-Exist "
+                        "makes a retry the same command.",
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                            {"code": "update"},
+                            {"code": "patch"},
+                        ],
                         "versioning": "versioned",
                         "readHistory": False,
                         "conditionalRead": "not-match",
@@ -113,6 +131,15 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                                 "documentation": "POST Communication/{id}/$mark-read with Parameters readAt "
                                 "(dateTime): the citizen opened the document; sets received.",
                             }
+                        ],
+                    },
+                    {
+                        "type": "Slot",
+                        "documentation": "Free times in the journal's calendar per care unit and "
+                        "visible time type (R-BK-1), bookable by citizens (docs/self-service.md).",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [
+                            {"name": n, "type": t, "documentation": d} for n, t, d in _SLOT_SEARCH
                         ],
                     },
                     {

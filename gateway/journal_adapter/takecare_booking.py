@@ -266,8 +266,16 @@ def _booking(
         reason=reason,
         practitioners=tuple(practitioners),
         units=(unit,) if unit is not None else (),
+        cancel_allowed=_flag(_child_text(item, "CancelAllowed")),
+        reschedule_allowed=_flag(_child_text(item, "RescheduleAllowed")),
     )
     return booking, unknown
+
+
+def _flag(text: str | None) -> bool | None:
+    """``0``/``1`` (also ``true``/``false``); absent or anything else: not said."""
+    value = (text or "").strip().lower()
+    return {"1": True, "true": True, "0": False, "false": False}.get(value)
 
 
 def _required(item: etree._Element, name: str, booking_id: str) -> str:

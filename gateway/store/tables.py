@@ -402,3 +402,30 @@ console_sessions = Table(
     Column("data", Text, nullable=False),
 )
 Index("ix_console_sessions_expires_at", console_sessions.c.expires_at)
+
+# Citizen self-service (issue 21, docs/self-service.md): one row per idempotency key, written
+# before the journal is called; state pending -> done | failed. ``result_booking_id`` links the
+# journal's SIU for the change back to the command (``echoed_at``).
+booking_commands = Table(
+    "booking_commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("patient", String(32), nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("booking_id", String(64)),
+    Column("start", UTCDateTime),
+    Column("end", UTCDateTime),
+    Column("time_type", String(32)),
+    Column("state", String(16), nullable=False),
+    Column("result_booking_id", String(64)),
+    Column("detail", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("echoed_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_booking_commands_key"),
+)
+Index("ix_booking_commands_result", booking_commands.c.result_booking_id)

@@ -72,3 +72,7 @@ class JournalBook:
     def __len__(self) -> int:
         with self._lock:
             return len(self._bookings)
+
+    def all(self) -> list[JournalBooking]:
+        with self._lock:
+            return list(self._bookings.values())

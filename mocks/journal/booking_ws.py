@@ -27,8 +27,9 @@ from __future__ import annotations
 import asyncio
 import re
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs in the project
 from starlette.applications import Starlette
@@ -42,9 +43,20 @@ from gateway.journal_adapter.booking_service import WSDL_FILE
 from gateway.journal_adapter.takecare_booking import NAMED_RESOURCE, local_stamp
 from gateway.journal_adapter.timestamps import STOCKHOLM
 from mocks.journal.book import JournalBook
+from mocks.journal.calendar import CalendarError, JournalCalendar
 
 NS = "http://tempuri.org/"
 SOAP_ACTION = f"{NS}GetBookings"
+#: The write operations the calendar answers (issue 21, docs/self-service.md), with the inner
+#: request's children each may carry.
+WRITE_CHILDREN = {
+    "GetAvailableTimeslots": {"TimeTypeId", "StartDate", "EndDate"},
+    "MakeBooking": {"PatientId", "StartTime", "EndTime", "TimeTypeId", "ResourceId", "PatientReason"},
+    "RescheduleBooking": {"PatientId", "BookingId", "StartTime", "EndTime"},
+    "CancelBooking": {"PatientId", "BookingId", "CancelReason"},
+}
+#: Called with the SIU messages a change made, to push them over MLLP as a journal does.
+Pusher = Callable[[list[bytes]], Awaitable[None]]
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 XSD = "http://www.w3.org/2001/XMLSchema"
@@ -56,6 +68,7 @@ PATIENT_NOT_FOUND = "1001"
 INVALID_PATIENT_ID = "1002"
 INVALID_CARE_UNIT = "1003"
 INTERNAL_ERROR = "9001"
+INVALID_REQUEST = "1004"
 
 _PATIENT_ID = re.compile(r"^\d{12}$")
 _TIME = re.compile(r"^\d{14}$")
@@ -70,6 +83,9 @@ class ServiceSwitches:
     error: tuple[str, str] | None = None  # answer an error document (Code, Msg) instead of bookings
     http_500: bool = False  # answer HTTP 500 with an HTML page, as a crashed web server does
     fault: str | None = None  # answer a soap:Server fault with this faultstring (HTTP 500)
+    #: Write operations whose answer is lost: the change is made, then HTTP 502 (a proxy's
+    #: "bad gateway") answers instead; counts down per lost answer.
+    lose_answers: int = 0
 
 
 def time_type_ids() -> dict[str, str]:
@@ -92,7 +108,14 @@ def request_schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.fromstring(etree.tostring(schema), _PARSER))
 
 
-def create_app(book: JournalBook, switches: ServiceSwitches | None = None) -> Starlette:
+def create_app(
+    book: JournalBook,
+    switches: ServiceSwitches | None = None,
+    *,
+    calendar: JournalCalendar | None = None,
+    pusher: Pusher | None = None,
+) -> Starlette:
+    """``calendar``: also answer the write operations from it; ``pusher``: push each change's SIU."""
     switches = switches if switches is not None else ServiceSwitches()
     schema = request_schema()
     wsdl_template = WSDL_FILE.read_bytes()
@@ -111,39 +134,52 @@ def create_app(book: JournalBook, switches: ServiceSwitches | None = None) -> St
         if switches.fault is not None:
             return _fault("soap:Server", switches.fault)
         action = request.headers.get("SOAPAction", "").strip().strip('"')
-        if action != SOAP_ACTION:
+        operation = action.removeprefix(NS)
+        if action != SOAP_ACTION and not (calendar is not None and operation in WRITE_CHILDREN):
             return _fault("soap:Client", f"SOAPAction {action!r} is not {SOAP_ACTION}")
         body = await request.body()
         try:
             envelope = etree.fromstring(body, _PARSER)
         except etree.XMLSyntaxError as exc:
             return _fault("soap:Client", f"request is not well-formed XML: {exc}")
-        call = envelope.find(f"{{{SOAP_ENV}}}Body/{{{NS}}}GetBookings")
+        call = envelope.find(f"{{{SOAP_ENV}}}Body/{{{NS}}}{operation}")
         if call is None:
-            return _fault("soap:Client", f"the body holds no GetBookings in {NS}")
+            return _fault("soap:Client", f"the body holds no {operation} in {NS}")
         if call.find(f"{{{NS}}}xml/*") is not None:
             return _fault(
                 "soap:Client",
-                "GetBookings/xml holds XML elements; the ProfdocHISMessage must be escaped text",
+                f"{operation}/xml holds XML elements; the ProfdocHISMessage must be escaped text",
             )
         if not schema.validate(call):
             problem = str(schema.error_log).strip().splitlines()[-1:]
-            return _fault("soap:Client", f"GetBookings is invalid: {''.join(problem)}")
-        inner, problem_text = _inner(call)
+            return _fault("soap:Client", f"{operation} is invalid: {''.join(problem)}")
+        inner, problem_text = _inner(call, WRITE_CHILDREN.get(operation, set()))
         if inner is None:
-            return _fault("soap:Client", f"GetBookings/xml: {problem_text}")
+            return _fault("soap:Client", f"{operation}/xml: {problem_text}")
         user = call.findtext(f"{{{NS}}}externaluser") or ""
         unit_type = (inner.findtext("CareUnitIdType") or "").strip()
         unit = (inner.findtext("CareUnitId") or "").strip()
-        head = {"User": user, "CareUnitType": unit_type, "CareUnit": unit}
+        head = {"User": user, "CareUnitType": unit_type, "CareUnit": unit, "Method": operation}
         if switches.error is not None:
-            return _answer(_error_document(head, *switches.error))
-        return _answer(_answer_call(book, inner, head, ids))
+            return _answer(_error_document(head, *switches.error), operation)
+        if calendar is not None and operation in WRITE_CHILDREN:
+            before = len(calendar.outbox)
+            document = _answer_write(calendar, operation, inner, head, ids)
+            made = calendar.outbox[before:]
+            if made and pusher is not None:
+                await pusher(list(made))
+            if made and switches.lose_answers > 0:
+                switches.lose_answers -= 1
+                return Response(
+                    "<html><body>502 Bad Gateway</body></html>", status_code=502, media_type="text/html"
+                )
+            return _answer(document, operation)
+        return _answer(_answer_call(book, inner, head, ids, calendar), operation)
 
     return Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
 
 
-def _inner(call: etree._Element) -> tuple[etree._Element | None, str]:
+def _inner(call: etree._Element, extra: set[str]) -> tuple[etree._Element | None, str]:
     """The escaped ``ProfdocHISMessage`` in ``xml``, checked; or None and what is wrong."""
     text = call.findtext(f"{{{NS}}}xml")
     if not text or not text.strip():
@@ -163,7 +199,7 @@ def _inner(call: etree._Element) -> tuple[etree._Element | None, str]:
     for required in ("CareUnitIdType", "CareUnitId"):
         if not (inner.findtext(required) or "").strip():
             return None, f"ProfdocHISMessage needs {required}"
-    known = {"PatientId", "BookingId", "CareUnitIdType", "CareUnitId"}
+    known = {"PatientId", "BookingId", "CareUnitIdType", "CareUnitId"} | extra
     for child in inner:
         if child.tag not in known:
             return None, f"ProfdocHISMessage has an unknown child {child.tag!r}"
@@ -171,7 +207,11 @@ def _inner(call: etree._Element) -> tuple[etree._Element | None, str]:
 
 
 def _answer_call(
-    book: JournalBook, inner: etree._Element, head: dict[str, str], ids: dict[str, str]
+    book: JournalBook,
+    inner: etree._Element,
+    head: dict[str, str],
+    ids: dict[str, str],
+    calendar: JournalCalendar | None = None,
 ) -> etree._Element:
     if head["CareUnitType"] != CARE_UNIT_ID_TYPE:
         return _error_document(head, INVALID_CARE_UNIT, f"CareUnitIdType {head['CareUnitType']} is not known")
@@ -193,7 +233,87 @@ def _answer_call(
     container.set("CareUnitId", head["CareUnit"])
     container.set("CareUnitName", unit_name)
     for b in found:
-        _booking(container, b, ids)
+        _booking(container, b, ids, calendar)
+    return doc
+
+
+def _answer_write(
+    calendar: JournalCalendar,
+    operation: str,
+    inner: etree._Element,
+    head: dict[str, str],
+    ids: dict[str, str],
+) -> etree._Element:
+    """A write operation against the calendar: its answer, or an error document (nothing changed)."""
+    codes = {tt_id: code for code, tt_id in ids.items()}
+    if head["CareUnitType"] != CARE_UNIT_ID_TYPE:
+        return _error_document(head, INVALID_CARE_UNIT, f"CareUnitIdType {head['CareUnitType']} is not known")
+    unit = head["CareUnit"]
+    text = {child.tag: (child.text or "").strip() for child in inner}
+    try:
+        if operation == "GetAvailableTimeslots":
+            code = codes.get(text.get("TimeTypeId", ""), "")
+            first = datetime.strptime(text.get("StartDate", ""), "%Y%m%d").date()
+            last = datetime.strptime(text.get("EndDate", ""), "%Y%m%d").date()
+            return _timeslots(head, calendar, unit, code, first, last, ids)
+        patient = text.get("PatientId", "")
+        if not _PATIENT_ID.match(patient):
+            return _error_document(head, INVALID_PATIENT_ID, "PatientId is not a 12-digit number")
+        doc = _document("Response", head)
+        container = etree.SubElement(doc, "Bookings")
+        container.set("CareUnitIdType", head["CareUnitType"])
+        container.set("CareUnitId", unit)
+        if operation == "MakeBooking":
+            b = calendar.make_booking(
+                patient,
+                unit,
+                _local(text.get("StartTime", "")),
+                _local(text.get("EndTime", "")),
+                codes.get(text.get("TimeTypeId", ""), ""),
+                text.get("PatientReason") or None,
+            )
+            _booking(container, b, ids, calendar)
+        elif operation == "RescheduleBooking":
+            b = calendar.reschedule(
+                patient,
+                text.get("BookingId", ""),
+                _local(text.get("StartTime", "")),
+                _local(text.get("EndTime", "")),
+            )
+            _booking(container, b, ids, calendar)
+        else:
+            calendar.cancel(patient, text.get("BookingId", ""), text.get("CancelReason") or None)
+        return doc
+    except CalendarError as exc:
+        return _error_document(head, exc.code, exc.msg)
+    except ValueError as exc:
+        return _error_document(head, INVALID_REQUEST, f"{operation}: {exc}")
+
+
+def _local(text: str) -> datetime:
+    return datetime.strptime(text, "%Y%m%d%H%M").replace(tzinfo=STOCKHOLM).astimezone(UTC)
+
+
+def _timeslots(
+    head: dict[str, str],
+    calendar: JournalCalendar,
+    unit: str,
+    code: str,
+    first: date,
+    last: date,
+    ids: dict[str, str],
+) -> etree._Element:
+    doc = _document("Response", head)
+    container = etree.SubElement(doc, "Timeslots")
+    container.set("CareUnitIdType", head["CareUnitType"])
+    container.set("CareUnitId", unit)
+    for slot in calendar.free(unit, code, first, last):
+        el = etree.SubElement(container, "Timeslot")
+        _text(el, "StartTime", local_stamp(slot.start.astimezone(STOCKHOLM), seconds=False))
+        _text(el, "EndTime", local_stamp(slot.end.astimezone(STOCKHOLM), seconds=False))
+        _text(el, "TimeTypeId", ids.get(slot.time_type, "0"))
+        _text(el, "ResourceId", slot.resource_id)
+        _text(el, "ResourceName", slot.resource_name)
     return doc
 
 
@@ -206,7 +326,7 @@ def _document(msg_type: str, head: dict[str, str]) -> etree._Element:
     doc.set("User", head["User"])
     doc.set("CareUnitType", head["CareUnitType"])
     doc.set("CareUnit", head["CareUnit"])
-    doc.set("Method", "Booking.GetBookings")
+    doc.set("Method", f"Booking.{head.get('Method', 'GetBookings')}")
     return doc
 
 
@@ -219,7 +339,9 @@ def _error_document(head: dict[str, str], code: str, msg: str) -> etree._Element
     return doc
 
 
-def _booking(parent: etree._Element, b: JournalBooking, ids: dict[str, str]) -> None:
+def _booking(
+    parent: etree._Element, b: JournalBooking, ids: dict[str, str], calendar: JournalCalendar | None = None
+) -> None:
     el = etree.SubElement(parent, "Booking")
     _text(el, "BookingId", b.booking_id)
     _text(el, "BookingType", "0")
@@ -237,20 +359,21 @@ def _booking(parent: etree._Element, b: JournalBooking, ids: dict[str, str]) -> 
         _text(r, "ResourceName", res.name or "")
     _text(el, "PatientId", b.patient_id)
     _text(el, "PatientReason", b.reason or "")
-    _text(el, "CancelAllowed", "1")
-    _text(el, "RescheduleAllowed", "1")
+    allowed = calendar.allowed(b.booking_id) if calendar is not None else None
+    _text(el, "CancelAllowed", "0" if allowed is not None and not allowed.cancel else "1")
+    _text(el, "RescheduleAllowed", "0" if allowed is not None and not allowed.reschedule else "1")
 
 
 def _text(parent: etree._Element, name: str, value: str) -> None:
     etree.SubElement(parent, name).text = value
 
 
-def _answer(document: etree._Element) -> Response:
-    """``GetBookingsResponse/GetBookingsResult`` holding the document as (escaped) text."""
+def _answer(document: etree._Element, operation: str = "GetBookings") -> Response:
+    """``<Operation>Response/<Operation>Result`` holding the document as (escaped) text."""
     envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
     body = etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body")
-    response = etree.SubElement(body, f"{{{NS}}}GetBookingsResponse", nsmap={"tns": NS})
-    result = etree.SubElement(response, f"{{{NS}}}GetBookingsResult")
+    response = etree.SubElement(body, f"{{{NS}}}{operation}Response", nsmap={"tns": NS})
+    result = etree.SubElement(response, f"{{{NS}}}{operation}Result")
     result.text = etree.tostring(document, encoding="unicode")
     return _xml(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
 

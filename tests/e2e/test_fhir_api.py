@@ -185,9 +185,15 @@ def test_capability_statement_says_what_is_supported(gateway: GatewayThread, htt
     body = http.get("/fhir/metadata").json()
     CapabilityStatement.model_validate(body)
     resources = {r["type"]: r for r in body["rest"][0]["resource"]}
-    assert set(resources) == {"Appointment", "Communication", "Binary", "CodeSystem"}
+    assert set(resources) == {"Appointment", "Communication", "Binary", "CodeSystem", "Slot"}
     resource = resources["Appointment"]
-    assert {i["code"] for i in resource["interaction"]} == {"read", "search-type"}
+    assert {i["code"] for i in resource["interaction"]} == {
+        "read",
+        "search-type",
+        "create",
+        "update",
+        "patch",
+    }
     names = {p["name"] for p in resource["searchParam"]}
     assert {"patient:identifier", "date", "status", "_lastUpdated", "_count", "_sort"} <= names
     communication = resources["Communication"]

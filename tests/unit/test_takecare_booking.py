@@ -204,3 +204,61 @@ def test_r_bk_4_an_answer_breaking_the_contract_is_a_permanent_error(document: s
     with pytest.raises(AnswerError, match=text) as caught:
         read_answer(document, TOLVAN, IDS)
     assert "191212121212" not in str(caught.value)  # no personnummer in error texts (logs)
+
+
+# --- issue 21: the write operations' documents and the journal's permissions (R-BK-8) ---------
+
+
+def test_r_bk_8_cancel_and_reschedule_allowed_are_read() -> None:
+    from gateway.domain.identity import IdKind, PersonId
+    from gateway.journal_adapter.takecare_booking import read_answer as read
+
+    person = PersonId(IdKind.PERSONNUMMER, "191212121212", "1.2.752.129.2.1.3.1")
+    doc = (
+        '<ProfdocHISMessage MsgType="Response"><Bookings CareUnitId="U">'
+        "<Booking><BookingId>1</BookingId><StartTime>202612141000</StartTime><EndTime>202612141030</EndTime>"
+        "<TimeTypeId>11</TimeTypeId><PatientId>191212121212</PatientId><CancelAllowed>0</CancelAllowed>"
+        "<RescheduleAllowed>1</RescheduleAllowed></Booking>"
+        "<Booking><BookingId>2</BookingId><StartTime>202612141000</StartTime><EndTime>202612141030</EndTime>"
+        "<TimeTypeId>11</TimeTypeId></Booking></Bookings></ProfdocHISMessage>"
+    )
+    first, second = read(doc, person, {"11": "NYB"}).bookings
+    assert (first.cancel_allowed, first.reschedule_allowed) == (False, True)
+    assert (second.cancel_allowed, second.reschedule_allowed) == (None, None)
+
+
+def test_write_requests_carry_the_published_envelope_and_local_times() -> None:
+    from datetime import UTC, date, datetime
+
+    from lxml import etree as et
+
+    from gateway.journal_adapter import takecare_booking_write as w
+
+    now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    start = datetime(2026, 12, 14, 9, 0, tzinfo=UTC)
+    text = w.make_booking_request(
+        unit_type="HSAID", unit="U", patient_id="191212121212", start=start, end=start.replace(minute=30),
+        time_type_id="11", resource_id=None, reason="Ont", invoking_system="GW", now=now,
+    )  # fmt: skip
+    doc = et.fromstring(text)
+    assert (doc.tag, doc.get("MsgType"), doc.get("Time")) == (
+        "ProfdocHISMessage",
+        "Request",
+        "20261207100000",
+    )
+    assert [c.tag for c in doc] == [
+        "CareUnitIdType", "CareUnitId", "PatientId", "StartTime", "EndTime", "TimeTypeId", "PatientReason",
+    ]  # fmt: skip
+    assert doc.findtext("StartTime") == "202612141000"  # Swedish local time
+    slots = w.timeslots_request(
+        unit_type="HSAID", unit="U", time_type_id="11", first=date(2026, 12, 14), last=date(2026, 12, 15),
+        invoking_system="GW", now=now,
+    )  # fmt: skip
+    assert et.fromstring(slots).findtext("StartDate") == "20261214"
+    answer = (
+        '<ProfdocHISMessage MsgType="Response"><Timeslots CareUnitId="U"><Timeslot>'
+        "<StartTime>202612141000</StartTime><EndTime>202612141030</EndTime><TimeTypeId>90</TimeTypeId>"
+        "</Timeslot></Timeslots></ProfdocHISMessage>"
+    )
+    [slot] = w.read_timeslots(answer, {"11": "NYB"})
+    assert slot.time_type is None  # an unknown id: hidden (R-BK-1)

@@ -1,0 +1,159 @@
+"""RIV-TA crm:scheduling 1.1 producer (issue 21): the same use case as the FHIR face. A citizen
+lists free times, books, rebooks and cancels over SOAP with a RIVTABP21 LogicalAddress; the
+journal mock's calendar shows each change once; GetSubjectOfCareSchedule and the FHIR
+Appointment agree; refusals answer resultCode ERROR naming the rule and change nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lxml import etree
+
+from gateway.fhir.appointment import appointment_id
+from gateway.journal_adapter.timestamps import STOCKHOLM
+from gateway.rivta_scheduling import ADDRESSING, CORE, PATH, SOAP_ENV, responder
+from tests.conftest import wait_processed
+from tests.e2e.test_self_service_fhir import FIRST, SKYDDAD, TOLVAN, UNIT, World, world  # noqa: F401
+
+NYB_ID = "11"
+
+
+def _call(w: World, name: str, body: str, address: str = UNIT) -> etree._Element:
+    envelope = (
+        f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{ADDRESSING}" xmlns:r="{responder(name)}" '
+        f'xmlns:c="{CORE}"><soap:Header><a:LogicalAddress>{address}</a:LogicalAddress></soap:Header>'
+        f"<soap:Body><r:{name}>{body}</r:{name}></soap:Body></soap:Envelope>"
+    )
+    r = w.http.post(PATH, content=envelope.encode(), headers={"Content-Type": "text/xml; charset=utf-8"})
+    assert r.status_code in (200, 500), r.text
+    return etree.fromstring(r.content)
+
+
+def _texts(doc: etree._Element, name: str) -> list[str]:
+    return [
+        el.text or ""
+        for el in doc.iter()
+        if isinstance(el.tag, str) and etree.QName(el.tag).localname == name
+    ]
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(STOCKHOLM).strftime("%Y%m%d%H%M%S")
+
+
+def test_rivta_book_rebook_cancel_and_schedule_agrees_with_fhir(world: World) -> None:  # noqa: F811
+    w = world
+    day = FIRST.astimezone(STOCKHOLM).strftime("%Y%m%d")
+    free = _call(
+        w,
+        "GetAvailableTimeslots",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:startDateInclusive>{day}</r:startDateInclusive>"
+        f"<r:endDateInclusive>{day}</r:endDateInclusive><r:timeTypeID>{NYB_ID}</r:timeTypeID>",
+    )
+    starts = _texts(free, "startTimeInclusive")
+    ends = _texts(free, "endTimeExclusive")
+    assert len(starts) == 6
+    booked = _call(
+        w,
+        "MakeBooking",
+        f"<r:healthcare_facility_med>{UNIT}</r:healthcare_facility_med><r:requestedTimeslot>"
+        f"<c:startTimeInclusive>{starts[0]}</c:startTimeInclusive><c:endTimeExclusive>{ends[0]}</c:endTimeExclusive>"
+        f"<c:healthcare_facility>{UNIT}</c:healthcare_facility><c:subject_of_care>{TOLVAN}</c:subject_of_care>"
+        f"<c:timeTypeID>{NYB_ID}</c:timeTypeID></r:requestedTimeslot>"
+        "<r:subject_of_care_info><firstName>T</firstName><lastName>T</lastName></r:subject_of_care_info>",
+    )
+    assert _texts(booked, "resultCode") == ["OK"], etree.tostring(booked)
+    [booking_id] = _texts(booked, "bookingId")
+    # Rebook, then the schedule and FHIR agree on the new time.
+    updated = _call(
+        w,
+        "UpdateBooking",
+        f"<r:requestedTimeslot><c:startTimeInclusive>{starts[3]}</c:startTimeInclusive>"
+        f"<c:endTimeExclusive>{ends[3]}</c:endTimeExclusive><c:healthcare_facility>{UNIT}</c:healthcare_facility>"
+        f"<c:bookingId>{booking_id}</c:bookingId></r:requestedTimeslot>",
+    )
+    assert _texts(updated, "resultCode") == ["OK"], etree.tostring(updated)
+    schedule = _call(
+        w,
+        "GetSubjectOfCareSchedule",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{TOLVAN}</r:subject_of_care>",
+    )
+    assert _texts(schedule, "bookingId") == [booking_id]
+    assert _texts(schedule, "startTimeInclusive") == [starts[3]]
+    wait_processed(w.http)
+    fhir = w.http.get(f"/fhir/Appointment/{appointment_id('TAKECARE', booking_id)}").json()
+    assert _ts(datetime.fromisoformat(fhir["start"])) == starts[3]
+    # Cancel.
+    cancelled = _call(
+        w,
+        "CancelBooking",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:bookingId>{booking_id}</r:bookingId>"
+        "<r:message>Förhindrad</r:message>",
+    )
+    assert _texts(cancelled, "resultCode") == ["OK"]
+    assert [c.trigger for c in w.calendar.changes] == ["S12", "S13", "S15"]
+    assert (
+        _texts(
+            _call(
+                w,
+                "GetSubjectOfCareSchedule",
+                f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{TOLVAN}</r:subject_of_care>",
+            ),
+            "bookingId",
+        )
+        == []
+    )
+
+
+def test_rivta_refusals_and_logical_address(world: World) -> None:  # noqa: F811
+    w = world
+    before = w.calendar.snapshot()
+    protected = _call(
+        w,
+        "GetSubjectOfCareSchedule",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{SKYDDAD}</r:subject_of_care>",
+    )
+    assert _texts(protected, "faultcode") == ["soap:Client"] and "R-ID-3" in "".join(
+        _texts(protected, "faultstring")
+    )
+    start = _ts(FIRST)
+    hidden = _call(
+        w,
+        "MakeBooking",
+        f"<r:healthcare_facility_med>{UNIT}</r:healthcare_facility_med><r:requestedTimeslot>"
+        f"<c:startTimeInclusive>{start}</c:startTimeInclusive><c:endTimeExclusive>{start}</c:endTimeExclusive>"
+        f"<c:healthcare_facility>{UNIT}</c:healthcare_facility><c:subject_of_care>{TOLVAN}</c:subject_of_care>"
+        "<c:timeTypeID>90</c:timeTypeID></r:requestedTimeslot>",
+    )
+    assert _texts(hidden, "resultCode") == ["ERROR"] and "R-BK-1" in "".join(_texts(hidden, "resultText"))
+    wrong = _call(
+        w,
+        "GetSubjectOfCareSchedule",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{TOLVAN}</r:subject_of_care>",
+        address="SE2321000016-7P3K",
+    )
+    assert "LogicalAddress" in etree.tostring(wrong).decode()
+    assert w.calendar.snapshot() == before
+
+
+def test_rivta_answers_follow_the_own_schemas_and_the_wsdls_load(world: World) -> None:  # noqa: F811
+    import zeep
+
+    from gateway.rivta_scheduling import INTERACTIONS, SCHEMAS, schema
+
+    w = world
+    answer = _call(
+        w,
+        "GetSubjectOfCareSchedule",
+        f"<r:healthcare_facility>{UNIT}</r:healthcare_facility><r:subject_of_care>{TOLVAN}</r:subject_of_care>",
+    )
+    body = answer.find(f"{{{SOAP_ENV}}}Body")
+    assert body is not None
+    assert schema("GetSubjectOfCareSchedule").validate(body[0])
+    bad = _call(w, "MakeBooking", "<r:nonsense/>")
+    assert _texts(bad, "faultcode") == ["soap:Client"] and "contract" in "".join(_texts(bad, "faultstring"))
+    for name in INTERACTIONS:
+        client = zeep.Client(str(SCHEMAS / f"{name}Interaction_1.1_RIVTABP21.wsdl"))
+        assert name in client.service._binding._operations
+        served = w.http.get(PATH, params={"wsdl": name})
+        assert served.status_code == 200 and b"ResponderBinding" in served.content
