@@ -121,13 +121,17 @@ def _envelope(name: str, build: Callable[[etree._Element], None]) -> Response:
     )
 
 
-def _fault(code: str, text: str) -> Response:
+def _fault(code: str, text: str, status: int | None = None) -> Response:
+    """A SOAP fault. HTTP 400 for the caller's fault (soap:Client), as SOAP 1.2 answers a Sender
+    fault, so bad input is never a 5xx; 503 when the journal cannot be asked now; 500 else."""
     env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
     fault = etree.SubElement(etree.SubElement(env, f"{{{SOAP_ENV}}}Body"), f"{{{SOAP_ENV}}}Fault")
     etree.SubElement(fault, "faultcode").text = code
     etree.SubElement(fault, "faultstring").text = text
     return Response(
-        etree.tostring(env, xml_declaration=True, encoding="UTF-8"), status_code=500, media_type="text/xml"
+        etree.tostring(env, xml_declaration=True, encoding="UTF-8"),
+        status_code=status or (400 if code == "soap:Client" else 500),
+        media_type="text/xml",
     )
 
 
@@ -218,7 +222,7 @@ async def scheduling(request: Request) -> Response:
     if not address:
         return _fault("soap:Client", f"RIVTABP21: header LogicalAddress ({ADDRESSING}) is required")
     if service is None:
-        return _fault("soap:Server", "self-service is not configured (no XChange journal service)")
+        return _fault("soap:Server", "self-service is not configured (no XChange journal service)", 503)
     try:
         return await _dispatch(request, service, name, call, address)
     except (Refused, NotFound, InvalidRequest) as exc:
@@ -226,7 +230,7 @@ async def scheduling(request: Request) -> Response:
             return _fault("soap:Client", str(exc))
         return _result(name, "ERROR", str(exc))
     except UpstreamError as exc:
-        return _fault("soap:Server", f"the journal could not be reached, try again: {exc}")
+        return _fault("soap:Server", f"the journal could not be reached, try again: {exc}", 503)
     except GatewayError:
         return _fault("soap:Server", "internal error")
 
