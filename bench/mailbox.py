@@ -261,16 +261,21 @@ class _TimedOutbox(Outbox):
         self.claim_ms: list[float] = []
         self.receipt_ms: list[float] = []
         self.receipt_batches: list[int] = []
+        #: CPU seconds of the claims' and the receipt transactions' own threads (``thread_time``).
+        self.claim_cpu = 0.0
+        self.receipt_cpu = 0.0
 
     def _claim(self) -> list[_Claim]:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         claims = super()._claim()
+        self.claim_cpu += time.thread_time() - cpu
         self.claim_ms.append((time.perf_counter() - started) * 1000)
         return claims
 
     def _record(self, outcomes: list[_Outcome]) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         super()._record(outcomes)
+        self.receipt_cpu += time.thread_time() - cpu
         self.receipt_ms.append((time.perf_counter() - started) * 1000)
         self.receipt_batches.append(len(outcomes))
 
@@ -373,6 +378,7 @@ async def _outbox_runs(
             outbox.claim_ms.clear()
             outbox.receipt_ms.clear()
             outbox.receipt_batches.clear()
+            outbox.claim_cpu = outbox.receipt_cpu = 0.0
             timed.prefetches.clear()
             load_before = os.getloadavg()[0]
             cpu, mock_cpu = time.process_time(), _cpu_seconds(mock.pid)
@@ -405,6 +411,8 @@ async def _outbox_runs(
                 # claim, client, receipts) and the mock's (isReachable and deliverSecure).
                 "cpu_ms_per_letter": cpu * 1000 / count,
                 "mock_cpu_ms_per_letter": mock_cpu * 1000 / count,
+                "claim_cpu_ms_per_letter": outbox.claim_cpu * 1000 / count,
+                "receipt_cpu_ms_per_letter": outbox.receipt_cpu * 1000 / count,
                 "load_average": (round(load_before, 1), round(load_after, 1)),
             }
         await asyncio.to_thread(_set_latency, mock_url, 0.0)
@@ -559,6 +567,8 @@ def run(ctx: Context) -> Result:
                 "isreachable_calls": len(r["prefetches"]),
                 "receipt_transactions": len(r["receipt_batches"]),
                 "cpu_ms_per_letter": round(r["cpu_ms_per_letter"], 2),
+                "claim_cpu_ms_per_letter": round(r["claim_cpu_ms_per_letter"], 2),
+                "receipt_cpu_ms_per_letter": round(r["receipt_cpu_ms_per_letter"], 2),
                 "mock_cpu_ms_per_letter": round(r["mock_cpu_ms_per_letter"], 2),
                 "load_average_before_after": r["load_average"],
                 "problems": r["problems"],
