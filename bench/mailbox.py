@@ -1,11 +1,11 @@
 """Mailbox deliveries/s through the durable outbox, at 0 ms and 50 ms provider latency.
 
 Subject: the real :class:`gateway.outbox.Outbox` (claim, deliver, receipt in the store) with the
-real :class:`gateway.mailbox_adapter.MailboxDeliveryClient` (zeep on async httpx, retries,
-breakers, XML-DSig signing of both signatures with the throwaway certificate, one
-``isReachable`` per claimed batch), draining N pending letters with ``Outbox.drain`` (the
-pipeline ``run`` uses: no batch barrier, receipts written in batches), with the gateway's
-default ``outbox_batch`` and ``outbox_concurrency``.
+real :class:`gateway.mailbox_adapter.MailboxDeliveryClient` (the request built with lxml and
+both XML-DSig signatures written on it with the throwaway certificate, async httpx, the answer
+read by zeep, retries, breakers, one ``isReachable`` per claimed batch), draining N pending
+letters with ``Outbox.drain`` (the pipeline ``run`` uses: no batch barrier, receipts written in
+batches), with the gateway's default ``outbox_batch`` and ``outbox_concurrency``.
 
 The mailbox mock (``mocks.mailbox``) runs in a separate, spawned process on a real port, so its
 own XML work (schema validation, signature verification) does not share the outbox's GIL; its
@@ -76,7 +76,7 @@ from gateway.store.db import make_engine
 from gateway.store.tables import mailbox_outbox
 
 NAME = "mailbox"
-TITLE = "Mailbox outbox deliveries/s (real Outbox + signed zeep client) vs ideal and raw signed SOAP POSTs"
+TITLE = "Mailbox outbox deliveries/s (real Outbox + signing client) vs ideal and raw signed SOAP POSTs"
 LATENCIES_MS = (0, 50)
 OIDS = {"personnummer": "1.2.752.129.2.1.3.1", "samordningsnummer": "1.2.752.129.2.1.3.3"}
 PROVIDERS = {p.value: p for p in MailboxProvider}
