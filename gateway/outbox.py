@@ -352,29 +352,32 @@ class Outbox:
                 )
                 .order_by(mailbox_outbox.c.id)
             ).all()
-            claims: list[_Claim] = []
-            for row in rows:
-                files = conn.execute(
-                    select(
-                        document_attachments.c.filename,
-                        document_attachments.c.content_type,
-                        document_attachments.c.data,
-                    )
-                    .where(document_attachments.c.document_id == row.document_id)
-                    .order_by(document_attachments.c.position)
-                ).all()
-                claims.append(
-                    _Claim(
-                        row.id,
-                        row.document_id,
-                        row.message_id,
-                        MailboxProvider(row.provider),
-                        row.recipient_value,
-                        row.attempts,
-                        row.text,
-                        tuple(Attachment(f.filename, f.content_type, f.data) for f in files),
-                    )
+            # Every claimed letter's attachments in one query, not one per letter.
+            files: dict[str, list[Attachment]] = {}
+            for f in conn.execute(
+                select(
+                    document_attachments.c.document_id,
+                    document_attachments.c.filename,
+                    document_attachments.c.content_type,
+                    document_attachments.c.data,
                 )
+                .where(document_attachments.c.document_id.in_(sorted({row.document_id for row in rows})))
+                .order_by(document_attachments.c.document_id, document_attachments.c.position)
+            ):
+                files.setdefault(f.document_id, []).append(Attachment(f.filename, f.content_type, f.data))
+            claims = [
+                _Claim(
+                    row.id,
+                    row.document_id,
+                    row.message_id,
+                    MailboxProvider(row.provider),
+                    row.recipient_value,
+                    row.attempts,
+                    row.text,
+                    tuple(files.get(row.document_id, ())),
+                )
+                for row in rows
+            ]
         return claims
 
     async def _deliver(self, claim: _Claim) -> _Outcome:

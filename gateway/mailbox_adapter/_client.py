@@ -1,6 +1,11 @@
 """The mailbox clients: the recipient service (``MailboxDirectory``) and the operators' delivery
 services (``MailboxDelivery``), Mina meddelanden v3, zeep on one async httpx client each (mutual
-TLS with the region's client certificate, per service), with retries and breakers."""
+TLS with the region's client certificate, per service), with retries and breakers.
+
+``deliverSecure`` is built with lxml and signed on that tree (``_translate.deliver_secure``,
+``_signing.sign_sealed_delivery``), posted through zeep's transport, and its answer (or Fault)
+read by zeep's binding, as for any other operation: at outbox speed, building the request through
+zeep's types cost more CPU than the rest of a delivery."""
 
 from __future__ import annotations
 
@@ -25,15 +30,16 @@ from gateway.domain.mailbox import MailboxReceipt, OutgoingLetter
 from gateway.errors import ConfigurationError
 from gateway.mailbox_adapter._errors import translate_exception
 from gateway.mailbox_adapter._settings import MailboxSettings
-from gateway.mailbox_adapter._signing import DeliverySigner, SigningIdentity, load_identity
+from gateway.mailbox_adapter._signing import SigningIdentity, load_identity, sign_sealed_delivery
 from gateway.mailbox_adapter._suppliers import SupplierTable, load_suppliers
 from gateway.mailbox_adapter._translate import (
     Reachable,
     Sender,
+    deliver_secure,
     delivery_result,
     reachability_answer,
     refusal_before_delivery,
-    sealed_delivery,
+    soap_envelope,
 )
 from gateway.resilience import CircuitBreaker, RetryPolicy
 
@@ -46,6 +52,10 @@ DELIVERY_BINDING = "{http://minameddelanden.gov.se/Service}ServiceBinding-v3"
 ZEEP_SETTINGS = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True, forbid_external=False)
 #: How long an isReachable answer asked for a batch (``prefetch``) is used for its deliveries.
 PREFETCH_SECONDS = 60.0
+DELIVER_OPERATION = "deliverSecure"
+#: Connections kept open per transport: more than the outbox's concurrency (8 by default), so a
+#: delivery never waits for a TCP (and TLS) handshake because the pool closed an idle one.
+POOL_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=32, keepalive_expiry=30.0)
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -77,7 +87,9 @@ def ssl_context(settings: MailboxSettings, *, operators: bool = False) -> ssl.SS
 def http_client(settings: MailboxSettings, *, operators: bool = False) -> httpx.AsyncClient:
     """The default transport: timeouts and TLS from settings (``operators``: for deliverSecure)."""
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.timeout), verify=ssl_context(settings, operators=operators)
+        timeout=httpx.Timeout(settings.timeout),
+        verify=ssl_context(settings, operators=operators),
+        limits=POOL_LIMITS,
     )
 
 
@@ -259,17 +271,19 @@ class MailboxDeliveryClient:
             else MailboxDirectoryClient(self.settings, client=client, clock=clock, sleep=sleep)
         )
         self.identity = identity if identity is not None else load_identity(self.settings)
-        self._zeep = _load(
-            self.settings.delivery_wsdl,
-            DELIVERY_BINDING,
-            self.settings,
-            self._http,
-            [DeliverySigner(self.identity)],
-        )
+        self._zeep = _load(self.settings.delivery_wsdl, DELIVERY_BINDING, self.settings, self._http, [])
+        # zeep is untyped: its Soap11Binding and OperationInfo.
+        self._binding: Any = self._zeep.wsdl.bindings[DELIVERY_BINDING]
+        self._operation: Any = self._binding.get(DELIVER_OPERATION)  # type: ignore[no-untyped-call]
+        action = self._operation.soapaction
+        # As zeep sends SOAP 1.1 (the v3 binding's SOAPAction is empty: '""').
+        self._headers = {
+            "SOAPAction": f'"{action}"' if action else '""',
+            "Content-Type": "text/xml; charset=utf-8",
+        }
         self._calls = _Calls(self.settings, clock, sleep)
         self.retry = self._calls.retry
         self.breakers: dict[MailboxProvider, CircuitBreaker] = {}
-        self._proxies: dict[str, AsyncServiceProxy] = {}
         self._now = now
         self._clock = clock
         #: By message id: each prefetched answer serves its own letter once.
@@ -281,12 +295,6 @@ class MailboxDeliveryClient:
         if provider not in self.breakers:
             self.breakers[provider] = self._calls.breaker(f"mailbox-{provider.value}")
         return self.breakers[provider]
-
-    def _proxy(self, address: str) -> AsyncServiceProxy:
-        if address not in self._proxies:
-            binding = self._zeep.wsdl.bindings[DELIVERY_BINDING]
-            self._proxies[address] = AsyncServiceProxy(self._zeep, binding, address=address)  # type: ignore[no-untyped-call]
-        return self._proxies[address]
 
     async def prefetch(self, letters: Sequence[OutgoingLetter]) -> None:
         """Ask where each letter's person's mailbox is, in one ``isReachable`` (per 1,000). Raises
@@ -326,13 +334,18 @@ class MailboxDeliveryClient:
                 planned=letter.provider,
                 now=provider,
             )
-        proxy = self._proxy(reachable.service_address)
-        request = sealed_delivery(letter, self._sender, self._now().astimezone(UTC).date())
-        what = f"{provider.value} delivery service"
+        address = reachable.service_address
         started = time.monotonic()
+        # Built and signed once: a retry sends the very same bytes (the operator keys on the id).
+        request = deliver_secure(letter, self._sender, self._now().astimezone(UTC).date())
+        sign_sealed_delivery(request[0], self.identity)
+        content = soap_envelope(request)
+        what = f"{provider.value} delivery service"
+        transport = self._zeep.transport
 
         async def call() -> MailboxReceipt:
-            reply = await proxy.deliverSecure(deliverSecure=request)
+            response = await transport.post(address, content, self._headers)
+            reply = self._binding.process_reply(self._zeep, self._operation, transport.new_response(response))
             answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
             return delivery_result(answer, letter, provider, self._now())
 

@@ -1,5 +1,6 @@
 """Mina meddelanden v3 requests and answers <-> domain types, as pure functions over plain data
-(``zeep.helpers.serialize_object`` on the way in, zeep values on the way out). Nothing
+(``zeep.helpers.serialize_object`` on the way in; on the way out zeep values for isReachable and,
+for deliverSecure, the request element built with lxml from the letter, ready to sign). Nothing
 SOAP-specific leaves this module.
 
 How ``isReachable`` reads (docs/mailbox.md):
@@ -18,6 +19,7 @@ an operator not in the supplier table,      no mailbox, with the reason (``unusa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from zeep import xsd
+from lxml import etree
 
 from gateway.domain.documents import NO_MAILBOX, MailboxProvider, MailboxReachability
 from gateway.domain.identity import PersonId
@@ -157,51 +159,84 @@ class Sender:
     language: str
 
 
-def sealed_delivery(letter: OutgoingLetter, sender: Sender, today: date) -> dict[str, Any]:
-    """``deliverSecure/deliverSecure`` (a v3 ``SealedDelivery``) as zeep values. Both
-    ``ds:Signature`` are left out here (``SkipValue``); the signer plugin adds them when zeep sends.
+NS_SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+NS_SERVICE = "http://minameddelanden.gov.se/schema/Service/v3"
+NS_MESSAGE = "http://minameddelanden.gov.se/schema/Message/v3"
+NS_MESSAGE_V2 = "http://minameddelanden.gov.se/schema/Message/v2"
+NS_MESSAGE_V1 = "http://minameddelanden.gov.se/schema/Message"
+NS_SENDER = "http://minameddelanden.gov.se/schema/Sender"
+#: Declared once on ``deliverSecure``; exclusive c14n re-declares what each signed part uses.
+_NSMAP = {
+    "svc3": NS_SERVICE,
+    "msg3": NS_MESSAGE,
+    "msg2": NS_MESSAGE_V2,
+    "msg": NS_MESSAGE_V1,
+    "snd": NS_SENDER,
+}
+
+
+def _el(parent: etree._Element, namespace: str, tag: str, text: str | None = None) -> etree._Element:
+    element = etree.SubElement(parent, f"{{{namespace}}}{tag}")
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def deliver_secure(letter: OutgoingLetter, sender: Sender, today: date) -> etree._Element:
+    """The ``deliverSecure`` request element (Service v3) holding the ``SealedDelivery`` (its
+    inner ``deliverSecure``), in the contract's element order, without the two ``ds:Signature``
+    (``_signing.sign_sealed_delivery`` adds them). Built with lxml directly: building it through
+    zeep's types and then serialising cost more CPU than anything else in a delivery.
 
     Nothing about the document goes in metadata (004): the subject is a neutral one, the reference
     is the message id, and attachments are named ``bilaga-N.pdf``.
     """
-    support: dict[str, Any] = {"Text": sender.support_text}
+    request = etree.Element(f"{{{NS_SERVICE}}}deliverSecure", nsmap=_NSMAP)
+    sealed = _el(request, NS_SERVICE, "deliverSecure")
+    signed = _el(sealed, NS_MESSAGE, "SignedDelivery")
+    delivery = _el(signed, NS_MESSAGE, "Delivery")
+    header = _el(delivery, NS_MESSAGE, "Header")
+    who = _el(header, NS_MESSAGE_V2, "Sender")
+    _el(who, NS_SENDER, "Id", sender.org_nr)
+    _el(who, NS_SENDER, "Name", sender.name)
+    _el(header, NS_MESSAGE_V2, "Recipient", letter.recipient.value)
+    _el(header, NS_MESSAGE_V2, "Reference", letter.message_id)
+    _el(header, NS_MESSAGE_V2, "CorrelationId", uuid.uuid4().hex)
+    message = _el(delivery, NS_MESSAGE, "Message")
+    message_header = _el(message, NS_MESSAGE, "Header")
+    _el(message_header, NS_MESSAGE, "Id", letter.message_id)
+    _el(message_header, NS_MESSAGE, "Subject", letter.subject.value)
+    support = _el(message_header, NS_MESSAGE, "Supportinfo")
+    _el(support, NS_MESSAGE, "Text", sender.support_text)
     if sender.support_url:
-        support["URL"] = sender.support_url
-    attachments = [
-        {
-            "ContentType": PDF,
-            "Body": a.data,
-            "Checksum": hashlib.md5(a.data).hexdigest(),
-            "Filename": f"bilaga-{i}.pdf",
-        }
-        for i, a in enumerate(letter.attachments, start=1)
-    ]
-    message = {
-        "Header": {
-            "Id": letter.message_id,
-            "Subject": letter.subject.value,
-            "Supportinfo": support,
-            "Language": sender.language,
-            "ReceiptRequest": RECEIPT_REQUEST,
-        },
-        "Body": {"ContentType": TEXT_TYPE, "Body": letter.text.encode("utf-8")},
-        "Attachment": attachments,
-    }
-    delivery = {
-        "Header": {
-            "Sender": {"Id": sender.org_nr, "Name": sender.name},
-            "Recipient": letter.recipient.value,
-            "Reference": letter.message_id,
-            "CorrelationId": uuid.uuid4().hex,
-        },
-        "Message": [message],
-    }
-    return {
-        "SignedDelivery": {"Delivery": delivery, "Signature": xsd.SkipValue},
-        # The gateway delivers directly: the seal is the sender's own, dated today (xs:date).
-        "Seal": {"ReceivedTime": today, "SignaturesOK": True},
-        "Signature": xsd.SkipValue,
-    }
+        _el(support, NS_MESSAGE, "URL", sender.support_url)
+    _el(message_header, NS_MESSAGE, "Language", sender.language)
+    _el(message_header, NS_MESSAGE, "ReceiptRequest", RECEIPT_REQUEST)
+    body = _el(message, NS_MESSAGE, "Body")
+    _el(body, NS_MESSAGE_V1, "ContentType", TEXT_TYPE)
+    _el(body, NS_MESSAGE_V1, "Body", _b64(letter.text.encode("utf-8")))
+    for i, attachment in enumerate(letter.attachments, start=1):
+        part = _el(message, NS_MESSAGE, "Attachment")
+        _el(part, NS_MESSAGE_V1, "ContentType", PDF)
+        _el(part, NS_MESSAGE_V1, "Body", _b64(attachment.data))
+        _el(part, NS_MESSAGE_V1, "Checksum", hashlib.md5(attachment.data).hexdigest())
+        _el(part, NS_MESSAGE_V1, "Filename", f"bilaga-{i}.pdf")
+    # The gateway delivers directly: the seal is the sender's own, dated today (xs:date).
+    seal = _el(sealed, NS_MESSAGE, "Seal")
+    _el(seal, NS_MESSAGE_V1, "ReceivedTime", today.isoformat())
+    _el(seal, NS_MESSAGE_V1, "SignaturesOK", "true")
+    return request
+
+
+def soap_envelope(body_child: etree._Element) -> bytes:
+    """A SOAP 1.1 envelope around ``body_child``, UTF-8 with the XML declaration."""
+    envelope = etree.Element(f"{{{NS_SOAP}}}Envelope", nsmap={"soap-env": NS_SOAP})
+    etree.SubElement(envelope, f"{{{NS_SOAP}}}Body").append(body_child)
+    return bytes(etree.tostring(envelope, xml_declaration=True, encoding="utf-8"))
 
 
 def delivery_result(

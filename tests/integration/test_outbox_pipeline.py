@@ -20,7 +20,7 @@ from gateway.domain.documents import MailboxProvider
 from gateway.domain.mailbox import MailboxReceipt, OutgoingLetter, PrefetchingMailboxDelivery
 from gateway.errors import TransientUpstreamError
 from gateway.outbox import Outbox, _Outcome, enqueue
-from tests.documents_factory import insert_document
+from tests.documents_factory import FactoryAttachment, insert_document
 from tests.support import PNR_SYSTEM, TOLVAN
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -159,3 +159,32 @@ async def test_run_stops_after_recording_what_is_in_flight(engine: Engine) -> No
     await asyncio.wait_for(running, 5)
     assert sorted(delivery.delivered) == [f"m-{i:03d}" for i in range(6)]
     assert sum(len(r) for r in box.recorded) == 6  # nothing in flight was left unrecorded
+
+
+async def test_each_claimed_letter_carries_its_own_attachments_in_order(engine: Engine) -> None:
+    """A batch's attachments are read in one query: each letter still gets exactly its own."""
+    files = {
+        "a-0": (),
+        "a-1": (FactoryAttachment("one.pdf", "application/pdf", b"%PDF one"),),
+        "a-2": (
+            FactoryAttachment("first.pdf", "application/pdf", b"%PDF first"),
+            FactoryAttachment("second.pdf", "application/pdf", b"%PDF second"),
+        ),
+    }
+    with engine.begin() as conn:
+        for message_id, attachments in files.items():
+            doc = insert_document(conn, outcome="deliver", rules=("R-DOC-4",), attachments=attachments)
+            enqueue(
+                conn,
+                document_id=doc.document_id,
+                message_id=message_id,
+                provider=MailboxProvider.KIVRA,
+                recipient_system=PNR_SYSTEM,
+                recipient_value=TOLVAN,
+                now=NOW,
+            )
+    box = outbox(engine, ScriptedDelivery(), batch=10, width=2)
+    claims = box._claim()
+    assert {c.message_id: [(a.filename, a.data) for a in c.attachments] for c in claims} == {
+        m: [(a.filename, a.data) for a in attachments] for m, attachments in files.items()
+    }
