@@ -25,6 +25,7 @@ from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
 from gateway.domain.booking import Resource
 from gateway.domain.documents import MailboxProvider, MailboxReachability
 from gateway.domain.letter import Attachment
+from gateway.domain.notifications import STOCKHOLM
 from gateway.errors import MailboxRefused, TransientUpstreamError
 from gateway.fhir.communication import CATEGORY_SYSTEM, MAILBOX_EXTENSION
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm, minimal_pdf
@@ -545,7 +546,7 @@ def test_r_doc_8_r_doc_9_pushed_letters_reach_print_list_pdf_and_report_csv(
     assert handled.status_code == 200 and handled.json()["changed"] == [item["id"]]
     assert api.get("/print-list", params={"state": "open"}).json()["total"] == 0
 
-    today = datetime.now(UTC).date()
+    today = datetime.now(STOCKHOLM).date()  # the report's days are Stockholm's (23-24 UTC is tomorrow)
     report = api.get(
         "/reports/documents",
         params={
