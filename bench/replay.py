@@ -28,8 +28,8 @@ from gateway.journal_adapter.mllp import MllpClient
 from gateway.recording import fileformat
 from gateway.recording import replay as rp
 from gateway.recording.diff import Ignore
-from gateway.recording.store import ExportFilter, export_lines
 from gateway.store.db import make_engine
+from gateway.store.recordings import ExportFilter, export_lines
 from mocks.journal import JournalSimulator
 
 NAME = "replay"

@@ -47,7 +47,8 @@ from bench.common import (
     pg_database,
 )
 from gateway.bootstrap import GatewayThread
-from gateway.fhir.search import STOCKHOLM, parse_appointment_query
+from gateway.domain.query import STOCKHOLM
+from gateway.fhir.search import parse_appointment_query
 from gateway.store import migrate, queries
 from gateway.store.db import make_engine
 from gateway.store.tables import appointments

@@ -481,8 +481,8 @@ def messages(ctx: click.Context, /, db_url: str | None, **filters: Any) -> None:
 @click.pass_context
 def messages_show(ctx: click.Context, message_id: int) -> None:
     """Show one message: metadata, raw text, ACK and error."""
+    from gateway.journal_adapter.redaction import message_view
     from gateway.store import queries
-    from gateway.store.redaction import message_view
 
     engine = _engine(ctx.obj.get("db_url"))
     from gateway.store.browser import outputs

@@ -29,6 +29,7 @@ from gateway.api import (
     print_list,
     reports,
 )
+from gateway.api import fhir as fhir_routes
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -40,7 +41,6 @@ from gateway.errors import (
     PermanentUpstreamError,
     TransientUpstreamError,
 )
-from gateway.fhir import routes as fhir_routes
 from gateway.fhir.outcome import outcome
 from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings

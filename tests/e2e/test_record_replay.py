@@ -25,9 +25,9 @@ from gateway.mappings import DEFAULT_DIR
 from gateway.recording import fileformat
 from gateway.recording import replay as rp
 from gateway.recording.diff import Ignore
-from gateway.recording.store import ExportFilter, export_lines
 from gateway.settings import Settings
 from gateway.store.db import make_engine
+from gateway.store.recordings import ExportFilter, export_lines
 from mocks.journal import JournalSimulator, push
 from tests.conftest import wait_processed
 from tests.support import ack_code, mllp_exchange, siu

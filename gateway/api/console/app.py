@@ -39,12 +39,12 @@ from gateway.errors import (
     PermanentUpstreamError,
     TransientUpstreamError,
 )
+from gateway.journal_adapter.redaction import message_view
 from gateway.print_pdf import combine, render_pdf
 from gateway.store import browser, overview, print_list, queries, reports
 from gateway.store.audit import AuditFilter
 from gateway.store.audit import search as audit_search
 from gateway.store.inbox import STATES as MESSAGE_STATES
-from gateway.store.redaction import message_view
 
 log = structlog.get_logger(__name__)
 
