@@ -49,7 +49,6 @@ from bench.common import (
     gateway_settings,
     pg_database,
 )
-from gateway import document_flow
 from gateway import mappings as mapping_tables
 from gateway.domain.accounts import Account, AccountStatus
 from gateway.domain.documents import NO_EXCEPTIONS, MailboxProvider, MailboxReachability
@@ -66,6 +65,7 @@ from gateway.mailbox_adapter import (
 from gateway.mailbox_adapter._signing import SIGNED_DELIVERY
 from gateway.mappings import Mappings
 from gateway.outbox import DELIVERED, Outbox, _Claim, _Outcome
+from gateway.service import document_flow
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine

@@ -28,7 +28,6 @@ from gateway import metrics
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.api.console.settings import ConsoleSettings, OidcSettings
-from gateway.app_acks import AppAckSender
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
@@ -38,16 +37,17 @@ from gateway.errors import ConfigurationError
 from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
-from gateway.journal_adapter.intake import Intake, IntakeResult
 from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
-from gateway.notifier import Notifier
 from gateway.outbox import Outbox
-from gateway.processing import Processor
 from gateway.recording.wiring import OFFLINE_URL, Instruments
-from gateway.refresh import BookingSource
+from gateway.service.app_acks import AppAckSender
+from gateway.service.intake import Intake, IntakeResult
+from gateway.service.notifier import Notifier
+from gateway.service.processing import Processor
+from gateway.service.refresh import BookingSource
 from gateway.settings import Settings
 from gateway.sms_adapter import ElksSmsClient, SmsSettings
 from gateway.spar_adapter import SparRegister, SparSettings
@@ -86,7 +86,7 @@ class Gateway:
     outbox: Outbox | None = None
     #: Enhanced mode's application ACKs to the senders; runs beside the processing worker.
     app_acks: AppAckSender | None = None
-    #: Sends the planned SMS reminders and notices (gateway/notifier.py).
+    #: Sends the planned SMS reminders and notices (gateway/service/notifier.py).
     notifier: Notifier | None = None
     http_port: int | None = None
     #: The unauthenticated metrics port, when GATEWAY_METRICS_PORT is set.

@@ -1,6 +1,6 @@
 """The processing worker in its own OS process: the default for ``gateway serve``.
 
-The worker (``gateway/processing.py``) is CPU-heavy Python (parse again, FHIR resources,
+The worker (``gateway/service/processing.py``) is CPU-heavy Python (parse again, FHIR resources,
 validation, hashing). In the serving process it shares the GIL with the MLLP loop and the inbox
 writer, and every ACK waited behind it (``bench/README.md``, finding 2). Here it runs in a
 spawned child that builds its own engine and adapters from the same settings

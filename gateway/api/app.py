@@ -42,9 +42,9 @@ from gateway.errors import (
     TransientUpstreamError,
 )
 from gateway.fhir.outcome import outcome
-from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings
-from gateway.refresh import BookingSource
+from gateway.service.intake import Intake
+from gateway.service.refresh import BookingSource
 from gateway.settings import Settings
 from gateway.store.audit import AuditWriter
 

@@ -19,7 +19,7 @@ from gateway.domain.profile import HIDDEN, PersonProfile, person_profile
 from gateway.domain.register import Address, PopulationRegister, resolve
 from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
-from gateway.refresh import RefreshResult, refresh_bookings
+from gateway.service.refresh import RefreshResult, refresh_bookings
 from gateway.store import notifications as notification_store
 from gateway.store import people
 

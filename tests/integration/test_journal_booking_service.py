@@ -38,9 +38,9 @@ from gateway.journal_adapter.booking_service import (
     JournalServiceSettings,
     error_class,
 )
-from gateway.journal_adapter.intake import Intake
-from gateway.processing import Processor
-from gateway.refresh import ABSENT_REASON, TRANSPORT, refresh_bookings
+from gateway.service.intake import Intake
+from gateway.service.processing import Processor
+from gateway.service.refresh import ABSENT_REASON, TRANSPORT, refresh_bookings
 from gateway.store.inbox import DUPLICATE, RECEIVED, Inbox
 from gateway.store.queries import MessageFilter, list_messages
 from gateway.store.tables import appointments

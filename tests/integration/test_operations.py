@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 from gateway import mappings as mapping_tables
 from gateway.bootstrap import GatewayThread
 from gateway.cli import main
-from gateway.journal_adapter.intake import Intake
-from gateway.processing import Processor
+from gateway.service.intake import Intake
+from gateway.service.processing import Processor
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine

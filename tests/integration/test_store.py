@@ -13,8 +13,8 @@ from sqlalchemy import Engine, inspect, select
 from gateway import mappings as mapping_tables
 from gateway.bootstrap import GatewayThread
 from gateway.fhir.search import parse_appointment_query
-from gateway.journal_adapter.intake import Intake
-from gateway.processing import Processor
+from gateway.service.intake import Intake
+from gateway.service.processing import Processor
 from gateway.store import migrate, queries
 from gateway.store.inbox import Inbox
 from gateway.store.tables import appointments, audit_metadata, messages, metadata

@@ -107,7 +107,7 @@ def test_the_store_imports_neither_fhir_nor_hl7_nor_anything_above_it() -> None:
         "gateway.journal_adapter",
         "gateway.api",
         "gateway.service",
-        "gateway.processing",
+        "gateway.service.processing",
     )
     found = [
         f"{path}:{line} imports {module}"

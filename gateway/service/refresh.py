@@ -47,9 +47,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
 from gateway.errors import InvalidRequest, StoreError
-from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.siu_builder import Practitioner, SiuBooking, build_siu
 from gateway.mappings import Mappings
+from gateway.service.intake import Intake
 from gateway.store import appointments as appointment_store
 
 log = structlog.get_logger(__name__)

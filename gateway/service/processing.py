@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import document_flow, metrics, notification_flow
+from gateway import metrics
 from gateway.domain.accounts import Account, AccountDirectory, no_account
 from gateway.domain.booking import BookingAction, BookingEvent
 from gateway.domain.documents import (
@@ -44,6 +44,7 @@ from gateway.journal_adapter.header import check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.recording.context import correlate
+from gateway.service import document_flow, notification_flow
 from gateway.store import batch, identifier_links
 from gateway.store.compiled import CompiledCache
 from gateway.store.inbox import FAILED, PROCESSED, WAITING
