@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select, text
 
 from gateway.errors import InvalidRequest, NotFound
 from gateway.store import print_list
@@ -202,19 +203,52 @@ def test_r_doc_9_two_staff_marking_the_same_item_at_once_change_it_once(engine: 
     item_id = doc.print_item_id or 0
     second: list[print_list.MarkResult] = []
 
+    updating = threading.Event()
+
     def other_staff() -> None:
-        with engine.begin() as conn:
-            second.append(print_list.mark_handled(conn, [item_id], "bertil"))
+        with engine.connect() as conn:
+
+            @event.listens_for(conn, "before_cursor_execute")
+            def _about_to_run(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.lstrip().upper().startswith("UPDATE"):
+                    updating.set()  # the contended statement goes to the database now
+
+            with conn.begin():
+                second.append(print_list.mark_handled(conn, [item_id], "bertil"))
 
     with engine.connect() as first:
         tx = first.begin()
         assert print_list.mark_handled(first, [item_id], "anna").changed == (item_id,)
         thread = threading.Thread(target=other_staff)
         thread.start()
-        time.sleep(0.3)  # the other request now waits for this transaction's row lock
+        assert updating.wait(30), "the other staff's update never started"
+        _wait_until_blocked(engine)
+        assert second == []  # still waiting for this transaction: the race is on
         tx.commit()
     thread.join(timeout=30)
     assert second == [print_list.MarkResult(changed=(), unchanged=(item_id,))]
     assert [e for e in _events(engine, doc.document_id) if e[0] == "print-handled"] == [
         ("print-handled", "anna")
     ]
+
+
+def _wait_until_blocked(engine: Engine) -> None:
+    """PostgreSQL: until another backend waits on a lock (the row this test holds). SQLite
+    shows no waiters; its writer waits in the driver's busy handler, which the UPDATE hook has
+    already proved it entered."""
+    if engine.dialect.name != "postgresql":
+        return
+    deadline = time.monotonic() + 30
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the other transaction never waited for the row lock")
