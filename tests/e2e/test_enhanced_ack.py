@@ -84,7 +84,7 @@ def enhanced_gateway(tmp_path: Path, endpoint: SenderEndpoint) -> Iterator[Gatew
     with GatewayThread(
         settings, register=FakeRegister(), accounts=FakeAccounts(), mailbox=FakeMailbox()
     ) as gw:
-        gw.gateway.service.app_acks.backoff_initial = 0.1  # type: ignore[union-attr]
+        gw.gateway.app_acks.backoff_initial = 0.1  # type: ignore[union-attr]
         yield gw
 
 
@@ -172,7 +172,7 @@ def test_a_message_not_taken_gets_cr_and_no_application_ack(
     assert ack_code(commit) == "CR"
     assert ack_fields(commit, "ERR")[3].startswith("202^")
     wait_processed(client)
-    app_acks = enhanced_gateway.gateway.service.app_acks
+    app_acks = enhanced_gateway.gateway.app_acks
     assert app_acks is not None and app_acks.collect() == 0  # nothing is owed for a message not taken
     assert _rows(enhanced_gateway) == [] and endpoint.received == []
 
