@@ -41,11 +41,11 @@ from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
-from gateway.outbox import Outbox
 from gateway.recording.wiring import OFFLINE_URL, Instruments
 from gateway.service.app_acks import AppAckSender
 from gateway.service.intake import Intake, IntakeResult
 from gateway.service.notifier import Notifier
+from gateway.service.outbox import Outbox
 from gateway.service.processing import Processor
 from gateway.service.refresh import BookingSource
 from gateway.settings import Settings

@@ -26,7 +26,6 @@ import orjson
 import structlog
 from sqlalchemy import Connection
 
-from gateway import outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import Account
 from gateway.domain.booking import BookingAction
@@ -51,7 +50,7 @@ from gateway.domain.register import RegisterRecord, Resolved
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
 from gateway.mappings import Mappings
-from gateway.service import communications, notification_flow
+from gateway.service import communications, notification_flow, outbox
 from gateway.store import documents as store
 
 log = structlog.get_logger(__name__)

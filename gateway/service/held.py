@@ -17,7 +17,6 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
-from gateway import outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import AccountDirectory, no_account
 from gateway.domain.documents import (
@@ -37,7 +36,7 @@ from gateway.domain.register import PopulationRegister, Resolved, resolve
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
 from gateway.mappings import Mappings
-from gateway.service import communications
+from gateway.service import communications, outbox
 from gateway.store import documents as store
 
 log = structlog.get_logger(__name__)

@@ -436,7 +436,7 @@ def test_a_dead_mailbox_letter_is_retried_from_the_utkorg(staff: Page, console: 
     with engine.begin() as conn:
         letter = conn.execute(select(mailbox_outbox.c.id).order_by(mailbox_outbox.c.id)).scalars().first()
         assert letter is not None, "the simulated journal's letters reach digital mailboxes"
-        # As the outbox leaves a letter it gave up on (gateway/outbox.py _give_up).
+        # As the outbox leaves a letter it gave up on (gateway/service/outbox.py _give_up).
         conn.execute(update(mailbox_outbox).where(mailbox_outbox.c.id == letter).values(state="dead"))
     staff.goto(console.url + "/utkorg?state=dead")
     row = staff.locator(f"#outbox-{letter}")

@@ -22,7 +22,6 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from gateway import outbox
 from gateway.api import auth
 from gateway.api.console import web
 from gateway.api.console.oidc import OidcClient, SignInFailed
@@ -41,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.journal_adapter.redaction import message_view
 from gateway.print_pdf import combine, render_pdf
-from gateway.service import held
+from gateway.service import held, outbox
 from gateway.store import browser, overview, print_list, queries, reports
 from gateway.store.audit import AuditFilter
 from gateway.store.audit import search as audit_search
