@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import multiprocessing
 import os
 import signal
@@ -43,27 +42,6 @@ log = structlog.get_logger(__name__)
 #: default), ``inline`` (a task on the serving loop: tests, the demo, ``GatewayThread``).
 WorkerMode = Literal["process", "inline"]
 WORKER_MODES: tuple[WorkerMode, ...] = ("process", "inline")
-
-
-def mock_env(mocks_url: str) -> dict[str, str]:
-    """The adapters' URL variables pointing at the parent's built-in mocks (where not set)."""
-    from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
-    from mocks.spar import PATH as SPAR_MOCK_PATH
-
-    # The same paths as bootstrap.connect_outside gives each adapter; a new adapter with a
-    # built-in mock adds its line here (without it, the child would serve a private mock).
-    wanted = {
-        "GATEWAY_ACCOUNTS_URL": mocks_url,
-        "GATEWAY_SPAR_URL": mocks_url + SPAR_MOCK_PATH,
-        "GATEWAY_JOURNAL_WS_URL": mocks_url + "/booking/BookingService",
-        "GATEWAY_MAILBOX_URL": mocks_url + MAILBOX_MOCK_PATH,
-        # The mock's operators answer under its own address: allowed as bootstrap allows it.
-        "GATEWAY_MAILBOX_SERVICE_ADDRESSES": json.dumps({"*": [f"{mocks_url}/mailbox/"]}),
-        "GATEWAY_SMS_URL": mocks_url + "/sms",
-        "GATEWAY_SMS_USERNAME": "mock",
-        "GATEWAY_SMS_PASSWORD": "mock",
-    }
-    return {k: v for k, v in wanted.items() if k not in os.environ}
 
 
 class WorkerProcess:

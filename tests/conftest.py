@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
+from gateway.testing import GatewayThread
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 
 # Authentication is proven in tests/e2e/test_auth.py; everywhere else the routes are open, so

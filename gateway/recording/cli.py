@@ -164,7 +164,7 @@ def list_command(db_url: str | None) -> None:
 def _fresh_gateway(recording_file: Path, offline: bool) -> Iterator[Any]:
     """A new gateway in this process on an empty SQLite database and free ports."""
     from gateway import logging as gw_logging
-    from gateway.bootstrap import GatewayThread
+    from gateway.testing import GatewayThread
 
     gw_logging.configure("console", "ERROR")
     with tempfile.TemporaryDirectory(prefix="gateway-replay-") as tmp:

@@ -29,8 +29,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 from gateway.api import auth
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.e2e.test_mailbox_outbox import KIVRA, MINOR, mdm
 from tests.support import ack_code, mllp_exchange, siu

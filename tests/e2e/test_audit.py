@@ -20,12 +20,13 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.api import auth
 from gateway.api.audit import AUDITED, NOT_AUDITED
-from gateway.bootstrap import GatewayThread, build
+from gateway.bootstrap import build
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.audit import AuditEvent, AuditWriter, write
 from gateway.store.db import make_engine
 from gateway.store.tables import audit_events
+from gateway.testing import GatewayThread
 from tests.documents_factory import insert_document
 from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister
 from tests.support import PNR_SYSTEM, TOLVAN, mllp_exchange, siu

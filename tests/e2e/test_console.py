@@ -25,9 +25,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
 from gateway.store.tables import audit_events, console_sessions, mailbox_outbox, print_items
+from gateway.testing import GatewayThread
 from mocks.journal import JournalSimulator, push
 from mocks.population import DEFAULT_FILE
 from mocks.population import load as load_population

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gateway.bootstrap import GatewayThread
 from gateway.store.tables import hl7_app_acks
+from gateway.testing import GatewayThread
 from tests.conftest import _settings, wait_processed
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 from tests.support import PNR_OID, TOLVAN, ack_code, ack_fields, mllp_exchange

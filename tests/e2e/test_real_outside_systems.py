@@ -17,8 +17,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from mocks.journal import JournalBook, JournalSimulator
 from mocks.population import load as load_population
 from mocks.runner import ServedApp

@@ -19,7 +19,6 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from gateway.bootstrap import GatewayThread
 from gateway.cli import main as gateway_cli
 from gateway.mappings import DEFAULT_DIR
 from gateway.recording import fileformat
@@ -28,6 +27,7 @@ from gateway.recording.diff import Ignore
 from gateway.settings import Settings
 from gateway.store.db import make_engine
 from gateway.store.recordings import ExportFilter, export_lines
+from gateway.testing import GatewayThread
 from mocks.journal import JournalSimulator, push
 from tests.conftest import wait_processed
 from tests.support import ack_code, mllp_exchange, siu

@@ -172,3 +172,30 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return out
+
+
+#: The development wiring: the built-in mocks for the demo, the tests and a dev server.
+_DEV_WIRING = "gateway/dev.py"
+
+
+def test_only_the_development_wiring_imports_the_mocks() -> None:
+    found = [
+        f"{path}:{line} imports {module}"
+        for path, tree in _modules()
+        if path != _DEV_WIRING
+        for line, module, _ in _imports(tree)
+        if module == "mocks" or module.startswith("mocks.")
+    ]
+    assert found == []
+
+
+def test_the_composition_root_loads_the_development_wiring_only_when_asked() -> None:
+    """``bootstrap.py`` names ``gateway.dev`` in one function (the mocks-or-not decision) and for
+    type checking; a production start with the mocks off never imports it."""
+    tree = ast.parse((GATEWAY / "bootstrap.py").read_text(encoding="utf-8"))
+    top_level = [
+        node.module
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gateway.dev")
+    ]
+    assert top_level == []
