@@ -150,29 +150,63 @@ class Gateway:
             log.info("gateway.stopped")
 
     async def run_processor(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        """The processing worker and the mailbox outbox until ``stop``: on this loop, or alone in
-        the worker process."""
-        parts = [
-            self.processor.run(
-                stop,
-                wake,
-                poll_interval=self.settings.worker_poll_interval,
-                timer_interval=self.settings.timer_interval,
-                gather=self.settings.worker_gather,
-            )
-        ]
-        if self.outbox is not None:
-            parts.append(
-                self.outbox.run(stop, asyncio.Event(), poll_interval=self.settings.worker_poll_interval)
-            )
-        if self.app_acks is not None:
-            parts.append(self.app_acks.run(stop, poll_interval=self.settings.worker_poll_interval))
-        if self.notifier is not None:
-            parts.append(self.notifier.run(stop, poll_interval=self.settings.worker_poll_interval))
-        await asyncio.gather(*parts)
+        """The processing worker and the mailbox outbox until ``stop``, on this loop."""
+        await _run_worker_parts(
+            self.settings, self.processor, self.outbox, self.app_acks, self.notifier, stop, wake
+        )
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+async def _run_worker_parts(
+    settings: Settings,
+    processor: Processor,
+    outbox: Outbox | None,
+    app_acks: AppAckSender | None,
+    notifier: Notifier | None,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+) -> None:
+    parts = [
+        processor.run(
+            stop,
+            wake,
+            poll_interval=settings.worker_poll_interval,
+            timer_interval=settings.timer_interval,
+            gather=settings.worker_gather,
+        )
+    ]
+    if outbox is not None:
+        parts.append(outbox.run(stop, asyncio.Event(), poll_interval=settings.worker_poll_interval))
+    if app_acks is not None:
+        parts.append(app_acks.run(stop, poll_interval=settings.worker_poll_interval))
+    if notifier is not None:
+        parts.append(notifier.run(stop, poll_interval=settings.worker_poll_interval))
+    await asyncio.gather(*parts)
+
+
+@dataclass
+class Worker:
+    """What processes: the worker, the mailbox outbox, the application ACKs and the SMS notifier,
+    over the store and the outside systems. No HTTP and no MLLP (``gateway serve``'s worker
+    process runs only this)."""
+
+    settings: Settings
+    mappings: Mappings
+    engine: Engine
+    outside: Outside
+    processor: Processor
+    outbox: Outbox | None
+    app_acks: AppAckSender
+    notifier: Notifier | None
+    #: The SQLite intake journal beside the store (None on PostgreSQL), shared with the inbox.
+    intake_journal: intake_journal.IntakeJournal | None = None
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        await _run_worker_parts(
+            self.settings, self.processor, self.outbox, self.app_acks, self.notifier, stop, wake
+        )
 
 
 class _Server(uvicorn.Server):
@@ -205,7 +239,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build(
+def build_worker(
     settings: Settings,
     *,
     register: PopulationRegister | None = None,
@@ -215,12 +249,10 @@ def build(
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     clock: Callable[[], datetime] | None = None,
-    worker: WorkerMode = "inline",
-    worker_register: str | None = None,
     sms: SmsSender | None = None,
-) -> Gateway:
-    """Build the gateway from settings; tests may pass their own adapters for the ports, and a
-    clock for the worker (its timers, e.g. the 48-hour rule)."""
+) -> Worker:
+    """The processing side alone, from settings: what the worker process runs (no HTTP, no MLLP).
+    Tests may pass their own adapters for the ports, and a clock for the timers."""
     mappings = mapping_tables.load(settings.mappings_dir)
     notification_policy = mapping_tables.load_notifications(settings.mappings_dir)
     outside = connect_outside(
@@ -238,13 +270,6 @@ def build(
     migrate.upgrade(engine)
     # SQLite: the inbox writes its own file, so ACKs do not wait for the worker's transactions.
     intake_file = intake_journal.beside(engine)
-    inbox = Inbox(engine, journal=intake_file)
-    intake = Intake(
-        mappings,
-        inbox,
-        sender=(settings.ack_application, settings.ack_facility),
-        allowed_senders=settings.mllp_allowed_senders,
-    )
     processor = Processor(
         engine,
         mappings,
@@ -258,24 +283,6 @@ def build(
         notifications=notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
-    app = create_app(
-        settings,
-        engine,
-        intake,
-        mappings=mappings,
-        register=outside.register,
-        accounts=outside.accounts,
-        journal_service=outside.journal,
-        mailbox=outside.mailbox,
-        **({"clock": clock} if clock is not None else {}),
-    )
-    if outside.oidc is not None:
-        mount_console(app, outside)
-    worker_process = None
-    if worker == "process":
-        # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
-        env = outside.fallback.env() if outside.fallback is not None else {}
-        worker_process = WorkerProcess(settings, register_factory=worker_register, env=env)
     outbox = None
     if outside.mailbox_delivery is not None:
         outbox = Outbox(
@@ -316,6 +323,75 @@ def build(
             claim_seconds=sms_config.claim_seconds,
             **({"clock": clock} if clock is not None else {}),
         )
+    return Worker(
+        settings=settings,
+        mappings=mappings,
+        engine=engine,
+        outside=outside,
+        processor=processor,
+        outbox=outbox,
+        app_acks=app_acks,
+        notifier=notifier,
+        intake_journal=intake_file,
+    )
+
+
+def build(
+    settings: Settings,
+    *,
+    register: PopulationRegister | None = None,
+    accounts: AccountDirectory | None = None,
+    mailbox: MailboxDirectory | None = None,
+    mailbox_delivery: MailboxDelivery | None = None,
+    journal: BookingSource | None = None,
+    journal_book: JournalBook | None = None,
+    clock: Callable[[], datetime] | None = None,
+    worker: WorkerMode = "inline",
+    worker_register: str | None = None,
+    sms: SmsSender | None = None,
+) -> Gateway:
+    """Build the gateway from settings; tests may pass their own adapters for the ports, and a
+    clock for the worker (its timers, e.g. the 48-hour rule)."""
+    worker_parts = build_worker(
+        settings,
+        register=register,
+        accounts=accounts,
+        mailbox=mailbox,
+        mailbox_delivery=mailbox_delivery,
+        journal=journal,
+        journal_book=journal_book,
+        clock=clock,
+        sms=sms,
+    )
+    mappings, engine, outside = worker_parts.mappings, worker_parts.engine, worker_parts.outside
+    inbox = Inbox(engine, journal=worker_parts.intake_journal)
+    intake = Intake(
+        mappings,
+        inbox,
+        sender=(settings.ack_application, settings.ack_facility),
+        allowed_senders=settings.mllp_allowed_senders,
+    )
+    processor = worker_parts.processor
+    outbox, app_acks, notifier = worker_parts.outbox, worker_parts.app_acks, worker_parts.notifier
+    app = create_app(
+        settings,
+        engine,
+        intake,
+        mappings=mappings,
+        register=outside.register,
+        accounts=outside.accounts,
+        journal_service=outside.journal,
+        mailbox=outside.mailbox,
+        **({"clock": clock} if clock is not None else {}),
+    )
+    if outside.oidc is not None:
+        mount_console(app, outside)
+    worker_process = None
+    if worker == "process":
+        # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
+        env = outside.fallback.env() if outside.fallback is not None else {}
+        worker_process = WorkerProcess(settings, register_factory=worker_register, env=env)
+
     gw = Gateway(
         settings=settings,
         notifier=notifier,

@@ -4,7 +4,7 @@ The worker (``gateway/service/processing.py``) is CPU-heavy Python (parse again,
 validation, hashing). In the serving process it shares the GIL with the MLLP loop and the inbox
 writer, and every ACK waited behind it (``bench/README.md``, finding 2). Here it runs in a
 spawned child that builds its own engine and adapters from the same settings
-(``bootstrap.build``, so the worker is wired exactly as the in-process one), and is woken through
+(``bootstrap.build_worker``, the same parts ``bootstrap.build`` runs in-process), and is woken through
 a pipe after every inbox commit with new work, as the in-process worker is woken by an event.
 
 * The child stops when the parent closes the pipe (``stop()``) or dies (end of file on the
@@ -167,22 +167,22 @@ def _child_main(
     register_factory: str | None,
     env: dict[str, str],
 ) -> None:
-    """The worker process: build the gateway's parts from settings and run only the worker."""
+    """The worker process: build only the processing side from settings and run it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     from gateway import logging as gw_logging
-    from gateway.bootstrap import build
+    from gateway.bootstrap import build_worker
     from gateway.gc_tuning import tune_for_serving
 
     gw_logging.configure(settings.log_format, settings.log_level)
     register = _load(register_factory)() if register_factory else None
-    gateway = build(settings, register=register)
+    worker = build_worker(settings, register=register)
     tune_for_serving()
     ready.set()
     try:
-        asyncio.run(_child_run(gateway, wake, armed))
+        asyncio.run(_child_run(worker, wake, armed))
     finally:
-        gateway.engine.dispose()
+        worker.engine.dispose()
 
 
 class _ArmedWake(asyncio.Event):
@@ -198,7 +198,7 @@ class _ArmedWake(asyncio.Event):
         self._armed.value = 1
 
 
-async def _child_run(gateway: Any, wake_conn: Connection, armed: Any) -> None:
+async def _child_run(worker: Any, wake_conn: Connection, armed: Any) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     wake = _ArmedWake(armed)
@@ -219,7 +219,7 @@ async def _child_run(gateway: Any, wake_conn: Connection, armed: Any) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     log.info("worker.process_ready", pid=os.getpid())
     try:
-        await gateway.run_processor(stop, wake)
+        await worker.run(stop, wake)
     finally:
-        await gateway.outside.aclose()
+        await worker.outside.aclose()
         log.info("worker.process_stopped", pid=os.getpid())
