@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from gateway.store import print_list
 from gateway.store.print_list import PrintListFilter
 from gateway.store.tables import document_events, print_items
 from tests.documents_factory import BASE_TIME, OTHER_UNIT_HSA, UNIT_HSA, insert_document
+from tests.support import eventually
 
 T0 = BASE_TIME
 
@@ -238,17 +238,16 @@ def _wait_until_blocked(engine: Engine) -> None:
     already proved it entered."""
     if engine.dialect.name != "postgresql":
         return
-    deadline = time.monotonic() + 30
     with engine.connect() as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.execute(
+
+        def waiting() -> int:
+            found: int = watcher.execute(
                 text(
                     "SELECT count(*) FROM pg_stat_activity"
                     " WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
             ).scalar_one()
             watcher.rollback()
-            if waiting:
-                return
-            time.sleep(0.01)
-    raise AssertionError("the other transaction never waited for the row lock")
+            return found
+
+        eventually(waiting, "the other transaction to wait for the row lock", timeout=30, interval=0.01)
