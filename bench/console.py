@@ -21,11 +21,11 @@ from sqlalchemy import Column, Connection, Engine, insert
 from sqlalchemy.types import Boolean, DateTime, Integer, LargeBinary, String, Text
 
 from bench.common import SQLITE, Context, Figure, Result, Series, gateway_settings, percentile
-from gateway.bootstrap import GatewayThread
 from gateway.domain.identity import luhn_check_digit
 from gateway.store import console_sessions, migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import appointments, documents, mailbox_outbox, messages, print_items
+from gateway.testing import GatewayThread
 
 NAME = "console"
 TITLE = "Console pages: p95 with 100,000 appointments and 10,000 print items"

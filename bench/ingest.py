@@ -42,10 +42,10 @@ from bench.common import (
 )
 from bench.floor import FloorStore, FloorThread
 from bench.loadgen import LoadSpec, drive
-from gateway.bootstrap import GatewayThread
 from gateway.store import queries
 from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
 from gateway.store.tables import messages
+from gateway.testing import GatewayThread
 
 NAME = "ingest"
 TITLE = "MLLP ingest, 8 concurrent senders: full gateway vs floor server"

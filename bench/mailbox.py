@@ -1,6 +1,6 @@
 """Mailbox deliveries/s through the durable outbox, at 0 ms and 50 ms provider latency.
 
-Subject: the real :class:`gateway.outbox.Outbox` (claim, deliver, receipt in the store) with the
+Subject: the real :class:`gateway.service.outbox.Outbox` (claim, deliver, receipt in the store) with the
 real :class:`gateway.mailbox_adapter.MailboxDeliveryClient` (the request built with lxml and
 both XML-DSig signatures written on it with the throwaway certificate, async httpx, the answer
 read by zeep, retries, breakers, one ``isReachable`` per claimed batch), draining N pending
@@ -12,7 +12,7 @@ own XML work (schema validation, signature verification) does not share the outb
 ``latency`` switch (``PUT /mailbox/_switches``) sets the provider latency for every SOAP request.
 
 The letters are made through the gateway's own code: ``document_flow.process_document`` (the
-routing decision R-DOC-4, the store writers and ``gateway.outbox.enqueue`` in one transaction,
+routing decision R-DOC-4, the store writers and ``gateway.service.outbox.enqueue`` in one transaction,
 as the processing worker calls it) for e-brev to the test population's adults whose mailbox
 takes the sender; the outside answers (register, account, mailbox) are given, not asked.
 
@@ -53,7 +53,6 @@ from bench.common import (
     gateway_settings,
     pg_database,
 )
-from gateway import document_flow
 from gateway import mappings as mapping_tables
 from gateway.domain.accounts import Account, AccountStatus
 from gateway.domain.documents import NO_EXCEPTIONS, MailboxProvider, MailboxReachability
@@ -69,7 +68,8 @@ from gateway.mailbox_adapter import (
 )
 from gateway.mailbox_adapter._signing import SIGNED_DELIVERY
 from gateway.mappings import Mappings
-from gateway.outbox import DELIVERED, Outbox, _Claim, _Outcome
+from gateway.service import document_flow
+from gateway.service.outbox import DELIVERED, Outbox, _Claim, _Outcome
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine

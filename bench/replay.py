@@ -23,13 +23,13 @@ from datetime import date
 import httpx
 
 from bench.common import SQLITE, Context, Figure, Result, Series, bench_headers, gateway_settings
-from gateway.bootstrap import GatewayThread
 from gateway.journal_adapter.mllp import MllpClient
 from gateway.recording import fileformat
 from gateway.recording import replay as rp
 from gateway.recording.diff import Ignore
-from gateway.recording.store import ExportFilter, export_lines
 from gateway.store.db import make_engine
+from gateway.store.recordings import ExportFilter, export_lines
+from gateway.testing import GatewayThread
 from mocks.journal import JournalSimulator
 
 NAME = "replay"

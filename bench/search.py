@@ -46,11 +46,12 @@ from bench.common import (
     gateway_settings,
     pg_database,
 )
-from gateway.bootstrap import GatewayThread
-from gateway.fhir.search import STOCKHOLM, parse_appointment_query
+from gateway.domain.query import STOCKHOLM
+from gateway.fhir.search import parse_appointment_query
 from gateway.store import migrate, queries
 from gateway.store.db import make_engine
 from gateway.store.tables import appointments
+from gateway.testing import GatewayThread
 
 NAME = "search"
 TITLE = "FHIR Appointment search (_count=50) over the HTTP API vs GET /health on the same server"

@@ -11,10 +11,10 @@ import contextlib
 import signal
 import socket
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import structlog
@@ -28,10 +28,10 @@ from gateway import metrics
 from gateway.accounts_adapter import AccountsClient, AccountsSettings
 from gateway.api.app import create_app
 from gateway.api.console.settings import ConsoleSettings, OidcSettings
-from gateway.app_acks import AppAckSender
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
+from gateway.domain.notifications import Policy
 from gateway.domain.register import PopulationRegister
 from gateway.domain.sms import SmsSender
 from gateway.errors import ConfigurationError
@@ -39,18 +39,19 @@ from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.booking_write import JournalBookingWriter
-from gateway.journal_adapter.intake import Intake, IntakeResult
 from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
-from gateway.notifier import Notifier
-from gateway.outbox import Outbox
-from gateway.processing import Processor
 from gateway.recording.wiring import OFFLINE_URL, Instruments
-from gateway.refresh import BookingSource
-from gateway.self_service import SelfService
 from gateway.self_service_mappings import load_self_service
+from gateway.service.app_acks import AppAckSender
+from gateway.service.intake import Intake, IntakeResult
+from gateway.service.notifier import Notifier
+from gateway.service.outbox import Outbox
+from gateway.service.processing import Processor
+from gateway.service.refresh import BookingSource
+from gateway.service.self_service import SelfService
 from gateway.settings import Settings
 from gateway.sms_adapter import ElksSmsClient, SmsSettings
 from gateway.spar_adapter import SparRegister, SparSettings
@@ -58,15 +59,10 @@ from gateway.spar_adapter import http_client as spar_http_client
 from gateway.store import intake_journal, migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
-from gateway.worker_process import WorkerMode, WorkerProcess, mock_env
-from mocks.journal.book import JournalBook
-from mocks.journal.simulator import UNITS as SIMULATED_UNITS
-from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
-from mocks.oidc import CLIENT_SECRET as OIDC_MOCK_SECRET
-from mocks.oidc import PATH as OIDC_MOCK_PATH
-from mocks.services import MockServices
-from mocks.sms import PREFIX as SMS_MOCK_PATH
-from mocks.spar import PATH as SPAR_MOCK_PATH
+from gateway.worker_process import WorkerMode, WorkerProcess
+
+if TYPE_CHECKING:
+    from gateway.dev import JournalBook, MockServices
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +85,7 @@ class Gateway:
     outbox: Outbox | None = None
     #: Enhanced mode's application ACKs to the senders; runs beside the processing worker.
     app_acks: AppAckSender | None = None
-    #: Sends the planned SMS reminders and notices (gateway/notifier.py).
+    #: Sends the planned SMS reminders and notices (gateway/service/notifier.py).
     notifier: Notifier | None = None
     http_port: int | None = None
     #: The unauthenticated metrics port, when GATEWAY_METRICS_PORT is set.
@@ -160,29 +156,65 @@ class Gateway:
             log.info("gateway.stopped")
 
     async def run_processor(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        """The processing worker and the mailbox outbox until ``stop``: on this loop, or alone in
-        the worker process."""
-        parts = [
-            self.processor.run(
-                stop,
-                wake,
-                poll_interval=self.settings.worker_poll_interval,
-                timer_interval=self.settings.timer_interval,
-                gather=self.settings.worker_gather,
-            )
-        ]
-        if self.outbox is not None:
-            parts.append(
-                self.outbox.run(stop, asyncio.Event(), poll_interval=self.settings.worker_poll_interval)
-            )
-        if self.app_acks is not None:
-            parts.append(self.app_acks.run(stop, poll_interval=self.settings.worker_poll_interval))
-        if self.notifier is not None:
-            parts.append(self.notifier.run(stop, poll_interval=self.settings.worker_poll_interval))
-        await asyncio.gather(*parts)
+        """The processing worker and the mailbox outbox until ``stop``, on this loop."""
+        await _run_worker_parts(
+            self.settings, self.processor, self.outbox, self.app_acks, self.notifier, stop, wake
+        )
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+async def _run_worker_parts(
+    settings: Settings,
+    processor: Processor,
+    outbox: Outbox | None,
+    app_acks: AppAckSender | None,
+    notifier: Notifier | None,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+) -> None:
+    parts = [
+        processor.run(
+            stop,
+            wake,
+            poll_interval=settings.worker_poll_interval,
+            timer_interval=settings.timer_interval,
+            gather=settings.worker_gather,
+        )
+    ]
+    if outbox is not None:
+        parts.append(outbox.run(stop, asyncio.Event(), poll_interval=settings.worker_poll_interval))
+    if app_acks is not None:
+        parts.append(app_acks.run(stop, poll_interval=settings.worker_poll_interval))
+    if notifier is not None:
+        parts.append(notifier.run(stop, poll_interval=settings.worker_poll_interval))
+    await asyncio.gather(*parts)
+
+
+@dataclass
+class Worker:
+    """What processes: the worker, the mailbox outbox, the application ACKs and the SMS notifier,
+    over the store and the outside systems. No HTTP and no MLLP (``gateway serve``'s worker
+    process runs only this)."""
+
+    settings: Settings
+    mappings: Mappings
+    engine: Engine
+    outside: Outside
+    processor: Processor
+    outbox: Outbox | None
+    app_acks: AppAckSender
+    notifier: Notifier | None
+    #: The SQLite intake journal beside the store (None on PostgreSQL), shared with the inbox.
+    intake_journal: intake_journal.IntakeJournal | None = None
+    #: The SMS reminders and notices as data (mappings/notifications.yaml), for the app too.
+    notification_policy: Policy | None = None
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
+        await _run_worker_parts(
+            self.settings, self.processor, self.outbox, self.app_acks, self.notifier, stop, wake
+        )
 
 
 class _Server(uvicorn.Server):
@@ -215,7 +247,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build(
+def build_worker(
     settings: Settings,
     *,
     register: PopulationRegister | None = None,
@@ -225,12 +257,10 @@ def build(
     journal: BookingSource | None = None,
     journal_book: JournalBook | None = None,
     clock: Callable[[], datetime] | None = None,
-    worker: WorkerMode = "inline",
-    worker_register: str | None = None,
     sms: SmsSender | None = None,
-) -> Gateway:
-    """Build the gateway from settings; tests may pass their own adapters for the ports, and a
-    clock for the worker (its timers, e.g. the 48-hour rule)."""
+) -> Worker:
+    """The processing side alone, from settings: what the worker process runs (no HTTP, no MLLP).
+    Tests may pass their own adapters for the ports, and a clock for the timers."""
     mappings = mapping_tables.load(settings.mappings_dir)
     notification_policy = mapping_tables.load_notifications(settings.mappings_dir)
     outside = connect_outside(
@@ -248,13 +278,6 @@ def build(
     migrate.upgrade(engine)
     # SQLite: the inbox writes its own file, so ACKs do not wait for the worker's transactions.
     intake_file = intake_journal.beside(engine)
-    inbox = Inbox(engine, journal=intake_file)
-    intake = Intake(
-        mappings,
-        inbox,
-        sender=(settings.ack_application, settings.ack_facility),
-        allowed_senders=settings.mllp_allowed_senders,
-    )
     processor = Processor(
         engine,
         mappings,
@@ -268,26 +291,6 @@ def build(
         notifications=notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
-    app = create_app(
-        settings,
-        engine,
-        intake,
-        mappings=mappings,
-        register=outside.register,
-        accounts=outside.accounts,
-        journal_service=outside.journal,
-        mailbox=outside.mailbox,
-        notifications=notification_policy,
-        **({"clock": clock} if clock is not None else {}),
-    )
-    app.state.self_service = self_service_for(settings, engine, outside, mappings)
-    if outside.oidc is not None:
-        mount_console(app, outside)
-    worker_process = None
-    if worker == "process":
-        # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
-        env = mock_env(outside.mocks.url) if outside.mocks is not None else {}
-        worker_process = WorkerProcess(settings, register_factory=worker_register, env=env)
     outbox = None
     if outside.mailbox_delivery is not None:
         outbox = Outbox(
@@ -328,6 +331,78 @@ def build(
             claim_seconds=sms_config.claim_seconds,
             **({"clock": clock} if clock is not None else {}),
         )
+    return Worker(
+        settings=settings,
+        mappings=mappings,
+        engine=engine,
+        outside=outside,
+        processor=processor,
+        outbox=outbox,
+        app_acks=app_acks,
+        notifier=notifier,
+        intake_journal=intake_file,
+        notification_policy=notification_policy,
+    )
+
+
+def build(
+    settings: Settings,
+    *,
+    register: PopulationRegister | None = None,
+    accounts: AccountDirectory | None = None,
+    mailbox: MailboxDirectory | None = None,
+    mailbox_delivery: MailboxDelivery | None = None,
+    journal: BookingSource | None = None,
+    journal_book: JournalBook | None = None,
+    clock: Callable[[], datetime] | None = None,
+    worker: WorkerMode = "inline",
+    worker_register: str | None = None,
+    sms: SmsSender | None = None,
+) -> Gateway:
+    """Build the gateway from settings; tests may pass their own adapters for the ports, and a
+    clock for the worker (its timers, e.g. the 48-hour rule)."""
+    worker_parts = build_worker(
+        settings,
+        register=register,
+        accounts=accounts,
+        mailbox=mailbox,
+        mailbox_delivery=mailbox_delivery,
+        journal=journal,
+        journal_book=journal_book,
+        clock=clock,
+        sms=sms,
+    )
+    mappings, engine, outside = worker_parts.mappings, worker_parts.engine, worker_parts.outside
+    inbox = Inbox(engine, journal=worker_parts.intake_journal)
+    intake = Intake(
+        mappings,
+        inbox,
+        sender=(settings.ack_application, settings.ack_facility),
+        allowed_senders=settings.mllp_allowed_senders,
+    )
+    processor = worker_parts.processor
+    outbox, app_acks, notifier = worker_parts.outbox, worker_parts.app_acks, worker_parts.notifier
+    app = create_app(
+        settings,
+        engine,
+        intake,
+        mappings=mappings,
+        register=outside.register,
+        accounts=outside.accounts,
+        journal_service=outside.journal,
+        mailbox=outside.mailbox,
+        notifications=worker_parts.notification_policy,
+        **({"clock": clock} if clock is not None else {}),
+    )
+    app.state.self_service = self_service_for(settings, engine, outside, mappings)
+    if outside.oidc is not None:
+        mount_console(app, outside)
+    worker_process = None
+    if worker == "process":
+        # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
+        env = outside.fallback.env() if outside.fallback is not None else {}
+        worker_process = WorkerProcess(settings, register_factory=worker_register, env=env)
+
     gw = Gateway(
         settings=settings,
         notifier=notifier,
@@ -365,8 +440,7 @@ def sms_settings() -> SmsSettings:
 
 def _sms_client(
     settings: SmsSettings,
-    mocks: bool,
-    mock_url: Callable[[str], str],
+    mocks: Fallback | None,
     http_client: Callable[[], httpx.AsyncClient],
 ) -> SmsSender | None:
     """The SMS adapter from its settings; no URL: the built-in mock (no credentials needed).
@@ -375,10 +449,10 @@ def _sms_client(
     are still planned, and staff see them, but none is sent; the start-up log says so.
     """
     if settings.url is None:
-        if not mocks:
+        if mocks is None:
             log.warning("sms.off", reason="GATEWAY_SMS_URL is not set and the built-in mocks are off")
             return None
-        settings = settings.model_copy(update={"url": mock_url("GATEWAY_SMS_URL") + SMS_MOCK_PATH})
+        settings = settings.model_copy(update={"url": mocks.url("sms")})
     else:
         try:
             settings.require_credentials()
@@ -398,90 +472,6 @@ def mllp_tls_context(settings: Settings) -> ssl.SSLContext | None:
         return server_tls_context(str(settings.mllp_tls_cert), key, ca)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         raise ConfigurationError(f"MLLP TLS certificate, key or client CA cannot be used: {exc}") from exc
-
-
-class GatewayThread:
-    """Runs a whole gateway in a background thread with its own loop (demo, tests, benchmarks)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        register: PopulationRegister | None = None,
-        accounts: AccountDirectory | None = None,
-        mailbox: MailboxDirectory | None = None,
-        mailbox_delivery: MailboxDelivery | None = None,
-        journal: BookingSource | None = None,
-        journal_book: JournalBook | None = None,
-        clock: Callable[[], datetime] | None = None,
-        worker: WorkerMode = "inline",
-        worker_register: str | None = None,
-    ) -> None:
-        self.gateway = build(
-            settings,
-            register=register,
-            accounts=accounts,
-            mailbox=mailbox,
-            mailbox_delivery=mailbox_delivery,
-            journal=journal,
-            journal_book=journal_book,
-            clock=clock,
-            worker=worker,
-            worker_register=worker_register,
-        )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def __enter__(self) -> GatewayThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self, timeout: float = 30.0) -> None:
-        started = threading.Event()
-        sock = bind_socket(self.gateway.settings.http_host, self.gateway.settings.http_port)
-
-        def main() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            ready = asyncio.Event()
-
-            async def run() -> None:
-                task = asyncio.create_task(self.gateway.run(http_socket=sock, ready=ready))
-                waiter = asyncio.create_task(ready.wait())
-                await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                started.set()
-                await task
-
-            try:
-                loop.run_until_complete(run())
-            except BaseException as exc:  # surfaced by start()/stop()
-                self._error = exc
-                started.set()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=main, name="gateway", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout) or self._error is not None:
-            raise RuntimeError("gateway did not start") from self._error
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.gateway.settings.http_host}:{self.gateway.http_port}"
-
-    @property
-    def mllp_address(self) -> tuple[str, int]:
-        return self.gateway.mllp.host, self.gateway.mllp.port
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.gateway.stop_event.set)
-            self._thread.join(timeout=30)
-        self.gateway.engine.dispose()
 
 
 def mount_console(app: FastAPI, outside: Outside) -> None:
@@ -507,7 +497,8 @@ class Outside:
     mailbox_delivery: MailboxDelivery | None = None
     #: The SMS provider (R-NOT-3), for the notifier.
     sms: SmsSender | None = None
-    mocks: MockServices | None = None
+    #: What serves the systems with no URL: the built-in mocks or a replay (:func:`fallback_for`).
+    fallback: Fallback | None = None
     #: The console's identity provider; None: no console (turned off, or no provider).
     oidc: OidcSettings | None = None
     clients: list[httpx.AsyncClient] = field(default_factory=list)
@@ -518,8 +509,48 @@ class Outside:
             await close()
         for client in self.clients:
             await client.aclose()
-        if self.mocks is not None:
-            await asyncio.to_thread(self.mocks.stop)
+        if self.fallback is not None:
+            await asyncio.to_thread(self.fallback.stop)
+
+    @property
+    def mocks(self) -> MockServices | None:
+        """The built-in mocks' server, when they serve something (development and tests)."""
+        return self.fallback.services if self.fallback is not None else None
+
+
+class Fallback(Protocol):
+    """What serves an outside system whose URL is not set (:func:`fallback_for`)."""
+
+    #: Whether it answers live (the mocks); a replay answers from the recording only, so the
+    #: SMS provider and the console's identity provider stay off.
+    serves_live: bool
+    journal_units: tuple[str, ...]
+    oidc_secret: str
+
+    @property
+    def services(self) -> MockServices | None: ...
+    def url(self, system: str) -> str: ...
+    def base_url(self) -> str: ...
+    def env(self) -> dict[str, str]: ...
+    def stop(self) -> None: ...
+
+
+def fallback_for(
+    settings: Settings, *, offline: bool, journal_book: JournalBook | None = None
+) -> Fallback | None:
+    """The one decision about a system with no URL.
+
+    A replay offline answers it from the recording; with ``GATEWAY_MOCKS`` on (development, the
+    demo, tests) the built-in mocks serve it; otherwise its missing URL is a configuration error.
+    Only the first two import the development wiring (``gateway/dev.py``, the mocks).
+    """
+    if not offline and not settings.mocks:
+        return None
+    from gateway import dev  # development and replay only: production never loads the mocks
+
+    if offline:
+        return dev.Offline(OFFLINE_URL)
+    return dev.BuiltInMocks(settings, journal_book)
 
 
 def self_service_for(
@@ -555,24 +586,16 @@ def connect_outside(
 
     Tests pass their own adapters for the ports they replace.
     """
-    mocks: MockServices | None = None
     clients: list[httpx.AsyncClient] = []
     closers: list[Callable[[], Awaitable[None]]] = []
     # Record and replay (docs/recording.md): each client below is wrapped by service name.
     instruments = Instruments(settings)
+    fallback = fallback_for(settings, offline=instruments.offline, journal_book=journal_book)
 
-    def mock_url(missing: str) -> str:
-        nonlocal mocks
-        if instruments.offline:
-            return OFFLINE_URL  # answered from the recording; no mock, nothing contacted
-        if not settings.mocks:
+    def mock_url(missing: str, system: str) -> str:
+        if fallback is None:
             raise ConfigurationError(f"{missing} is not set and the built-in mocks are off (GATEWAY_MOCKS)")
-        if mocks is None:
-            mocks = MockServices.default(
-                journal_book=journal_book, host=settings.mocks_host, port=settings.mocks_port
-            ).start()
-            log.info("mocks.started", url=mocks.url, mocks=sorted(mocks.apps))
-        return mocks.url
+        return fallback.url(system)
 
     def instrumented(client: httpx.AsyncClient, service: str) -> httpx.AsyncClient:
         """Recorded or answered offline (docs/recording.md), and counted (gateway/metrics.py)."""
@@ -587,13 +610,13 @@ def connect_outside(
         if accounts is None:
             accounts_settings = AccountsSettings()
             if accounts_settings.url is None:
-                url = mock_url("GATEWAY_ACCOUNTS_URL")
+                url = mock_url("GATEWAY_ACCOUNTS_URL", "accounts")
                 accounts_settings = accounts_settings.model_copy(update={"url": url})
             accounts = AccountsClient(accounts_settings, instrumented(http_client(), "accounts"))
         if register is None:
             spar_settings = SparSettings()
             if "url" not in spar_settings.model_fields_set:  # GATEWAY_SPAR_URL not given
-                url = mock_url("GATEWAY_SPAR_URL") + SPAR_MOCK_PATH
+                url = mock_url("GATEWAY_SPAR_URL", "spar")
                 spar_settings = spar_settings.model_copy(update={"url": url})
             spar_client = instrumented(spar_http_client(spar_settings), "spar")
             clients.append(spar_client)
@@ -601,13 +624,14 @@ def connect_outside(
         if mailbox is None or mailbox_delivery is None:
             mailbox_settings = MailboxSettings()
             if mailbox_settings.url is None:
-                base = mock_url("GATEWAY_MAILBOX_URL")
+                url = mock_url("GATEWAY_MAILBOX_URL", "mailbox")
+                base = fallback.base_url() if fallback is not None else url
                 # The mock's operators answer under its own address: allow it for every supplier
                 # (offline: the addresses the recording's letters went to).
                 here = [f"{base}/mailbox/", *instruments.recorded_addresses]
                 addresses = mailbox_settings.service_addresses | {"*": here}
                 mailbox_settings = mailbox_settings.model_copy(
-                    update={"url": base + MAILBOX_MOCK_PATH, "service_addresses": addresses}
+                    update={"url": url, "service_addresses": addresses}
                 )
             mailbox_http = instrumented(mailbox_http_client(mailbox_settings), "mailbox")
             operators_http = mailbox_http_client(mailbox_settings, operators=True)
@@ -622,9 +646,9 @@ def connect_outside(
         if journal is None:
             journal_settings = JournalServiceSettings()
             if journal_settings.url is None:
-                url = mock_url("GATEWAY_JOURNAL_WS_URL") + "/booking/BookingService"
+                url = mock_url("GATEWAY_JOURNAL_WS_URL", "journal")
                 # The simulated journal's units, so "Uppdatera nu" without a unit asks them all.
-                units = journal_settings.care_units or [unit.hsa_id for unit in SIMULATED_UNITS]
+                units = journal_settings.care_units or list(fallback.journal_units if fallback else ())
                 journal_settings = journal_settings.model_copy(update={"url": url, "care_units": units})
             journal_http = instrumented(make_journal_http_client(journal_settings), "journal")
             clients.append(journal_http)
@@ -639,24 +663,25 @@ def connect_outside(
         if sms is None:
             sms = _sms_client(
                 sms_settings(),
-                settings.mocks and not instruments.offline,
-                mock_url,
+                fallback if fallback is not None and fallback.serves_live else None,
                 lambda: metrics.meter_client(http_client(), "sms"),  # counted like every upstream
             )
         oidc: OidcSettings | None = None
         if ConsoleSettings().enabled:
             oidc = OidcSettings()
-            if oidc.issuer is None and settings.mocks and not instruments.offline:
-                url = mock_url("GATEWAY_OIDC_ISSUER") + OIDC_MOCK_PATH
-                oidc = oidc.model_copy(update={"issuer": url, "client_secret": SecretStr(OIDC_MOCK_SECRET)})
+            if oidc.issuer is None and fallback is not None and fallback.serves_live:
+                url = fallback.url("oidc")
+                oidc = oidc.model_copy(
+                    update={"issuer": url, "client_secret": SecretStr(fallback.oidc_secret)}
+                )
             elif oidc.issuer is None:
                 log.warning("console.off", hint="GATEWAY_OIDC_ISSUER is not set and the mocks are off")
                 oidc = None
             elif oidc.client_secret is None:
                 raise ConfigurationError("GATEWAY_OIDC_CLIENT_SECRET must be set with GATEWAY_OIDC_ISSUER")
     except Exception:
-        if mocks is not None:
-            mocks.stop()
+        if fallback is not None:
+            fallback.stop()
         raise
     closers.append(instruments.aclose)  # last: calls still in flight are written
     return Outside(
@@ -666,7 +691,7 @@ def connect_outside(
         journal=journal,
         mailbox_delivery=mailbox_delivery,
         sms=sms,
-        mocks=mocks,
+        fallback=fallback,
         oidc=oidc,
         clients=clients,
         closers=closers,

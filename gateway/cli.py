@@ -134,8 +134,7 @@ def mocks(host: str, port: int, persons: Path | None) -> None:
     """Run the built-in mocks standalone (SPAR, accounts, journal service, mailboxes, SMS) until Ctrl-C."""
     from pydantic import ValidationError
 
-    from mocks.population import load as load_population
-    from mocks.services import MockServices
+    from gateway.dev import MockServices, load_population
 
     try:
         population = load_population(persons)
@@ -185,8 +184,8 @@ def demo(
     log_level: str,
 ) -> None:
     """Start the gateway on its embedded defaults, push a day of bookings over MLLP, show the result."""
-    from gateway.bootstrap import GatewayThread
-    from mocks.journal import JournalSimulator, push
+    from gateway.dev import JournalSimulator, push
+    from gateway.testing import GatewayThread
 
     data_dir = Path("var")
     if db_url is None:
@@ -296,7 +295,7 @@ def _console_address(runner: Any, base: str) -> None:
     """The staff console and who can sign in to it (the mock identity provider's test users)."""
     if runner.gateway.outside.oidc is None:
         return
-    from mocks.oidc import TEST_USERS
+    from gateway.dev import TEST_USERS
 
     click.echo(f"\nStaff console (Swedish, sign in through the mock identity provider): {base}/console/")
     for user in TEST_USERS:
@@ -481,8 +480,8 @@ def messages(ctx: click.Context, /, db_url: str | None, **filters: Any) -> None:
 @click.pass_context
 def messages_show(ctx: click.Context, message_id: int) -> None:
     """Show one message: metadata, raw text, ACK and error."""
+    from gateway.journal_adapter.redaction import message_view
     from gateway.store import queries
-    from gateway.store.redaction import message_view
 
     engine = _engine(ctx.obj.get("db_url"))
     from gateway.store.browser import outputs

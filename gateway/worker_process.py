@@ -1,10 +1,10 @@
 """The processing worker in its own OS process: the default for ``gateway serve``.
 
-The worker (``gateway/processing.py``) is CPU-heavy Python (parse again, FHIR resources,
+The worker (``gateway/service/processing.py``) is CPU-heavy Python (parse again, FHIR resources,
 validation, hashing). In the serving process it shares the GIL with the MLLP loop and the inbox
 writer, and every ACK waited behind it (``bench/README.md``, finding 2). Here it runs in a
 spawned child that builds its own engine and adapters from the same settings
-(``bootstrap.build``, so the worker is wired exactly as the in-process one), and is woken through
+(``bootstrap.build_worker``, the same parts ``bootstrap.build`` runs in-process), and is woken through
 a pipe after every inbox commit with new work, as the in-process worker is woken by an event.
 
 * The child stops when the parent closes the pipe (``stop()``) or dies (end of file on the
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import json
 import multiprocessing
 import os
 import signal
@@ -43,27 +42,6 @@ log = structlog.get_logger(__name__)
 #: default), ``inline`` (a task on the serving loop: tests, the demo, ``GatewayThread``).
 WorkerMode = Literal["process", "inline"]
 WORKER_MODES: tuple[WorkerMode, ...] = ("process", "inline")
-
-
-def mock_env(mocks_url: str) -> dict[str, str]:
-    """The adapters' URL variables pointing at the parent's built-in mocks (where not set)."""
-    from mocks.mailbox import RECIPIENT_PATH as MAILBOX_MOCK_PATH
-    from mocks.spar import PATH as SPAR_MOCK_PATH
-
-    # The same paths as bootstrap.connect_outside gives each adapter; a new adapter with a
-    # built-in mock adds its line here (without it, the child would serve a private mock).
-    wanted = {
-        "GATEWAY_ACCOUNTS_URL": mocks_url,
-        "GATEWAY_SPAR_URL": mocks_url + SPAR_MOCK_PATH,
-        "GATEWAY_JOURNAL_WS_URL": mocks_url + "/booking/BookingService",
-        "GATEWAY_MAILBOX_URL": mocks_url + MAILBOX_MOCK_PATH,
-        # The mock's operators answer under its own address: allowed as bootstrap allows it.
-        "GATEWAY_MAILBOX_SERVICE_ADDRESSES": json.dumps({"*": [f"{mocks_url}/mailbox/"]}),
-        "GATEWAY_SMS_URL": mocks_url + "/sms",
-        "GATEWAY_SMS_USERNAME": "mock",
-        "GATEWAY_SMS_PASSWORD": "mock",
-    }
-    return {k: v for k, v in wanted.items() if k not in os.environ}
 
 
 class WorkerProcess:
@@ -189,22 +167,22 @@ def _child_main(
     register_factory: str | None,
     env: dict[str, str],
 ) -> None:
-    """The worker process: build the gateway's parts from settings and run only the worker."""
+    """The worker process: build only the processing side from settings and run it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     from gateway import logging as gw_logging
-    from gateway.bootstrap import build
+    from gateway.bootstrap import build_worker
     from gateway.gc_tuning import tune_for_serving
 
     gw_logging.configure(settings.log_format, settings.log_level)
     register = _load(register_factory)() if register_factory else None
-    gateway = build(settings, register=register)
+    worker = build_worker(settings, register=register)
     tune_for_serving()
     ready.set()
     try:
-        asyncio.run(_child_run(gateway, wake, armed))
+        asyncio.run(_child_run(worker, wake, armed))
     finally:
-        gateway.engine.dispose()
+        worker.engine.dispose()
 
 
 class _ArmedWake(asyncio.Event):
@@ -220,7 +198,7 @@ class _ArmedWake(asyncio.Event):
         self._armed.value = 1
 
 
-async def _child_run(gateway: Any, wake_conn: Connection, armed: Any) -> None:
+async def _child_run(worker: Any, wake_conn: Connection, armed: Any) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     wake = _ArmedWake(armed)
@@ -241,7 +219,7 @@ async def _child_run(gateway: Any, wake_conn: Connection, armed: Any) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     log.info("worker.process_ready", pid=os.getpid())
     try:
-        await gateway.run_processor(stop, wake)
+        await worker.run(stop, wake)
     finally:
-        await gateway.outside.aclose()
+        await worker.outside.aclose()
         log.info("worker.process_stopped", pid=os.getpid())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
+from gateway.testing import GatewayThread
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
+from tests.support import eventually
 
 # Authentication is proven in tests/e2e/test_auth.py; everywhere else the routes are open, so
 # each test is about its own subject. Subprocess tests pass it on in their environment.
@@ -124,9 +124,8 @@ def http(gateway: GatewayThread) -> Iterator[httpx.Client]:
 
 def wait_processed(client: httpx.Client, timeout: float = 10) -> None:
     """Wait until no message is left in state ``received``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/messages", params={"state": "received", "limit": 1}).json()["total"] == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError("messages still waiting after timeout")
+    eventually(
+        lambda: client.get("/messages", params={"state": "received", "limit": 1}).json()["total"] == 0,
+        "no message left in state received",
+        timeout=timeout,
+    )

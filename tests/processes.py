@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import httpx
 
-from gateway.worker_process import mock_env
+from gateway.dev import mock_env
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = [sys.executable, "-m", "gateway.cli"]

@@ -7,10 +7,29 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from gateway.store.inbox import RECEIVED, REJECTED, InboundRecord, Inbox, Stored
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], what: str, *, timeout: float = 15, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy and return that; fail naming ``what``.
+
+    For an observable state another thread or process brings about (the worker, the outbox,
+    a mock); never to wait out a race (make the race happen instead)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
 
 PNR_OID = "1.2.752.129.2.1.3.1"
 SAMO_OID = "1.2.752.129.2.1.3.3"

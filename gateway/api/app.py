@@ -14,11 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 import gateway
-from gateway import rivta_scheduling
 from gateway.api import audit as audit_api
 from gateway.api import (
     auth,
     documents,
+    fhir_self_service,
     headers,
     health,
     held,
@@ -29,7 +29,9 @@ from gateway.api import (
     patients,
     print_list,
     reports,
+    rivta_scheduling,
 )
+from gateway.api import fhir as fhir_routes
 from gateway.api.deps import NotAcceptable
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -43,12 +45,10 @@ from gateway.errors import (
     Refused,
     TransientUpstreamError,
 )
-from gateway.fhir import routes as fhir_routes
-from gateway.fhir import self_service as fhir_self_service
 from gateway.fhir.outcome import outcome
-from gateway.journal_adapter.intake import Intake
 from gateway.mappings import Mappings
-from gateway.refresh import BookingSource
+from gateway.service.intake import Intake
+from gateway.service.refresh import BookingSource
 from gateway.settings import Settings
 from gateway.store.audit import AuditWriter
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from gateway.errors import GatewayError
-from gateway.journal_adapter.intake import Intake
+from gateway.service.intake import Intake
 
 
 class NotAcceptable(GatewayError):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from starlette.responses import JSONResponse
 
 from gateway.api.deps import StoreDep
 from gateway.errors import NotFound
-from gateway.store.tables import document_events, document_recipients, documents, print_items
+from gateway.store import documents as store_documents
 
 router = APIRouter(tags=["Staff"])
 
@@ -21,19 +20,10 @@ def _iso(value: Any) -> str | None:
 
 @router.get("/documents/{document_id}", summary="One e-document: routing decision, recipients, history")
 def read_document(document_id: str, store: StoreDep) -> JSONResponse:
-    with store.connect() as conn:
-        doc = conn.execute(select(documents).where(documents.c.id == document_id)).first()
-        if doc is None:
-            raise NotFound(f"document {document_id} is not known")
-        recipients = conn.execute(
-            select(document_recipients).where(document_recipients.c.document_id == document_id)
-        ).all()
-        item = conn.execute(select(print_items).where(print_items.c.document_id == document_id)).first()
-        history = conn.execute(
-            select(document_events)
-            .where(document_events.c.document_id == document_id)
-            .order_by(document_events.c.id)
-        ).all()
+    found = store_documents.detail(store, document_id)
+    if found is None:
+        raise NotFound(f"document {document_id} is not known")
+    doc, recipients, item, history = found.document, found.recipients, found.print_item, found.history
     return JSONResponse(
         {
             "id": doc.id,

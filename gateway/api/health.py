@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -67,12 +67,8 @@ def certificates(settings: Settings) -> dict[str, Path]:
 async def health(request: Request) -> Response:
     engine: Engine = request.app.state.engine
 
-    def ping() -> None:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
     try:
-        await run_in_threadpool(ping)
+        await run_in_threadpool(ops.ping, engine)
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "up"})

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from gateway import held
 from gateway.api.deps import StoreDep
+from gateway.service import held
 
 router = APIRouter(tags=["Staff"])
 

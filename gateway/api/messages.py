@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse
 
 from gateway.api.deps import StoreDep
 from gateway.errors import InvalidRequest, NotFound
+from gateway.journal_adapter.redaction import message_view
 from gateway.store import app_acks, browser, queries
 from gateway.store.inbox import STATES
-from gateway.store.redaction import message_view
 
 router = APIRouter(tags=["Messages"])
 

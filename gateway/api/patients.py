@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -19,9 +19,9 @@ from gateway.domain.profile import HIDDEN, PersonProfile, person_profile
 from gateway.domain.register import Address, PopulationRegister, resolve
 from gateway.errors import InvalidIdentifier, InvalidRequest
 from gateway.mappings import Mappings
-from gateway.refresh import RefreshResult, refresh_bookings
+from gateway.service.refresh import RefreshResult, refresh_bookings
 from gateway.store import notifications as notification_store
-from gateway.store.tables import appointments, documents
+from gateway.store import people
 
 router = APIRouter(tags=["Staff"])
 
@@ -38,25 +38,7 @@ def _address(address: Address | str | None) -> dict[str, Any] | str | None:
 
 def _bookings(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
     numbers = {profile.asked.value, profile.current.value, *(p.value for p in profile.former)}
-    with store.connect() as conn:
-        rows = conn.execute(
-            select(
-                appointments.c.id,
-                appointments.c.booking_id,
-                appointments.c.status,
-                appointments.c.start,
-                appointments.c.time_type,
-                appointments.c.visible,
-                appointments.c.withheld_reason,
-            )
-            .where(
-                or_(
-                    appointments.c.patient_value.in_(numbers),
-                    appointments.c.journal_patient_value.in_(numbers),
-                )
-            )
-            .order_by(appointments.c.start)
-        ).all()
+    rows = people.bookings_of(store, numbers)
     return [
         {
             "appointment": row.id,
@@ -74,26 +56,7 @@ def _bookings(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
 def _documents(store: Any, profile: PersonProfile) -> list[dict[str, Any]]:
     """The person's e-documents, newest first: where each went, and any R-BK-3 outdated mark."""
     numbers = {profile.asked.value, profile.current.value, *(p.value for p in profile.former)}
-    with store.connect() as conn:
-        rows = conn.execute(
-            select(
-                documents.c.id,
-                documents.c.kind,
-                documents.c.title,
-                documents.c.outcome,
-                documents.c.rules,
-                documents.c.mailbox_provider,
-                documents.c.sent_at,
-                documents.c.read_at,
-                documents.c.outdated_at,
-                documents.c.outdated_reason,
-                documents.c.booking_id,
-            )
-            .where(
-                or_(documents.c.patient_value.in_(numbers), documents.c.journal_patient_value.in_(numbers))
-            )
-            .order_by(documents.c.created_at.desc())
-        ).all()
+    rows = people.documents_of(store, numbers)
     return [
         {
             "document": row.id,

@@ -1,7 +1,7 @@
 """SMS reminders and notices (R-NOT-1..5, R-BK-5): who gets which SMS, when, with what text.
 
 Pure functions over domain objects and a ``now`` passed in; the store keeps the plan
-(``gateway/notification_flow.py``) and the worker sends it (``gateway/notifier.py``).
+(``gateway/service/notification_flow.py``) and the worker sends it (``gateway/service/notifier.py``).
 
 Two moments decide:
 

@@ -10,7 +10,6 @@ mapping produces valid FHIR over its whole input space, with hypothesis).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -21,10 +20,11 @@ import orjson
 from fhir.resources.R4B.appointment import Appointment
 
 from gateway.domain.booking import BookingEvent, Resource
+from gateway.domain.query import BOOKING_ID_SYSTEM as BOOKING_ID_SYSTEM
+from gateway.domain.query import content_hash as content_hash
 from gateway.mappings import Mappings
 
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-4a7d-5b8e-9c3f-0d2e1a4b5c6d")
-BOOKING_ID_SYSTEM = "http://gateway.vard.example/fhir/NamingSystem/journal-booking-id"
 V2_0276 = "http://terminology.hl7.org/CodeSystem/v2-0276"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -157,10 +157,6 @@ def _actor(kind: str, res: Resource, hsa_system: str) -> dict[str, Any]:
     if display:
         actor["display"] = display
     return actor
-
-
-def content_hash(resource: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _with_meta(resource: dict[str, Any], version_id: int, last_updated: datetime) -> dict[str, Any]:

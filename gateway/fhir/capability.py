@@ -8,7 +8,7 @@ from typing import Any
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 import gateway
-from gateway.fhir.appointment import BOOKING_ID_SYSTEM
+from gateway.domain.query import BOOKING_ID_SYSTEM
 from gateway.fhir.communication import BASE, CATEGORY_SYSTEM, CODE_SYSTEMS
 
 _SEARCH = [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from gateway.domain.query import MAX_COUNT, CommunicationQuery, Token
 from gateway.errors import InvalidRequest
-from gateway.fhir.search import MAX_COUNT, _int, _token, parse_date
-from gateway.store.documents import CommunicationQuery
+from gateway.fhir.communication import CATEGORY_SYSTEM, KIND_BY_CODE
+from gateway.fhir.search import _int, _token, parse_date
 
 COMMUNICATION_STATUSES = frozenset(
     {
@@ -23,6 +24,16 @@ CONTROL_PARAMS = ("_count", "_offset", "_sort", "_total")
 _IGNORED = frozenset({"_format", "_pretty"})
 
 
+def _kinds(any_of: list[Token]) -> list[str]:
+    """The document kinds a ``category`` parameter's codes name (an unknown code names none)."""
+    kinds = []
+    for system, code in any_of:
+        kind = KIND_BY_CODE.get(code)
+        if kind is not None and system in (None, CATEGORY_SYSTEM):
+            kinds.append(kind.value)
+    return kinds
+
+
 def parse_communication_query(items: list[tuple[str, str]]) -> CommunicationQuery:
     q = CommunicationQuery()
     for name, raw in items:
@@ -35,7 +46,7 @@ def parse_communication_query(items: list[tuple[str, str]]) -> CommunicationQuer
             system, value = _token(name, raw)
             q.recipients.append((system, value.replace("-", "")))
         elif name == "category":
-            q.categories.append([_token(name, part) for part in raw.split(",")])
+            q.kinds.append(_kinds([_token(name, part) for part in raw.split(",")]))
         elif name == "status":
             statuses = raw.split(",")
             for status in statuses:

@@ -3,77 +3,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
+from gateway.domain.query import (
+    APPOINTMENT_STATUSES,
+    MAX_COUNT,
+    STOCKHOLM,
+    AppointmentQuery,
+    DateFilter,
+    Prefix,
+    SortKey,
+    Token,
+)
 from gateway.errors import InvalidRequest
 
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
-APPOINTMENT_STATUSES = frozenset(
-    {
-        "proposed",
-        "pending",
-        "booked",
-        "arrived",
-        "fulfilled",
-        "cancelled",
-        "noshow",
-        "entered-in-error",
-        "checked-in",
-        "waitlist",
-    }
-)
-#: Statuses a search leaves out unless it asks for them (:attr:`AppointmentQuery.left_out`).
-HIDDEN_UNLESS_ASKED = ("entered-in-error",)
-DEFAULT_COUNT = 50
-MAX_COUNT = 500
-
-Prefix = Literal["eq", "ne", "gt", "lt", "ge", "le"]
-SortKey = Literal["date", "_lastUpdated"]
-
-
-@dataclass(frozen=True, slots=True)
-class DateFilter:
-    """A date parameter as the half-open range [low, high) its precision implies, plus a prefix."""
-
-    prefix: Prefix
-    low: datetime
-    high: datetime
-
-
-# A token as (system, value): system None is any system ("VALUE"), "" is no system ("|VALUE").
-Token = tuple[str | None, str]
-
-
-@dataclass(slots=True)
-class AppointmentQuery:
-    """Repeated parameters are AND (FHIR search): every token in ``patients`` and
-    ``identifiers`` must match, and the status must be in ``statuses``, the intersection of
-    each ``status`` parameter's comma-separated (OR) values; None is no status filter."""
-
-    patients: list[Token] = field(default_factory=list)
-    identifiers: list[Token] = field(default_factory=list)
-    dates: list[DateFilter] = field(default_factory=list)
-    last_updated: list[DateFilter] = field(default_factory=list)
-    statuses: list[str] | None = None
-    count: int = DEFAULT_COUNT
-    offset: int = 0
-    sort: list[tuple[SortKey, bool]] = field(default_factory=lambda: [("date", False)])
-    total: bool = True
-
-    @property
-    def left_out(self) -> tuple[str, ...]:
-        """R-BK-2: a deleted booking (``entered-in-error``) is in the incremental sync (any
-        ``_lastUpdated``, so a platform that cached it removes it) and wherever ``status`` asks
-        for it, but a patient's booking list, and any other search, leaves it out."""
-        if self.statuses is not None or self.last_updated:
-            return ()
-        return HIDDEN_UNLESS_ASKED
-
-
-# Parameters that carry no filter but are allowed on any FHIR request.
 _IGNORED = frozenset({"_format", "_pretty"})
 SEARCH_PARAMS = ("patient:identifier", "identifier", "date", "status", "_lastUpdated")
 CONTROL_PARAMS = ("_count", "_offset", "_sort", "_total")

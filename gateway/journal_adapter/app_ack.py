@@ -18,8 +18,8 @@ from gateway.journal_adapter import er7
 from gateway.journal_adapter.ack import AckCode, build_ack
 from gateway.journal_adapter.header import Header, ack_wanted, check_header, read_header
 from gateway.journal_adapter.inbound import translate
-from gateway.journal_adapter.intake import header_for_nack
 from gateway.journal_adapter.mllp import MllpClient
+from gateway.journal_adapter.senders import header_for_nack
 from gateway.mappings import Mappings
 from gateway.store.inbox import FAILED, REJECTED
 

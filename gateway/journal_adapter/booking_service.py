@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
+from gateway import soap
 from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
 from gateway.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
@@ -276,32 +277,14 @@ class JournalBookingService:
 T = TransientUpstreamError
 P = PermanentUpstreamError
 
-#: Every exception zeep defines, with its class (a test fails when zeep adds one unmapped).
-#: TransportError and Fault are decided by their status and fault code in :func:`error_class`.
-ZEEP_MAP: dict[type[Exception], type[UpstreamError]] = {
-    zeep.exceptions.Error: P,
-    zeep.exceptions.TransportError: T,
-    zeep.exceptions.Fault: T,
-    # The reply or the WSDL breaks the contract; asking again gets the same.
-    zeep.exceptions.XMLSyntaxError: P,
-    zeep.exceptions.XMLParseError: P,
-    zeep.exceptions.UnexpectedElementError: P,
-    zeep.exceptions.WsdlSyntaxError: P,
-    zeep.exceptions.LookupError: P,
-    zeep.exceptions.NamespaceError: P,
-    zeep.exceptions.ValidationError: P,
-    zeep.exceptions.SignatureVerificationFailed: P,
-    zeep.exceptions.IncompleteMessage: P,
-    zeep.exceptions.IncompleteOperation: P,
-    zeep.exceptions.DTDForbidden: P,
-    zeep.exceptions.EntitiesForbidden: P,
-    zeep.exceptions.ExternalReferenceForbidden: P,
+#: Every exception zeep defines, and lxml's, with its class: decided once for every SOAP adapter
+#: (gateway/soap.py). TransportError and Fault are decided by their status and fault code in
+#: :func:`error_class`.
+ZEEP_MAP: dict[type[BaseException], type[UpstreamError]] = {
+    cls: found for cls, found in soap.DECISIONS.items() if cls.__module__.startswith("zeep")
 }
-
-#: Parsers below zeep, should one of their errors get past it.
-XML_MAP: dict[type[Exception], type[UpstreamError]] = {
-    etree.XMLSyntaxError: P,
-    etree.Error: P,
+XML_MAP: dict[type[BaseException], type[UpstreamError]] = {
+    cls: found for cls, found in soap.DECISIONS.items() if not cls.__module__.startswith("zeep")
 }
 
 

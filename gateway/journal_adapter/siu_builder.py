@@ -1,7 +1,7 @@
 """One builder for SIU messages in the profile's shape (``docs/hl7-profile.md``).
 
 The simulated journal (``mocks/journal/simulator.py``) writes its traffic with it, and the
-refresh from the journal (R-BK-4, ``gateway/refresh.py``) writes what the journal's booking
+refresh from the journal (R-BK-4, ``gateway/service/refresh.py``) writes what the journal's booking
 service answered as the same kind of message, so both go through the one intake pipeline.
 Text is written by hand rather than with hl7apy: it is fast, and ``er7.escape`` covers what
 free text needs.

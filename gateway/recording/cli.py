@@ -80,7 +80,7 @@ def export(
 ) -> None:
     """Write a recording file: the selected inbound messages with their ACKs, the outside calls
     made for them, and the FHIR resources they produced."""
-    from gateway.recording.store import ExportFilter, export_lines
+    from gateway.store.recordings import ExportFilter, export_lines
 
     f = ExportFilter(moment(since, "--since"), moment(until, "--until"), patient, message_type, trigger)
     engine = _engine(db_url)
@@ -111,7 +111,7 @@ def export(
 def import_(file: Path, db_url: str | None, name: str | None) -> None:
     """Load a recording file into the database (replacing one of the same name); export it again
     with --source NAME, narrowed by the same filters."""
-    from gateway.recording.store import import_recording
+    from gateway.store.recordings import import_recording
 
     try:
         recording = fileformat.read(file)
@@ -131,7 +131,7 @@ def import_(file: Path, db_url: str | None, name: str | None) -> None:
 @click.option("--source", help="Delete an imported recording by name instead.")
 def prune_command(db_url: str | None, older_than_days: float | None, source: str | None) -> None:
     """Delete recorded outside calls older than the retention (or one imported recording)."""
-    from gateway.recording.store import drop_source, prune
+    from gateway.store.recordings import drop_source, prune
 
     engine = _engine(db_url)
     try:
@@ -150,7 +150,7 @@ def prune_command(db_url: str | None, older_than_days: float | None, source: str
 @click.option("--db-url", help="Database (default: the gateway's).")
 def list_command(db_url: str | None) -> None:
     """What is recorded: this gateway's own calls and each imported recording."""
-    from gateway.recording.store import sources
+    from gateway.store.recordings import sources
 
     engine = _engine(db_url)
     try:
@@ -164,7 +164,7 @@ def list_command(db_url: str | None) -> None:
 def _fresh_gateway(recording_file: Path, offline: bool) -> Iterator[Any]:
     """A new gateway in this process on an empty SQLite database and free ports."""
     from gateway import logging as gw_logging
-    from gateway.bootstrap import GatewayThread
+    from gateway.testing import GatewayThread
 
     gw_logging.configure("console", "ERROR")
     with tempfile.TemporaryDirectory(prefix="gateway-replay-") as tmp:

@@ -2,7 +2,7 @@
 
 * :class:`RecordingTransport` delegates to the real transport and hands each exchange (request,
   answer or transport error, timing, the message ids of :mod:`gateway.recording.context`) to a
-  sink: the :class:`~gateway.recording.store.Recorder`.
+  sink: the :class:`~gateway.store.recordings.Recorder`.
 * :class:`OfflineTransport` never touches the network: it answers from a recording's outbound
   lines, found by :func:`~gateway.recording.matching.request_key` (see there why not by order).
 * :func:`wrap_client` puts either under an adapter's ``httpx.AsyncClient`` (the adapters take

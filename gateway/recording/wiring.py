@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 
 from gateway.errors import ConfigurationError
 from gateway.recording import fileformat
-from gateway.recording.store import Recorder
 from gateway.recording.transport import OfflineTransport, RecordedAnswers, RecordingTransport, wrap_client
 from gateway.settings import Settings
+from gateway.store.recordings import Recorder
 
 log = structlog.get_logger(__name__)
 

@@ -27,6 +27,7 @@ import httpx
 from lxml import etree
 from zeep import exceptions as zeep_exc
 
+from gateway import soap
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamError
 
 Translate = Callable[[BaseException], UpstreamError]
@@ -39,6 +40,11 @@ def _transient(what: str) -> Translate:
 
 def _permanent(what: str) -> Translate:
     return lambda exc: PermanentUpstreamError(f"SPAR {what}: {_describe(exc)}")
+
+
+def _decided(cls: type[BaseException], what: str) -> Translate:
+    """Worded here, decided once for every SOAP adapter (gateway/soap.py)."""
+    return _transient(what) if soap.transient(cls) else _permanent(what)
 
 
 def _describe(exc: BaseException) -> str:
@@ -123,24 +129,28 @@ MAPPING: dict[type[BaseException], Translate] = {
     # zeep: the SOAP layer.
     zeep_exc.TransportError: _transport_error,
     zeep_exc.Fault: _fault,
-    zeep_exc.XMLSyntaxError: _transient("answer is not a SOAP envelope"),
-    zeep_exc.XMLParseError: _permanent("answer breaks the schema"),
-    zeep_exc.ValidationError: _permanent("answer breaks the schema"),
-    zeep_exc.UnexpectedElementError: _permanent("answer breaks the schema"),
-    zeep_exc.LookupError: _permanent("answer uses an unknown type or element"),
-    zeep_exc.NamespaceError: _permanent("answer uses an unknown namespace"),
-    zeep_exc.DTDForbidden: _permanent("answer carries a DTD (refused)"),
-    zeep_exc.EntitiesForbidden: _permanent("answer declares entities (refused)"),
-    zeep_exc.ExternalReferenceForbidden: _permanent("answer refers to external documents (refused)"),
-    zeep_exc.SignatureVerificationFailed: _permanent("answer signature does not verify"),
-    zeep_exc.WsdlSyntaxError: _permanent("contract (WSDL) is broken"),
-    zeep_exc.IncompleteMessage: _permanent("contract (WSDL) is incomplete"),
-    zeep_exc.IncompleteOperation: _permanent("contract (WSDL) is incomplete"),
-    zeep_exc.Error: _permanent("SOAP client error"),
+    zeep_exc.XMLSyntaxError: _decided(zeep_exc.XMLSyntaxError, "answer is not a SOAP envelope"),
+    zeep_exc.XMLParseError: _decided(zeep_exc.XMLParseError, "answer breaks the schema"),
+    zeep_exc.ValidationError: _decided(zeep_exc.ValidationError, "answer breaks the schema"),
+    zeep_exc.UnexpectedElementError: _decided(zeep_exc.UnexpectedElementError, "answer breaks the schema"),
+    zeep_exc.LookupError: _decided(zeep_exc.LookupError, "answer uses an unknown type or element"),
+    zeep_exc.NamespaceError: _decided(zeep_exc.NamespaceError, "answer uses an unknown namespace"),
+    zeep_exc.DTDForbidden: _decided(zeep_exc.DTDForbidden, "answer carries a DTD (refused)"),
+    zeep_exc.EntitiesForbidden: _decided(zeep_exc.EntitiesForbidden, "answer declares entities (refused)"),
+    zeep_exc.ExternalReferenceForbidden: _decided(
+        zeep_exc.ExternalReferenceForbidden, "answer refers to external documents (refused)"
+    ),
+    zeep_exc.SignatureVerificationFailed: _decided(
+        zeep_exc.SignatureVerificationFailed, "answer signature does not verify"
+    ),
+    zeep_exc.WsdlSyntaxError: _decided(zeep_exc.WsdlSyntaxError, "contract (WSDL) is broken"),
+    zeep_exc.IncompleteMessage: _decided(zeep_exc.IncompleteMessage, "contract (WSDL) is incomplete"),
+    zeep_exc.IncompleteOperation: _decided(zeep_exc.IncompleteOperation, "contract (WSDL) is incomplete"),
+    zeep_exc.Error: _decided(zeep_exc.Error, "SOAP client error"),
     # lxml, if it escapes zeep.
-    etree.XMLSyntaxError: _transient("answer is not XML"),
-    etree.LxmlError: _permanent("answer could not be read as XML"),
-    etree.Error: _permanent("answer could not be read as XML"),
+    etree.XMLSyntaxError: _decided(etree.XMLSyntaxError, "answer is not XML"),
+    etree.LxmlError: _decided(etree.LxmlError, "answer could not be read as XML"),
+    etree.Error: _decided(etree.Error, "answer could not be read as XML"),
 }
 
 

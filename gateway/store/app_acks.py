@@ -1,7 +1,7 @@
 """The application ACKs owed to senders in enhanced mode (``hl7_app_acks``; docs/hl7-profile.md 5.4).
 
 SQL only: which messages given a commit ACK ``CA`` have no application ACK row yet, adding one,
-claiming due rows and recording what became of each. ``gateway/app_acks.py`` runs the loop.
+claiming due rows and recording what became of each. ``gateway/service/app_acks.py`` runs the loop.
 """
 
 from __future__ import annotations

@@ -8,20 +8,30 @@ rule, a staff release) ends with the same resource and one version bump.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
-from gateway.domain.documents import Channel, DocumentKind, MailboxProvider, Outcome
+from gateway.domain.documents import Channel, DocumentKind, MailboxProvider
 from gateway.domain.letter import Attachment
-from gateway.fhir import communication as fhir_comm
-from gateway.fhir.appointment import content_hash
-from gateway.fhir.search import DateFilter, Token
+from gateway.domain.query import CommunicationQuery
 from gateway.store.identifier_links import patient_clause
 from gateway.store.queries import StoredResource, _date_clause
 from gateway.store.tables import (
@@ -98,7 +108,42 @@ def replace_attachments(conn: Connection, doc_id: str, attachments: Sequence[Att
         )
 
 
-def replace_recipients(conn: Connection, doc_id: str, recipients: Sequence[fhir_comm.Recipient]) -> None:
+class _Who(Protocol):
+    @property
+    def system(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+
+
+class Recipient(Protocol):
+    """Who got a document, as written (``gateway.fhir.communication.Recipient`` is one)."""
+
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def who(self) -> _Who: ...
+    @property
+    def provider(self) -> MailboxProvider | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecipient:
+    channel: Channel
+    system: str
+    value: str
+    provider: MailboxProvider | None
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildInputs:
+    row: Row[Any]
+    recipients: list[StoredRecipient]
+    #: (position, filename, content type, bytes)
+    attachments: list[tuple[int, str, str, bytes]]
+    on_print_list: bool
+
+
+def replace_recipients(conn: Connection, doc_id: str, recipients: Sequence[Recipient]) -> None:
     conn.execute(delete(document_recipients).where(document_recipients.c.document_id == doc_id))
     if recipients:
         conn.execute(
@@ -161,52 +206,9 @@ def on_print_list(conn: Connection, doc_id: str) -> bool:
     )
 
 
-def build_facts(
-    doc: Mapping[str, Any],
-    recipients: Sequence[fhir_comm.Recipient],
-    attachments: Sequence[tuple[int, str, str, bytes]],
-    *,
-    unread_printed: bool,
-) -> fhir_comm.CommunicationFacts:
-    """The Communication's facts from a document's columns (a row, or the values about to be
-    written), who got it, and its attachments as (position, filename, content type, bytes)."""
-    doc_id = doc["id"]
-    return fhir_comm.CommunicationFacts(
-        id=doc_id,
-        namespace=doc["namespace"],
-        document_number=doc["document_number"],
-        kind=DocumentKind(doc["kind"]),
-        subject=fhir_comm.Identifier(doc["patient_system"], doc["patient_value"]),
-        title=doc["title"],
-        text=doc["text"],
-        outcome=Outcome(doc["outcome"]),
-        rules=tuple(doc["rules"].split()),
-        reason=doc["reason"],
-        recipients=tuple(recipients),
-        appointment_id=doc["appointment_id"],
-        unit=fhir_comm.Identifier(fhir_comm.HSA_SYSTEM, doc["unit_hsa_id"]) if doc["unit_hsa_id"] else None,
-        unit_name=doc["unit_name"],
-        attachments=tuple(
-            fhir_comm.AttachmentRef(
-                binary_id=f"{doc_id}-{position}",
-                filename=filename,
-                content_type=content_type,
-                size=len(data),
-                sha1_b64=base64.b64encode(hashlib.sha1(data).digest()).decode(),  # FHIR: SHA-1
-            )
-            for position, filename, content_type, data in attachments
-        ),
-        sent=doc["sent_at"],
-        received=doc["read_at"],
-        unread_printed=unread_printed,
-        mailbox_delivered=doc.get("mailbox_delivered_at"),
-        mailbox_receipt=doc.get("mailbox_receipt"),
-    )
-
-
-def rebuild(conn: Connection, doc_id: str, now: datetime) -> bool:
-    """Build the document's Communication from its columns; store it as a new version if its
-    content changed. Returns whether it changed. Validates (R4B) before writing."""
+def rebuild_inputs(conn: Connection, doc_id: str) -> RebuildInputs:
+    """What a document's Communication is built from: its row, who got it, its attachments and
+    whether it is on the print list. LookupError when the document is not known."""
     row = current(conn, doc_id)
     if row is None:
         raise LookupError(doc_id)
@@ -225,55 +227,38 @@ def rebuild(conn: Connection, doc_id: str, now: datetime) -> bool:
         .where(document_attachments.c.document_id == doc_id)
         .order_by(document_attachments.c.position)
     ).all()
-    facts = build_facts(
-        dict(row._mapping),
-        [
-            fhir_comm.Recipient(
-                Channel(r.channel),
-                fhir_comm.Identifier(r.system, r.value),
-                MailboxProvider(r.provider) if r.provider else None,
+    return RebuildInputs(
+        row=row,
+        recipients=[
+            StoredRecipient(
+                Channel(r.channel), r.system, r.value, MailboxProvider(r.provider) if r.provider else None
             )
             for r in recipients
         ],
-        [(a.position, a.filename, a.content_type, a.data) for a in attachments],
-        unread_printed=row.outcome == Outcome.DELIVER.value and on_print_list(conn, doc_id),
+        attachments=[(a.position, a.filename, a.content_type, a.data) for a in attachments],
+        on_print_list=on_print_list(conn, doc_id),
     )
-    resource = fhir_comm.build_communication(facts)
-    label = row.protection if row.restricted else None
-    digest = content_hash({"resource": resource, "label": label, "visible": row.visible})
-    if digest == row.content_hash:
-        return False
-    fhir_comm.check(resource)
-    version = row.version_id + 1
+
+
+def write_version(
+    conn: Connection, doc_id: str, *, version: int, now: datetime, digest: str, resource: bytes
+) -> None:
     conn.execute(
         update(documents)
         .where(documents.c.id == doc_id)
-        .values(
-            version_id=version,
-            last_updated=now,
-            content_hash=digest,
-            resource=fhir_comm.render(resource, version, now, label),
-        )
+        .values(version_id=version, last_updated=now, content_hash=digest, resource=resource)
     )
-    return True
+
+
+def rebuild(conn: Connection, doc_id: str, now: datetime) -> bool:
+    """Kept for ``gateway/service/outbox.py`` (being changed on another branch): the rebuild is
+    a use case, :func:`gateway.service.communications.rebuild`; call that instead."""
+    from gateway.service import communications
+
+    return communications.rebuild(conn, doc_id, now)
 
 
 # --- reads for the FHIR API -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class CommunicationQuery:
-    """Repeated parameters are AND, comma-separated values OR (as for Appointment)."""
-
-    subjects: list[Token] = field(default_factory=list)
-    recipients: list[Token] = field(default_factory=list)
-    categories: list[list[Token]] = field(default_factory=list)
-    statuses: list[list[str]] = field(default_factory=list)
-    last_updated: list[DateFilter] = field(default_factory=list)
-    count: int = 50
-    offset: int = 0
-    sort_desc: bool = False
-    total: bool = True
 
 
 def _visible() -> ColumnElement[bool]:
@@ -290,12 +275,7 @@ def search_communications(conn: Connection, q: CommunicationQuery) -> tuple[int 
         if system is not None:
             match.append(document_recipients.c.system == system)
         where.append(exists().where(*match))
-    for any_of in q.categories:
-        kinds = []
-        for system, code in any_of:
-            kind = fhir_comm.KIND_BY_CODE.get(code)
-            if kind is not None and system in (None, fhir_comm.CATEGORY_SYSTEM):
-                kinds.append(kind.value)
+    for kinds in q.kinds:
         where.append(documents.c.kind.in_(kinds))
     for statuses in q.statuses:
         where.append(documents.c.status.in_(statuses))
@@ -355,3 +335,141 @@ def get_binary(conn: Connection, binary_id: str) -> StoredBinary | None:
     if row is None:
         return None
     return StoredBinary(row.content_type, row.filename, row.data)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentDetail:
+    document: Row[Any]
+    recipients: list[Row[Any]]
+    print_item: Row[Any] | None
+    history: list[Row[Any]]
+
+
+def detail(engine: Engine, document_id: str) -> DocumentDetail | None:
+    """One document for the staff view: its row, recipients, print-list entry and history."""
+    with engine.connect() as conn:
+        doc = conn.execute(select(documents).where(documents.c.id == document_id)).first()
+        if doc is None:
+            return None
+        recipients = conn.execute(
+            select(document_recipients).where(document_recipients.c.document_id == document_id)
+        ).all()
+        item = conn.execute(select(print_items).where(print_items.c.document_id == document_id)).first()
+        history = conn.execute(
+            select(document_events)
+            .where(document_events.c.document_id == document_id)
+            .order_by(document_events.c.id)
+        ).all()
+    return DocumentDetail(doc, list(recipients), item, list(history))
+
+
+_HELD_COLUMNS = (
+    documents.c.id,
+    documents.c.kind,
+    documents.c.title,
+    documents.c.patient_value,
+    documents.c.unit_hsa_id,
+    documents.c.unit_name,
+    documents.c.rules,
+    documents.c.reason,
+    documents.c.restricted,
+    documents.c.created_at,
+    documents.c.booking_id,
+)
+
+
+def held_page(engine: Engine, held: str, *, limit: int, offset: int) -> tuple[int, list[Any]]:
+    """Documents with outcome ``held`` waiting for a staff decision, oldest first, and how many."""
+    where = documents.c.outcome == held
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(documents).where(where)).scalar_one()
+        rows = conn.execute(
+            select(*_HELD_COLUMNS)
+            .where(where)
+            .order_by(documents.c.created_at, documents.c.id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return total, list(rows)
+
+
+def update_document(conn: Connection, doc_id: str, **values: Any) -> None:
+    """Set columns of one document (the caller rebuilds its Communication afterwards)."""
+    conn.execute(update(documents).where(documents.c.id == doc_id).values(**values))
+
+
+# --- the worker's document writes (R-BK-3, R-DOC-5) ---------------------------------------------
+
+# Built once with bound parameters (building them per call cost the worker ~8%, bench/README).
+_SENT_KALLELSER = select(documents.c.id).where(
+    documents.c.appointment_id == bindparam("appointment_id"),
+    documents.c.kind == DocumentKind.E_KALLELSE.value,
+    documents.c.outdated_at.is_(None),
+    documents.c.sent_at.is_not(None),
+    documents.c.last_message_id < bindparam("message_id"),
+)
+_WITH_KALLELSER = (
+    select(documents.c.appointment_id)
+    .where(
+        documents.c.appointment_id.in_(bindparam("ids", expanding=True)),
+        documents.c.kind == DocumentKind.E_KALLELSE.value,
+    )
+    .distinct()
+)
+_OUTDATE = update(documents).where(documents.c.id == bindparam("b_id"))
+
+
+def sent_kallelser_before(conn: Connection, appointment_id: str, message_id: int) -> list[str]:
+    """The booking's kallelser sent before message ``message_id`` and not yet outdated."""
+    return list(
+        conn.execute(_SENT_KALLELSER, {"appointment_id": appointment_id, "message_id": message_id})
+        .scalars()
+        .all()
+    )
+
+
+def mark_outdated(conn: Connection, doc_id: str, now: datetime, reason: str) -> None:
+    conn.execute(_OUTDATE, {"b_id": doc_id, "outdated_at": now, "outdated_reason": reason})
+
+
+def with_kallelser(conn: Connection, appointment_ids: list[str]) -> set[str]:
+    """Which of the bookings have any kallelse at all (asked 500 at a time)."""
+    found: set[str] = set()
+    for at in range(0, len(appointment_ids), 500):
+        found.update(conn.execute(_WITH_KALLELSER, {"ids": appointment_ids[at : at + 500]}).scalars())
+    return found
+
+
+def print_due(conn: Connection, now: datetime, *, limit: int) -> list[Any]:
+    """Documents whose 48 hours on the platform ran out (R-DOC-5), earliest first."""
+    return list(
+        conn.execute(
+            select(
+                documents.c.id,
+                documents.c.sent_at,
+                documents.c.read_at,
+                documents.c.unit_hsa_id,
+                documents.c.kind,
+            )
+            .where(documents.c.print_due_at.is_not(None), documents.c.print_due_at <= now)
+            .order_by(documents.c.print_due_at)
+            .limit(limit)
+        ).all()
+    )
+
+
+def recipient_channels(conn: Connection, doc_id: str) -> list[str]:
+    return list(
+        conn.execute(select(document_recipients.c.channel).where(document_recipients.c.document_id == doc_id))
+        .scalars()
+        .all()
+    )
+
+
+def read_state(conn: Connection, doc_id: str) -> Any:
+    """A visible document's sent and read times (None when there is no such visible document)."""
+    return conn.execute(
+        select(
+            documents.c.sent_at, documents.c.read_at, documents.c.last_read_at, documents.c.print_due_at
+        ).where(documents.c.id == doc_id, documents.c.visible.is_(True))
+    ).first()

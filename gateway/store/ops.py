@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select, text
 
 from gateway.domain.documents import Outcome
 from gateway.store.inbox import RECEIVED, WAITING
@@ -83,3 +83,9 @@ def worker_lease_held(conn: Connection) -> bool:
         {"high": high, "low": low},
     ).scalar_one()
     return bool(held)
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers (liveness)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

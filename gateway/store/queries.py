@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, false, func, null, or_, select
 
-from gateway.fhir.appointment import BOOKING_ID_SYSTEM
-from gateway.fhir.search import AppointmentQuery, DateFilter, Token
+from gateway.domain.query import BOOKING_ID_SYSTEM, AppointmentQuery, DateFilter, Token
 from gateway.store import intake_journal
 from gateway.store.identifier_links import patient_clause
 from gateway.store.intake_journal import entries

@@ -29,8 +29,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 from gateway.api import auth
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.e2e.test_mailbox_outbox import KIVRA, MINOR, mdm
 from tests.support import ack_code, mllp_exchange, siu
@@ -200,9 +200,6 @@ def open_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayTh
         yield gw
 
 
-SEARCH_SEEN: dict[str, Counter[int]] = defaultdict(Counter)
-
-
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(kind=st.sampled_from(["Appointment", "Communication", "Appointment/_search"]), data=st.data())
 def test_fhir_search_with_any_parameters_is_a_bundle_or_a_400(
@@ -216,7 +213,6 @@ def test_fhir_search_with_any_parameters_is_a_bundle_or_a_400(
             response = client.post(f"/fhir/{kind}", content=urlencode(query), headers=form)
         else:
             response = client.get(f"/fhir/{kind}", params=query)
-    SEARCH_SEEN[kind][response.status_code] += 1
     assert response.status_code in (200, 400), (query, response.text[:300])
     body = response.json()
     assert body["resourceType"] == ("Bundle" if response.status_code == 200 else "OperationOutcome")
@@ -240,7 +236,6 @@ def test_journal_http_with_any_body_gets_an_ack_or_a_4xx(
 ) -> None:
     with httpx.Client(base_url=open_gateway.http_url, timeout=10) as client:
         response = client.post("/journal/hl7", content=body, headers={"Content-Type": content_type})
-    SEARCH_SEEN[f"journal {content_type or '(none)'}"][response.status_code] += 1
     assert response.status_code < 500, response.text[:300]
     if response.status_code == 200:
         assert b"MSA|A" in response.content  # an ACK (AE or AR for garbage), never an exception
@@ -253,13 +248,7 @@ def test_mllp_with_any_frame_gets_one_ack_and_the_connection_goes_on(
     open_gateway: GatewayThread, body: bytes
 ) -> None:
     ack, after = mllp_exchange(*open_gateway.mllp_address, [body, siu("S12", booking="FZ-AFTER")], timeout=10)
-    SEARCH_SEEN["mllp"][ack_code(ack)] += 1
     assert ack_code(ack) in ("AA", "AE", "AR") and ack_code(after) == "AA"
-
-
-def test_zz_report_the_hand_made_fuzz() -> None:
-    """Prints what the two hypothesis tests above sent and got (runs after them in this module)."""
-    print("\nhand-made fuzz:", {k: dict(v) for k, v in sorted(SEARCH_SEEN.items())})
 
 
 def test_numbers_past_64_bits_are_a_400_not_a_500(gateway_on: GatewayThread) -> None:

@@ -20,15 +20,16 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.api import auth
 from gateway.api.audit import AUDITED, NOT_AUDITED
-from gateway.bootstrap import GatewayThread, build
+from gateway.bootstrap import build
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.audit import AuditEvent, AuditWriter, write
 from gateway.store.db import make_engine
 from gateway.store.tables import audit_events
+from gateway.testing import GatewayThread
 from tests.documents_factory import insert_document
 from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister
-from tests.support import PNR_SYSTEM, TOLVAN, mllp_exchange, siu
+from tests.support import PNR_SYSTEM, TOLVAN, eventually, mllp_exchange, siu
 
 OTHER = "200001022386"  # a second patient (not in any request but its own)
 
@@ -66,18 +67,17 @@ def _trail(client: httpx.Client, gw: GatewayThread, **params: Any) -> dict[str, 
 
 
 def _wait_for_appointment(client: httpx.Client, gw: GatewayThread, patient: str) -> str:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def appointment_id() -> str | None:
         bundle = client.get(
             "/fhir/Appointment",
             params={"patient:identifier": f"{PNR_SYSTEM}|{patient}"},
             headers=_as(gw, "poller", auth.PLATFORM),
         ).json()
-        if bundle.get("total"):
-            appointment_id: str = bundle["entry"][0]["resource"]["id"]
-            return appointment_id
-        time.sleep(0.1)
-    raise AssertionError("the booking never became an Appointment")
+        return str(bundle["entry"][0]["resource"]["id"]) if bundle.get("total") else None
+
+    found = eventually(appointment_id, "the booking to become an Appointment", interval=0.1)
+    assert found is not None
+    return found
 
 
 def _only(items: list[dict[str, Any]], **match: Any) -> dict[str, Any]:

@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from structlog.testing import capture_logs
 
 from gateway.api import auth
-from gateway.bootstrap import Gateway, GatewayThread, build
+from gateway.bootstrap import Gateway, build
 from gateway.errors import ConfigurationError
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from mocks.services import MockServices
 from tests.e2e.test_cli import GATEWAY, _env
 from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister

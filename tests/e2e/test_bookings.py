@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.support import (
     PNR_SYSTEM,

@@ -25,9 +25,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import select, update
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
 from gateway.store.tables import audit_events, console_sessions, mailbox_outbox, print_items
+from gateway.testing import GatewayThread
 from mocks.journal import JournalSimulator, push
 from mocks.population import DEFAULT_FILE
 from mocks.population import load as load_population
@@ -448,7 +448,7 @@ def test_a_dead_mailbox_letter_is_retried_from_the_utkorg(staff: Page, console: 
     with engine.begin() as conn:
         letter = conn.execute(select(mailbox_outbox.c.id).order_by(mailbox_outbox.c.id)).scalars().first()
         assert letter is not None, "the simulated journal's letters reach digital mailboxes"
-        # As the outbox leaves a letter it gave up on (gateway/outbox.py _give_up).
+        # As the outbox leaves a letter it gave up on (gateway/service/outbox.py _give_up).
         conn.execute(update(mailbox_outbox).where(mailbox_outbox.c.id == letter).values(state="dead"))
     staff.goto(console.url + "/utkorg?state=dead")
     row = staff.locator(f"#outbox-{letter}")

@@ -20,7 +20,6 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from gateway.bootstrap import GatewayThread
 from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
 from gateway.domain.booking import Resource
 from gateway.domain.documents import MailboxProvider, MailboxReachability
@@ -31,6 +30,7 @@ from gateway.fhir.communication import CATEGORY_SYSTEM, MAILBOX_EXTENSION
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm, minimal_pdf
 from gateway.settings import Settings
 from gateway.store.tables import document_events, documents, mailbox_outbox, messages, print_items
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.fakes import CHILD, FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister, pnr
 from tests.support import PNR_OID, PNR_SYSTEM, RESERV_OID, TOLVAN, ack_code, control_id, mllp_exchange, siu

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gateway.bootstrap import GatewayThread
 from gateway.store.tables import hl7_app_acks
+from gateway.testing import GatewayThread
 from tests.conftest import _settings, wait_processed
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
-from tests.support import PNR_OID, TOLVAN, ack_code, ack_fields, mllp_exchange
+from tests.support import PNR_OID, TOLVAN, ack_code, ack_fields, eventually, mllp_exchange
 
 
 class SenderEndpoint:
@@ -107,12 +106,7 @@ def message(control: str, msh15: str = "AL", msh16: str = "AL", *, patient: str 
 
 
 def _wait_for(check: object, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("not in time")
+    eventually(check, "the expected state", timeout=timeout)  # type: ignore[arg-type]
 
 
 def _rows(gw: GatewayThread) -> list[dict[str, object]]:

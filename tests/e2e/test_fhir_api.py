@@ -15,8 +15,8 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhirpy import AsyncFHIRClient
 
-from gateway.bootstrap import GatewayThread
 from gateway.fhir.appointment import BOOKING_ID_SYSTEM
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.support import PNR_SYSTEM, TOLVAN, mllp_exchange, siu
 

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import trustme
 
-from gateway.bootstrap import GatewayThread
 from gateway.journal_adapter.mllp import MllpClient, MllpServer
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 from tests.support import ack_code, ack_fields, control_id, mllp_exchange, siu
 

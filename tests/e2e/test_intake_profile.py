@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
 from gateway.fhir.appointment import appointment_id
 from gateway.store import intake_journal
+from gateway.testing import GatewayThread
 from mocks.journal import JournalLetter, JournalMessage, JournalSimulator, push
 from tests.conftest import wait_processed
 from tests.support import (

@@ -24,7 +24,6 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.bootstrap import GatewayThread
 from gateway.domain.booking import Resource
 from gateway.domain.identity import mask_ids_in_text
 from gateway.domain.letter import Attachment
@@ -35,6 +34,7 @@ from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
+from gateway.testing import GatewayThread
 from mocks.mailbox import OPERATORS, ErrorCode
 from mocks.mailbox import create_app as mailbox_app
 from mocks.runner import ServedApp

@@ -19,12 +19,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from gateway.bootstrap import GatewayThread
 from gateway.domain.notifications import STOCKHOLM
 from gateway.fhir.appointment import appointment_id
 from gateway.fhir.communication import document_id
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm
 from gateway.store.tables import notifications
+from gateway.testing import GatewayThread
 from tests.conftest import _settings, wait_processed
 from tests.fakes import FakeMailbox, FakeRegister, record
 from tests.support import PNR_OID, TOLVAN, ack_code, control_id, mllp_exchange, siu

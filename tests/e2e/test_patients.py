@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
 from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
 from gateway.domain.register import Protection
+from gateway.testing import GatewayThread
 from tests import fakes
 from tests.conftest import wait_processed
 from tests.fakes import FakeAccounts, FakeRegister, pnr

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
-from gateway.bootstrap import GatewayThread
+from gateway.testing import GatewayThread
 from tests.documents_factory import InsertedDocument, insert_document, pdf_attachment
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

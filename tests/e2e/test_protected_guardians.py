@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
+from gateway.testing import GatewayThread
 from tests.conftest import _settings, wait_processed
 from tests.e2e.test_documents import mdm
 from tests.support import ack_code, mllp_exchange, siu

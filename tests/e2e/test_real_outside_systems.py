@@ -17,14 +17,14 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from mocks.journal import JournalBook, JournalSimulator
 from mocks.population import load as load_population
 from mocks.runner import ServedApp
 from mocks.spar import PATH as SPAR_PATH
 from mocks.spar import create_app as spar_app
-from tests.support import PNR_SYSTEM, TOLVAN, ack_code, mllp_exchange, siu
+from tests.support import PNR_SYSTEM, TOLVAN, ack_code, eventually, mllp_exchange, siu
 
 SEKRET = "197605010128"
 SKYDDAD = "198203152452"
@@ -42,16 +42,14 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _wait_settled(http: httpx.Client, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def settled() -> bool:
         pending = sum(
             http.get("/messages", params={"state": s, "limit": 1}).json()["total"]
             for s in ("received", "waiting")
         )
-        if pending == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError("messages still pending")
+        return pending == 0
+
+    eventually(settled, "no message received or waiting", timeout=timeout)
 
 
 def _visible(http: httpx.Client, patient: str) -> list[dict[str, object]]:

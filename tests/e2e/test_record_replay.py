@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,18 +18,18 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from gateway.bootstrap import GatewayThread
 from gateway.cli import main as gateway_cli
 from gateway.mappings import DEFAULT_DIR
 from gateway.recording import fileformat
 from gateway.recording import replay as rp
 from gateway.recording.diff import Ignore
-from gateway.recording.store import ExportFilter, export_lines
 from gateway.settings import Settings
 from gateway.store.db import make_engine
+from gateway.store.recordings import ExportFilter, export_lines
+from gateway.testing import GatewayThread
 from mocks.journal import JournalSimulator, push
 from tests.conftest import wait_processed
-from tests.support import ack_code, mllp_exchange, siu
+from tests.support import ack_code, eventually, mllp_exchange, siu
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 
@@ -49,12 +48,12 @@ def settings(tmp: Path, **extra: object) -> Settings:
 
 
 def _wait_outbox(client: httpx.Client, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/outbox", params={"state": "pending", "limit": 1}).json()["total"] == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError("letters still pending in the outbox")
+    eventually(
+        lambda: client.get("/outbox", params={"state": "pending", "limit": 1}).json()["total"] == 0,
+        "no letter pending in the outbox",
+        timeout=timeout,
+        interval=0.1,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
 from gateway.domain.booking import JournalStatus
 from gateway.domain.identity import luhn_check_digit
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
-from gateway.refresh import ABSENT_REASON, TRANSPORT, RefreshResult, refresh_bookings
+from gateway.service.refresh import ABSENT_REASON, TRANSPORT, RefreshResult, refresh_bookings
+from gateway.testing import GatewayThread
 from mocks.journal import JournalSimulator
 from mocks.journal.booking_ws import INVALID_CARE_UNIT, PATIENT_NOT_FOUND, ServiceSwitches, create_app
 from mocks.journal.simulator import UNITS, JournalMessage

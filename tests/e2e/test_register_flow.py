@@ -10,8 +10,8 @@ import httpx
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from gateway.bootstrap import GatewayThread
 from gateway.store.tables import appointments
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.fakes import FakeRegister
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, mllp_exchange, siu

@@ -194,7 +194,7 @@ def test_refused_cases_change_nothing(world: World) -> None:
     _refused(w, r, 422, "R-BK-1", before)
     adm = {
         "resourceType": "Slot",
-        "id": __import__("gateway.fhir.self_service", fromlist=["slot_id"]).slot_id(
+        "id": __import__("gateway.api.fhir_self_service", fromlist=["slot_id"]).slot_id(
             UNIT, "ADM", FIRST, FIRST + timedelta(minutes=30)
         ),
     }

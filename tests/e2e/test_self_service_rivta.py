@@ -9,9 +9,9 @@ from datetime import datetime
 
 from lxml import etree
 
+from gateway.api.rivta_scheduling import ADDRESSING, CORE, PATH, SOAP_ENV, responder
 from gateway.fhir.appointment import appointment_id
 from gateway.journal_adapter.timestamps import STOCKHOLM
-from gateway.rivta_scheduling import ADDRESSING, CORE, PATH, SOAP_ENV, responder
 from tests.conftest import wait_processed
 from tests.e2e.test_self_service_fhir import FIRST, SKYDDAD, TOLVAN, UNIT, World, world  # noqa: F401
 
@@ -139,7 +139,7 @@ def test_rivta_refusals_and_logical_address(world: World) -> None:  # noqa: F811
 def test_rivta_answers_follow_the_own_schemas_and_the_wsdls_load(world: World) -> None:  # noqa: F811
     import zeep
 
-    from gateway.rivta_scheduling import INTERACTIONS, SCHEMAS, schema
+    from gateway.api.rivta_scheduling import INTERACTIONS, SCHEMAS, schema
 
     w = world
     answer = _call(

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import appointments, messages, metadata
+from gateway.testing import GatewayThread
 from tests.fakes import FakeAccounts, FakeRegister
 from tests.support import ack_code, mllp_exchange, siu
 

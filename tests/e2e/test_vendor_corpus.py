@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from fhir.resources.R4B.appointment import Appointment
 
-from gateway.bootstrap import GatewayThread
 from gateway.fhir.appointment import appointment_id
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, ack_fields, mllp_exchange
 from tests.vendor_corpus import ORDER, expected, schema_errors, wire

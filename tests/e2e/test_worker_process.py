@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
 from gateway.settings import Settings
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.fakes import FakeAccounts, FakeRegister
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, mllp_exchange, siu

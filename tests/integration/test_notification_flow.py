@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from gateway import document_flow
 from gateway import mappings as mapping_tables
 from gateway.domain.accounts import Account, AccountStatus, Proxy, ProxyRelation
 from gateway.domain.documents import MailboxProvider, MailboxReachability
@@ -24,10 +23,11 @@ from gateway.domain.notifications import STOCKHOLM
 from gateway.domain.sms import OutgoingSms, SmsReceipt
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 from gateway.fhir.communication import document_id
-from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm
-from gateway.notifier import Notifier
-from gateway.processing import Processor
+from gateway.service import document_flow
+from gateway.service.intake import Intake
+from gateway.service.notifier import Notifier
+from gateway.service.processing import Processor
 from gateway.store.inbox import Inbox
 from gateway.store.tables import notifications
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister, pnr

@@ -17,14 +17,14 @@ from sqlalchemy import Engine, create_engine, text
 from structlog.testing import capture_logs
 
 from gateway import mappings as mapping_tables
-from gateway.bootstrap import GatewayThread
 from gateway.cli import main
-from gateway.journal_adapter.intake import Intake
-from gateway.processing import Processor
+from gateway.service.intake import Intake
+from gateway.service.processing import Processor
 from gateway.settings import Settings
 from gateway.store import migrate
 from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
+from gateway.testing import GatewayThread
 from tests.conftest import PG_ADMIN_URL, wait_processed
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
 from tests.support import TOLVAN, siu

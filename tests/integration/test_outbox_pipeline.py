@@ -19,7 +19,7 @@ from gateway import mappings as mapping_tables
 from gateway.domain.documents import MailboxProvider
 from gateway.domain.mailbox import MailboxReceipt, OutgoingLetter, PrefetchingMailboxDelivery
 from gateway.errors import TransientUpstreamError
-from gateway.outbox import Outbox, _Outcome, enqueue
+from gateway.service.outbox import Outbox, _Outcome, enqueue
 from tests.documents_factory import FactoryAttachment, insert_document
 from tests.support import PNR_SYSTEM, TOLVAN
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select, text
 
 from gateway.errors import InvalidRequest, NotFound
 from gateway.store import print_list
 from gateway.store.print_list import PrintListFilter
 from gateway.store.tables import document_events, print_items
 from tests.documents_factory import BASE_TIME, OTHER_UNIT_HSA, UNIT_HSA, insert_document
+from tests.support import eventually
 
 T0 = BASE_TIME
 
@@ -202,19 +203,51 @@ def test_r_doc_9_two_staff_marking_the_same_item_at_once_change_it_once(engine: 
     item_id = doc.print_item_id or 0
     second: list[print_list.MarkResult] = []
 
+    updating = threading.Event()
+
     def other_staff() -> None:
-        with engine.begin() as conn:
-            second.append(print_list.mark_handled(conn, [item_id], "bertil"))
+        with engine.connect() as conn:
+
+            @event.listens_for(conn, "before_cursor_execute")
+            def _about_to_run(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                if statement.lstrip().upper().startswith("UPDATE"):
+                    updating.set()  # the contended statement goes to the database now
+
+            with conn.begin():
+                second.append(print_list.mark_handled(conn, [item_id], "bertil"))
 
     with engine.connect() as first:
         tx = first.begin()
         assert print_list.mark_handled(first, [item_id], "anna").changed == (item_id,)
         thread = threading.Thread(target=other_staff)
         thread.start()
-        time.sleep(0.3)  # the other request now waits for this transaction's row lock
+        assert updating.wait(30), "the other staff's update never started"
+        _wait_until_blocked(engine)
+        assert second == []  # still waiting for this transaction: the race is on
         tx.commit()
     thread.join(timeout=30)
     assert second == [print_list.MarkResult(changed=(), unchanged=(item_id,))]
     assert [e for e in _events(engine, doc.document_id) if e[0] == "print-handled"] == [
         ("print-handled", "anna")
     ]
+
+
+def _wait_until_blocked(engine: Engine) -> None:
+    """PostgreSQL: until another backend waits on a lock (the row this test holds). SQLite
+    shows no waiters; its writer waits in the driver's busy handler, which the UPDATE hook has
+    already proved it entered."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as watcher:
+
+        def waiting() -> int:
+            found: int = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            return found
+
+        eventually(waiting, "the other transaction to wait for the row lock", timeout=30, interval=0.01)

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, select, update
 from gateway import mappings as mapping_tables
 from gateway.domain.identity import PersonId
 from gateway.domain.register import Protection, RegisterRecord
-from gateway.journal_adapter.intake import Intake
-from gateway.processing import Processor
+from gateway.service.intake import Intake
+from gateway.service.processing import Processor
 from gateway.store.inbox import Inbox
 from gateway.store.tables import appointments, messages
 from mocks.journal.simulator import JournalSimulator

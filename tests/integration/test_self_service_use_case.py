@@ -19,8 +19,8 @@ from gateway.errors import NotFound, Refused, TransientUpstreamError
 from gateway.journal_adapter.takecare_booking import JournalErrorAnswer, JournalErrorEntry
 from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
 from gateway.mappings import load
-from gateway.self_service import SelfService
 from gateway.self_service_mappings import load_self_service
+from gateway.service.self_service import SelfService
 from gateway.store.tables import booking_commands
 from mocks.journal.calendar import CalendarError, JournalCalendar
 from tests.fakes import FakeAccounts, FakeRegister, pnr

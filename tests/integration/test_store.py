@@ -11,13 +11,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
 from gateway import mappings as mapping_tables
-from gateway.bootstrap import GatewayThread
 from gateway.fhir.search import parse_appointment_query
-from gateway.journal_adapter.intake import Intake
-from gateway.processing import Processor
+from gateway.service.intake import Intake
+from gateway.service.processing import Processor
 from gateway.store import migrate, queries
 from gateway.store.inbox import Inbox
 from gateway.store.tables import appointments, audit_metadata, messages, metadata
+from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.fakes import FakeRegister
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, control_id, mllp_exchange, siu

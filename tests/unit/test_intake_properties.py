@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from gateway.journal_adapter import er7
 from gateway.journal_adapter.header import read_header
 from gateway.journal_adapter.inbound import translate
-from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.mdm_builder import MdmDocument, build_mdm
 from gateway.mappings import load
+from gateway.service.intake import Intake
 from gateway.store.inbox import InboundRecord, Stored
 from tests.support import PNR_OID, TOLVAN, siu
 

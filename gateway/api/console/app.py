@@ -22,7 +22,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from gateway import held, metrics, outbox
+from gateway import metrics
 from gateway.api import auth
 from gateway.api.console import web
 from gateway.api.console.oidc import OidcClient, SignInFailed
@@ -39,12 +39,13 @@ from gateway.errors import (
     PermanentUpstreamError,
     TransientUpstreamError,
 )
+from gateway.journal_adapter.redaction import message_view
 from gateway.print_pdf import combine, render_pdf
+from gateway.service import held, outbox
 from gateway.store import browser, overview, print_list, queries, reports
 from gateway.store.audit import AuditFilter
 from gateway.store.audit import search as audit_search
 from gateway.store.inbox import STATES as MESSAGE_STATES
-from gateway.store.redaction import message_view
 
 log = structlog.get_logger(__name__)
 

@@ -11,16 +11,16 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from gateway import document_flow
 from gateway.api.deps import StoreDep, check_accept
+from gateway.domain.query import AppointmentQuery, CommunicationQuery
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.communication_search import parse_communication_query
 from gateway.fhir.outcome import FHIR_JSON, outcome
-from gateway.fhir.search import AppointmentQuery, parse_appointment_query
+from gateway.fhir.search import parse_appointment_query
+from gateway.service import document_flow
 from gateway.store import documents, queries
-from gateway.store.documents import CommunicationQuery
 from gateway.store.queries import StoredResource
 
 router = APIRouter(prefix="/fhir", dependencies=[Depends(check_accept)], tags=["FHIR"])

@@ -41,16 +41,16 @@ from urllib.parse import urlsplit
 
 import orjson
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
 from gateway.errors import InvalidRequest, StoreError
-from gateway.journal_adapter.intake import Intake
 from gateway.journal_adapter.siu_builder import Practitioner, SiuBooking, build_siu
 from gateway.mappings import Mappings
-from gateway.store.tables import appointments
+from gateway.service.intake import Intake
+from gateway.store import appointments as appointment_store
 
 log = structlog.get_logger(__name__)
 
@@ -348,18 +348,8 @@ def _known(engine: Engine, namespace: str, booking_ids: Iterable[str]) -> dict[s
     ids = list(booking_ids)
     if not ids:
         return {}
-    query = select(
-        appointments.c.booking_id,
-        appointments.c.status,
-        appointments.c.start,
-        appointments.c.end,
-        appointments.c.time_type,
-        appointments.c.resource,
-        appointments.c.last_message_id,
-    ).where(appointments.c.namespace == namespace, appointments.c.booking_id.in_(ids))
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = appointment_store.known(engine, namespace, ids)
     except SQLAlchemyError as exc:
         raise StoreError(f"refresh: could not read the gateway's bookings ({type(exc).__name__})") from exc
     out: dict[str, _Known] = {}
@@ -405,13 +395,6 @@ def _absent_control_id(namespace: str, gone: _Absent) -> str:
     return "RF" + hashlib.sha256(basis.encode()).hexdigest()[:18].upper()
 
 
-def _patient_rows(namespace: str, person: PersonId) -> Any:
-    return (appointments.c.namespace == namespace) & (
-        (appointments.c.patient_value == person.value)
-        | (appointments.c.journal_patient_value == person.value)
-    )
-
-
 def _location(resource: dict[str, Any]) -> Resource | None:
     for participant in resource.get("participant", []):
         actor = participant.get("actor", {})
@@ -430,15 +413,13 @@ def _practitioner(resource: dict[str, Any]) -> Resource | None:
 
 def _units_of(engine: Engine, namespace: str, person: PersonId) -> set[str]:
     """The units (location ids) of every booking the gateway holds for the patient."""
-    query = select(appointments.c.resource).where(_patient_rows(namespace, person))
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = appointment_store.resources_of(engine, namespace, person.value)
     except SQLAlchemyError as exc:
         raise StoreError(f"refresh: could not read the gateway's bookings ({type(exc).__name__})") from exc
     units: set[str] = set()
-    for row in rows:
-        location = _location(orjson.loads(row.resource))
+    for resource in rows:
+        location = _location(orjson.loads(resource))
         if location is not None and location.hsa_id:
             units.add(location.hsa_id)
     return units
@@ -453,25 +434,8 @@ def _absent(
     now: datetime,
 ) -> list[_Absent]:
     """Active future bookings of the patient at the asked units that the journal did not return."""
-    query = (
-        select(
-            appointments.c.booking_id,
-            appointments.c.start,
-            appointments.c.end,
-            appointments.c.time_type,
-            appointments.c.resource,
-            appointments.c.last_message_id,
-        )
-        .where(
-            _patient_rows(namespace, person),
-            appointments.c.start > now,
-            appointments.c.status.in_(sorted(_CANCELLABLE)),
-        )
-        .order_by(appointments.c.start, appointments.c.booking_id)
-    )
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(query).all()
+        rows = appointment_store.future_active(engine, namespace, person.value, now, sorted(_CANCELLABLE))
     except SQLAlchemyError as exc:
         raise StoreError(f"refresh: could not read the gateway's bookings ({type(exc).__name__})") from exc
     asked = set(units)

@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, Table, bindparam, or_, select, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.dml import UpdateBase
 
-from gateway import document_flow, metrics, notification_flow
+from gateway import metrics
 from gateway.domain.accounts import Account, AccountDirectory, no_account
 from gateway.domain.booking import BookingAction, BookingEvent
 from gateway.domain.documents import (
@@ -45,32 +44,14 @@ from gateway.journal_adapter.header import check_header, read_header
 from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.recording.context import correlate
-from gateway.store import identifier_links
+from gateway.service import document_flow, notification_flow
+from gateway.store import batch, identifier_links
 from gateway.store.compiled import CompiledCache
-from gateway.store.inbox import FAILED, PROCESSED, RECEIVED, WAITING
+from gateway.store.inbox import FAILED, PROCESSED, WAITING
 from gateway.store.intake_journal import IntakeJournal, Mover
 from gateway.store.lease import WorkerLease
-from gateway.store.tables import appointments, messages
 
 log = structlog.get_logger(__name__)
-
-# Built once: a statement built per message cost the worker a third of its time (bench/README).
-# The SET columns of the updates and the insert come from each execution's parameter names.
-# A batch's writes go out with executemany, one statement per kind (finding 7).
-_FINISH = update(messages).where(messages.c.id == bindparam("b_id")).values(attempts=messages.c.attempts + 1)
-_WAIT = (
-    update(messages)
-    .where(messages.c.id == bindparam("b_id"))
-    .values(state=WAITING, attempts=messages.c.attempts + 1)
-)
-_RESTRICT = update(messages).where(messages.c.id == bindparam("b_id")).values(restricted=True)
-_CURRENT = select(
-    appointments.c.id, appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
-).where(appointments.c.id.in_(bindparam("ids", expanding=True)))
-_INSERT = appointments.insert()
-_UPDATE = update(appointments).where(appointments.c.id == bindparam("b_id"))
-#: Ids per ``IN (...)``: well under every backend's limit on bound parameters.
-_IN_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +114,8 @@ class _Writes:
         """The current rows of the batch's appointments: one ``SELECT ... IN`` per 500."""
         if self.current is None:
             self.current = {}
-            unique = list(dict.fromkeys(ids))
-            for at in range(0, len(unique), _IN_CHUNK):
-                for row in self.conn.execute(_CURRENT, {"ids": unique[at : at + _IN_CHUNK]}):
-                    self.current[row.id] = _Current(row.version_id, row.content_hash, row.last_message_id)
+            for row in batch.current_appointments(self.conn, list(dict.fromkeys(ids))):
+                self.current[row.id] = _Current(row.version_id, row.content_hash, row.last_message_id)
         return self.current
 
     def finish(self, message_id: int, state: str, error: str | None) -> None:
@@ -157,43 +136,20 @@ class _Writes:
         inserts = [p.values for p in self.appointments.values() if p.insert]
         full = [p.values for p in self.appointments.values() if not p.insert and p.resource is not None]
         touched = [p.values for p in self.appointments.values() if p.resource is None]
-        booked = self._prepared(((_INSERT, inserts), (_UPDATE, full), (_UPDATE, touched)), appointments)
-        handled = self._prepared(
-            ((_RESTRICT, self.restricted), (_WAIT, self.waiting), (_FINISH, self.finished)), messages
+        booked = batch.prepare_bookings(self.statements, inserts=inserts, full=full, touched=touched)
+        handled = batch.prepare_messages(
+            self.statements, restricted=self.restricted, waiting=self.waiting, finished=self.finished
         )
         self.appointments = {}
         self.restricted, self.waiting, self.finished = [], [], []
-        self._run(booked)
+        batch.run(self.conn, booked)
         if self.replans and self.policy is not None:
             notification_flow.replan_bookings(self.conn, self.replans, self.policy, self.now)
         self.replans = []
         if self.changed:
             document_flow.outdate_changed(self.conn, self.changed, self.now)
             self.changed = []
-        self._run(handled)
-
-    def _prepared(
-        self, groups: tuple[tuple[UpdateBase, list[dict[str, Any]]], ...], table: Table
-    ) -> list[tuple[str, list[Any]]]:
-        out: list[tuple[str, list[Any]]] = []
-        for statement, rows in groups:
-            by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for row in rows:
-                by_keys.setdefault(tuple(row), []).append(row)
-            for keys, same in by_keys.items():
-                compiled = self.statements.get(statement, keys, table)
-                out.append((compiled.sql, [compiled.params(row) for row in same]))
-        return out
-
-    def _run(self, prepared: list[tuple[str, list[Any]]]) -> None:
-        if not prepared:
-            return
-        cursor = self.conn.connection.cursor()  # the DB-API cursor of this transaction
-        try:
-            for sql, params in prepared:
-                cursor.executemany(sql, params)
-        finally:
-            cursor.close()
+        batch.run(self.conn, handled)
 
 
 def _bound(items: list[_Item]) -> Iterator[_Item]:
@@ -371,19 +327,7 @@ class Processor:
         if self._mover is not None:
             self._mover.move()
         now = self._clock()
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(messages.c.id, messages.c.raw, messages.c.received_at, messages.c.attempts)
-                .where(
-                    or_(
-                        messages.c.state == RECEIVED,
-                        (messages.c.state == WAITING)
-                        & or_(messages.c.retry_at.is_(None), messages.c.retry_at <= now),
-                    )
-                )
-                .order_by(messages.c.id)
-                .limit(self._batch)
-            ).all()
+        rows = batch.claim(self._engine, now, limit=self._batch)
         items: list[_Item] = []
         for row in rows:
             item = _Item(row.id, row.received_at, row.attempts)
@@ -520,16 +464,7 @@ class Processor:
             except (GatewayError, ValueError) as exc:
                 handled = document_flow.Handled(document_flow.Result.FAILED, str(exc))
         if handled.result is document_flow.Result.WAITING:
-            conn.execute(
-                update(messages)
-                .where(messages.c.id == item.message_id)
-                .values(
-                    state=WAITING,
-                    error=handled.reason,
-                    retry_at=handled.retry_at,
-                    attempts=messages.c.attempts + 1,
-                )
-            )
+            batch.wait(conn, item.message_id, reason=handled.reason, retry_at=handled.retry_at)
             writes.outcomes.append((item.message_id, WAITING))
             return 0
         state = PROCESSED if handled.result is document_flow.Result.PROCESSED else FAILED

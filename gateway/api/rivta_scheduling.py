@@ -15,7 +15,7 @@ names the care unit's HSA-id and must be the unit the request is about. The nati
 - ``CancelBooking`` (``healthcare_facility``, ``bookingId``, ``message``) -> ``resultCode``
 
 The contract's own result codes: ``OK``; ``ERROR`` with ``resultText`` naming the rule for a
-refusal (the same rules as the FHIR face: one use case, ``gateway/self_service.py``); a journal
+refusal (the same rules as the FHIR face: one use case, ``gateway/service/self_service.py``); a journal
 that cannot be reached is a ``soap:Server`` fault (worth a retry; the same request is the same
 command, so a retry never books twice). Time types travel as the journal's ``TimeTypeId``.
 """
@@ -37,7 +37,7 @@ from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
 from gateway.errors import GatewayError, InboundError, InvalidRequest, NotFound, Refused, UpstreamError
 from gateway.journal_adapter.timestamps import STOCKHOLM
-from gateway.self_service import SelfService
+from gateway.service.self_service import SelfService
 from gateway.store import booking_commands
 
 router = APIRouter(tags=["RIV-TA crm:scheduling"])

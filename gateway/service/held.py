@@ -15,9 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine
 
-from gateway import document_flow, outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import AccountDirectory, no_account
 from gateway.domain.documents import (
@@ -33,43 +32,20 @@ from gateway.domain.documents import (
 )
 from gateway.domain.identity import PersonId
 from gateway.domain.notifications import Policy
+from gateway.domain.query import STOCKHOLM
 from gateway.domain.register import PopulationRegister, Resolved, resolve
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
-from gateway.fhir.search import STOCKHOLM
 from gateway.mappings import Mappings
+from gateway.service import communications, document_flow, outbox
 from gateway.store import documents as store
-from gateway.store.tables import documents
 
 log = structlog.get_logger(__name__)
-
-HELD_COLUMNS = (
-    documents.c.id,
-    documents.c.kind,
-    documents.c.title,
-    documents.c.patient_value,
-    documents.c.unit_hsa_id,
-    documents.c.unit_name,
-    documents.c.rules,
-    documents.c.reason,
-    documents.c.restricted,
-    documents.c.created_at,
-    documents.c.booking_id,
-)
 
 
 def list_held(engine: Engine, *, limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
     """Documents waiting for a staff decision, oldest first."""
-    where = documents.c.outcome == Outcome.HOLD.value
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(documents).where(where)).scalar_one()
-        rows = conn.execute(
-            select(*HELD_COLUMNS)
-            .where(where)
-            .order_by(documents.c.created_at, documents.c.id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
+    total, rows = store.held_page(engine, Outcome.HOLD.value, limit=limit, offset=offset)
     return total, [
         {
             "id": r.id,
@@ -216,19 +192,17 @@ def _apply(
         for d in decision.deliveries
     ]
     platform_only = decision.outcome is Outcome.DELIVER and decision.mailbox is None
-    conn.execute(
-        update(documents)
-        .where(documents.c.id == row.id)
-        .values(
-            outcome=decision.outcome.value,
-            rules=" ".join(decision.rules),
-            reason=decision.reason,
-            status=fhir_comm.status_for(decision.outcome),
-            mailbox_provider=decision.mailbox.value if decision.mailbox else None,
-            sent_at=now,
-            print_due_at=now + UNREAD_LIMIT if platform_only else None,
-            visible=decision.outcome is Outcome.DELIVER,
-        )
+    store.update_document(
+        conn,
+        row.id,
+        outcome=decision.outcome.value,
+        rules=" ".join(decision.rules),
+        reason=decision.reason,
+        status=fhir_comm.status_for(decision.outcome),
+        mailbox_provider=decision.mailbox.value if decision.mailbox else None,
+        sent_at=now,
+        print_due_at=now + UNREAD_LIMIT if platform_only else None,
+        visible=decision.outcome is Outcome.DELIVER,
     )
     store.replace_recipients(conn, row.id, recipients)
     if decision.mailbox is not None:
@@ -253,4 +227,4 @@ def _apply(
             now=now,
             actor=by,
         )
-    store.rebuild(conn, row.id, now)
+    communications.rebuild(conn, row.id, now)

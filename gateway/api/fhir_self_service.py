@@ -1,5 +1,5 @@
 """The FHIR face of citizen self-service (issue 21, docs/self-service.md): thin, over
-``gateway/self_service.py``.
+``gateway/service/self_service.py``.
 
 - ``GET /fhir/Slot?schedule.actor=<unit HSA-id>&service-type=<time type>&start=ge..&start=le..``:
   free times (R-BK-7, R-BK-9), a searchset of ``Slot`` resources whose ids carry the slot.
@@ -38,7 +38,7 @@ from gateway.errors import InboundError, InvalidRequest, NotFound
 from gateway.fhir.appointment import BOOKING_ID_SYSTEM, appointment_id
 from gateway.fhir.outcome import FHIR_JSON
 from gateway.journal_adapter.timestamps import STOCKHOLM
-from gateway.self_service import Outcome, SelfService
+from gateway.service.self_service import Outcome, SelfService
 from gateway.store import booking_commands
 
 router = APIRouter(prefix="/fhir", dependencies=[Depends(check_accept)], tags=["FHIR self-service"])

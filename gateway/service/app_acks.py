@@ -3,7 +3,7 @@
 A sender that fills MSH-15/MSH-16 gets a commit ACK (CA/CE/CR) from the intake once its message
 is stored. The application ACK (AA/AE/AR) follows after processing, to the sender's own MLLP
 endpoint (``GATEWAY_HL7_APP_ACK_ENDPOINTS``, per ``APP|FACILITY``). Like the mailbox outbox
-(``gateway/outbox.py``), it is a row before it is sent, so nothing is lost across restarts:
+(``gateway/service/outbox.py``), it is a row before it is sent, so nothing is lost across restarts:
 
 - **Owed**: every message given CA gets one row once it is settled (processed, failed, rejected,
   duplicate), made by :meth:`AppAckSender.collect`: ``pending``, or ``skipped`` when MSH-16 asks

@@ -4,7 +4,7 @@ The processing worker calls :func:`process_document` in its write transaction, a
 register, the account service and the mailbox directory were asked (no I/O here but the
 store). Routing itself is the pure :func:`gateway.domain.documents.route_document`; this module
 turns its decision into rows: the document, who got it, the print list, the history, and the
-FHIR Communication (:func:`gateway.store.documents.rebuild`).
+FHIR Communication (:func:`gateway.service.communications.rebuild`).
 
 Also here, because they change documents the same way:
 
@@ -24,9 +24,8 @@ from enum import StrEnum
 
 import orjson
 import structlog
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection
 
-from gateway import notification_flow, outbox
 from gateway.control_codes import scan
 from gateway.domain.accounts import Account
 from gateway.domain.booking import BookingAction
@@ -46,13 +45,13 @@ from gateway.domain.documents import (
 from gateway.domain.identity import PersonId
 from gateway.domain.letter import DocumentAction, DocumentEvent, JournalDocumentType, document_kind
 from gateway.domain.notifications import DeliveredDocument, Policy, Role
+from gateway.domain.query import STOCKHOLM
 from gateway.domain.register import RegisterRecord, Resolved
 from gateway.errors import InvalidRequest, NotFound
 from gateway.fhir import communication as fhir_comm
-from gateway.fhir.search import STOCKHOLM
 from gateway.mappings import Mappings
+from gateway.service import communications, notification_flow, outbox
 from gateway.store import documents as store
-from gateway.store.tables import document_recipients, documents
 
 log = structlog.get_logger(__name__)
 
@@ -362,7 +361,9 @@ def _write(
     # Validate the Communication before anything is written: a mapping that makes invalid FHIR
     # fails this message and leaves the store as it was.
     attachments = [(i, a.filename, a.content_type, a.data) for i, a in enumerate(event.attachments, start=1)]
-    facts = store.build_facts({"id": doc_id, **values}, recipients, attachments, unread_printed=False)
+    facts = communications.build_facts(
+        {"id": doc_id, **values}, recipients, attachments, unread_printed=False
+    )
     fhir_comm.check(fhir_comm.build_communication(facts))
     store.save(conn, doc_id, values, new=new)
     store.replace_attachments(conn, doc_id, event.attachments)
@@ -391,7 +392,7 @@ def _write(
             reason=decision.reason,
             now=now,
         )
-    store.rebuild(conn, doc_id, now)
+    communications.rebuild(conn, doc_id, now)
 
 
 _OUTDATED_BY = {
@@ -401,23 +402,6 @@ _OUTDATED_BY = {
     BookingAction.DISCONTINUE: "discontinued",
     BookingAction.DELETE: "deleted",
 }
-# Built once with bound parameters (building them per call cost the worker ~8%, bench/README).
-_SENT_KALLELSER = select(documents.c.id).where(
-    documents.c.appointment_id == bindparam("appointment_id"),
-    documents.c.kind == DocumentKind.E_KALLELSE.value,
-    documents.c.outdated_at.is_(None),
-    documents.c.sent_at.is_not(None),
-    documents.c.last_message_id < bindparam("message_id"),
-)
-_WITH_KALLELSER = (
-    select(documents.c.appointment_id)
-    .where(
-        documents.c.appointment_id.in_(bindparam("ids", expanding=True)),
-        documents.c.kind == DocumentKind.E_KALLELSE.value,
-    )
-    .distinct()
-)
-_OUTDATE = update(documents).where(documents.c.id == bindparam("b_id"))
 
 
 def outdate_kallelser(
@@ -433,13 +417,9 @@ def outdate_kallelser(
     reason = (
         f"the booking was {_OUTDATED_BY[action]} after this kallelse was sent: send a new kallelse (R-BK-3)"
     )
-    ids = (
-        conn.execute(_SENT_KALLELSER, {"appointment_id": appointment_id, "message_id": message_id})
-        .scalars()
-        .all()
-    )
+    ids = store.sent_kallelser_before(conn, appointment_id, message_id)
     for doc_id in ids:
-        conn.execute(_OUTDATE, {"b_id": doc_id, "outdated_at": now, "outdated_reason": reason})
+        store.mark_outdated(conn, doc_id, now, reason)
         store.add_event(conn, doc_id, now, "outdated", detail=reason)
         log.info("document.outdated", document_id=doc_id, appointment_id=appointment_id, action=action.value)
     return len(ids)
@@ -453,9 +433,7 @@ def outdate_changed(conn: Connection, changes: list[tuple[str, BookingAction, in
     if not wanted:
         return 0
     ids = list(dict.fromkeys(c[0] for c in wanted))
-    with_kallelser: set[str] = set()
-    for at in range(0, len(ids), 500):
-        with_kallelser.update(conn.execute(_WITH_KALLELSER, {"ids": ids[at : at + 500]}).scalars())
+    with_kallelser = store.with_kallelser(conn, ids)
     return sum(
         outdate_kallelser(conn, appointment_id, action, message_id, now)
         for appointment_id, action, message_id in wanted
@@ -466,28 +444,11 @@ def outdate_changed(conn: Connection, changes: list[tuple[str, BookingAction, in
 def print_unread(conn: Connection, now: datetime, *, limit: int = 500) -> int:
     """R-DOC-5: documents delivered to the platform only and not opened within 48 hours go to
     the print list. Returns how many were added."""
-    rows = conn.execute(
-        select(
-            documents.c.id,
-            documents.c.sent_at,
-            documents.c.read_at,
-            documents.c.unit_hsa_id,
-            documents.c.kind,
-        )
-        .where(documents.c.print_due_at.is_not(None), documents.c.print_due_at <= now)
-        .order_by(documents.c.print_due_at)
-        .limit(limit)
-    ).all()
+    rows = store.print_due(conn, now, limit=limit)
     added = 0
     for row in rows:
-        channels = (
-            conn.execute(
-                select(document_recipients.c.channel).where(document_recipients.c.document_id == row.id)
-            )
-            .scalars()
-            .all()
-        )
-        conn.execute(update(documents).where(documents.c.id == row.id).values(print_due_at=None))
+        channels = store.recipient_channels(conn, row.id)
+        store.update_document(conn, row.id, print_due_at=None)
         if row.sent_at is None or not needs_print_after_unread(
             [Channel(c) for c in channels], row.sent_at, row.read_at, now
         ):
@@ -502,7 +463,7 @@ def print_unread(conn: Connection, now: datetime, *, limit: int = 500) -> int:
             reason=f"delivered to the platform only on {sent} and not opened within 48 hours",
             now=now,
         )
-        store.rebuild(conn, row.id, now)
+        communications.rebuild(conn, row.id, now)
         added += 1
     if added:
         log.info("documents.unread_print_listed", count=added)
@@ -515,11 +476,7 @@ def mark_read(conn: Connection, doc_id: str, read_at: datetime, now: datetime) -
     The first opening is ``Communication.received``; the latest is kept for the staff report
     (R-DOC-8). Opened before the 48 hours ran out, it never goes to the print list (R-DOC-5).
     """
-    row = conn.execute(
-        select(
-            documents.c.sent_at, documents.c.read_at, documents.c.last_read_at, documents.c.print_due_at
-        ).where(documents.c.id == doc_id, documents.c.visible.is_(True))
-    ).first()
+    row = store.read_state(conn, doc_id)
     if row is None:
         raise NotFound(f"Communication/{doc_id} is not known")
     if row.sent_at is None:
@@ -535,6 +492,6 @@ def mark_read(conn: Connection, doc_id: str, read_at: datetime, now: datetime) -
     values: dict[str, object] = {"read_at": first, "last_read_at": last}
     if row.print_due_at is not None and first <= row.print_due_at:
         values["print_due_at"] = None
-    conn.execute(update(documents).where(documents.c.id == doc_id).values(**values))
+    store.update_document(conn, doc_id, **values)
     store.add_event(conn, doc_id, now, "read", detail=f"opened at {read_at.isoformat()}")
-    store.rebuild(conn, doc_id, now)
+    communications.rebuild(conn, doc_id, now)
