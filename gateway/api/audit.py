@@ -71,6 +71,10 @@ AUDITED: dict[str, Audited] = {
     "/fhir/Appointment": Audited("Appointment"),
     "/fhir/Appointment/_search": Audited("Appointment", action="search"),
     "/fhir/Appointment/{appointment_id}": Audited("Appointment", "appointment_id"),
+    # Citizen self-service (docs/self-service.md): rebook or cancel one booking.
+    "/fhir/Appointment/{appointment}": Audited("Appointment", "appointment", action="update"),
+    # RIV-TA crm:scheduling: a citizen's schedule, bookings and changes to them.
+    "/rivta/crm/scheduling": Audited("Appointment"),
     "/fhir/Communication": Audited("Communication"),
     "/fhir/Communication/{communication_id}": Audited("Communication", "communication_id"),
     "/fhir/Communication/{communication_id}/$mark-read": Audited("Communication", "communication_id"),
@@ -110,6 +114,8 @@ NOT_AUDITED = frozenset(
         "/fhir/metadata",
         "/fhir/CodeSystem/{code_system_id}",
         "/fhir/{resource_type}",
+        # Free times of a unit: no one's booking, no one's number.
+        "/fhir/Slot",
         # The staff console (a mounted app) writes its own events, with the signed-in person.
         "/console",
     }
@@ -137,6 +143,7 @@ _PURPOSE = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 #: Path prefixes of AUDITED routes: refused with 503 while the trail cannot be written.
 _PREFIXES = (
     "/fhir/Appointment",
+    "/rivta/",
     "/fhir/Communication",
     "/fhir/Binary",
     "/journal/",

@@ -648,9 +648,18 @@ def test_capability_statement_lists_exactly_the_search_parameters_the_server_tak
         response = http.get("/fhir/Appointment", params={undeclared: "x"})
         assert response.status_code == 400, undeclared
         assert response.json()["resourceType"] == "OperationOutcome"
-    assert {i["code"] for i in resource["interaction"]} == {"read", "search-type"}
-    for method in ("POST", "PUT", "DELETE"):
+    # Citizen self-service (docs/self-service.md) books, rebooks and cancels through Appointment.
+    assert {i["code"] for i in resource["interaction"]} == {
+        "read",
+        "search-type",
+        "create",
+        "update",
+        "patch",
+    }
+    for method in ("PUT", "DELETE"):
         assert http.request(method, "/fhir/Appointment").status_code in (404, 405)
+    refused = http.post("/fhir/Appointment", content=b"{}", headers={"Content-Type": "application/fhir+json"})
+    assert 400 <= refused.status_code < 500 and refused.json()["resourceType"] == "OperationOutcome"
 
 
 def test_the_same_person_in_aig_and_aip_is_listed_as_primary_and_secondary_performer(

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
+from gateway.testing import GatewayThread
 from gateway.domain.accounts import Account, AccountStatus
 from mocks.journal.booking_ws import ServiceSwitches, create_app
 from mocks.journal.calendar import JournalCalendar
