@@ -20,14 +20,14 @@ import httpx
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
 from gateway import metrics
-from gateway.accounts_adapter import AccountsClient, AccountsSettings
+from gateway.accounts_adapter import AccountsClient
 from gateway.api.app import create_app
-from gateway.api.console.settings import ConsoleSettings, OidcSettings
+from gateway.api.console.settings import OidcSettings
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
@@ -36,11 +36,11 @@ from gateway.domain.register import PopulationRegister
 from gateway.domain.sms import SmsSender
 from gateway.errors import ConfigurationError
 from gateway.gc_tuning import tune_for_serving
-from gateway.journal_adapter.booking_service import JournalBookingService, JournalServiceSettings
+from gateway.journal_adapter.booking_service import JournalBookingService
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.booking_write import JournalBookingWriter
 from gateway.journal_adapter.mllp import MllpServer, server_tls_context
-from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient, MailboxSettings
+from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
 from gateway.recording.wiring import OFFLINE_URL, Instruments
@@ -52,9 +52,9 @@ from gateway.service.outbox import Outbox
 from gateway.service.processing import Processor
 from gateway.service.refresh import BookingSource
 from gateway.service.self_service import SelfService
-from gateway.settings import Settings
+from gateway.settings import AdapterSettings, Settings
 from gateway.sms_adapter import ElksSmsClient, SmsSettings
-from gateway.spar_adapter import SparRegister, SparSettings
+from gateway.spar_adapter import SparRegister
 from gateway.spar_adapter import http_client as spar_http_client
 from gateway.store import intake_journal, migrate
 from gateway.store.db import make_engine
@@ -258,9 +258,12 @@ def build_worker(
     journal_book: JournalBook | None = None,
     clock: Callable[[], datetime] | None = None,
     sms: SmsSender | None = None,
+    adapters: AdapterSettings | None = None,
 ) -> Worker:
     """The processing side alone, from settings: what the worker process runs (no HTTP, no MLLP).
-    Tests may pass their own adapters for the ports, and a clock for the timers."""
+    Tests may pass their own adapters for the ports, their settings (``adapters``; none: from
+    the environment), and a clock for the timers."""
+    adapters = adapters if adapters is not None else AdapterSettings()
     mappings = mapping_tables.load(settings.mappings_dir)
     notification_policy = mapping_tables.load_notifications(settings.mappings_dir)
     outside = connect_outside(
@@ -273,6 +276,7 @@ def build_worker(
         journal_book=journal_book,
         mappings=mappings,
         sms=sms,
+        adapters=adapters,
     )
     engine = make_engine(settings.database_url())
     migrate.upgrade(engine)
@@ -316,7 +320,7 @@ def build_worker(
         app_acks.clock = clock
     notifier = None
     if outside.sms is not None:
-        sms_config = sms_settings()
+        sms_config = adapters.sms
         notifier = Notifier(
             engine,
             outside.sms,
@@ -358,9 +362,12 @@ def build(
     worker: WorkerMode = "inline",
     worker_register: str | None = None,
     sms: SmsSender | None = None,
+    adapters: AdapterSettings | None = None,
 ) -> Gateway:
-    """Build the gateway from settings; tests may pass their own adapters for the ports, and a
-    clock for the worker (its timers, e.g. the 48-hour rule)."""
+    """Build the gateway from settings and the outside systems' settings (``adapters``; none:
+    from the environment); tests may pass their own adapters for the ports, and a clock for the
+    worker (its timers, e.g. the 48-hour rule)."""
+    adapters = adapters if adapters is not None else AdapterSettings()
     worker_parts = build_worker(
         settings,
         register=register,
@@ -371,6 +378,7 @@ def build(
         journal_book=journal_book,
         clock=clock,
         sms=sms,
+        adapters=adapters,
     )
     mappings, engine, outside = worker_parts.mappings, worker_parts.engine, worker_parts.outside
     inbox = Inbox(engine, journal=worker_parts.intake_journal)
@@ -396,7 +404,7 @@ def build(
     )
     app.state.self_service = self_service_for(settings, engine, outside, mappings)
     if outside.oidc is not None:
-        mount_console(app, outside)
+        mount_console(app, outside, adapters)
     worker_process = None
     if worker == "process":
         # The child builds its own adapters; it uses our built-in mocks, not mocks of its own.
@@ -428,14 +436,6 @@ def build(
         ),
     )
     return gw
-
-
-def sms_settings() -> SmsSettings:
-    """The SMS settings, checked at start: a sender name over 11 characters stops it (R-NOT-3)."""
-    try:
-        return SmsSettings()
-    except ValidationError as exc:
-        raise ConfigurationError(f"SMS settings (GATEWAY_SMS_*) are invalid: {exc}") from exc
 
 
 def _sms_client(
@@ -474,7 +474,7 @@ def mllp_tls_context(settings: Settings) -> ssl.SSLContext | None:
         raise ConfigurationError(f"MLLP TLS certificate, key or client CA cannot be used: {exc}") from exc
 
 
-def mount_console(app: FastAPI, outside: Outside) -> None:
+def mount_console(app: FastAPI, outside: Outside, adapters: AdapterSettings) -> None:
     """The staff console under /console, signing in with the configured identity provider."""
     from gateway.api.console.app import create_console
     from gateway.api.console.oidc import OidcClient
@@ -482,7 +482,7 @@ def mount_console(app: FastAPI, outside: Outside) -> None:
     assert outside.oidc is not None
     http = httpx.AsyncClient()
     outside.clients.append(http)
-    app.mount("/console", create_console(app.state, ConsoleSettings(), OidcClient(outside.oidc, http)))
+    app.mount("/console", create_console(app.state, adapters.console, OidcClient(outside.oidc, http)))
 
 
 @dataclass
@@ -581,11 +581,14 @@ def connect_outside(
     mailbox_delivery: MailboxDelivery | None = None,
     mappings: Mappings | None = None,
     sms: SmsSender | None = None,
+    adapters: AdapterSettings | None = None,
 ) -> Outside:
-    """Build each adapter from its own settings; a system with no URL gets its built-in mock.
+    """Build each adapter from its own settings (``adapters``; none: from the environment); a
+    system with no URL gets its built-in mock.
 
     Tests pass their own adapters for the ports they replace.
     """
+    adapters = adapters if adapters is not None else AdapterSettings()
     clients: list[httpx.AsyncClient] = []
     closers: list[Callable[[], Awaitable[None]]] = []
     # Record and replay (docs/recording.md): each client below is wrapped by service name.
@@ -608,13 +611,13 @@ def connect_outside(
 
     try:
         if accounts is None:
-            accounts_settings = AccountsSettings()
+            accounts_settings = adapters.accounts
             if accounts_settings.url is None:
                 url = mock_url("GATEWAY_ACCOUNTS_URL", "accounts")
                 accounts_settings = accounts_settings.model_copy(update={"url": url})
             accounts = AccountsClient(accounts_settings, instrumented(http_client(), "accounts"))
         if register is None:
-            spar_settings = SparSettings()
+            spar_settings = adapters.spar
             if "url" not in spar_settings.model_fields_set:  # GATEWAY_SPAR_URL not given
                 url = mock_url("GATEWAY_SPAR_URL", "spar")
                 spar_settings = spar_settings.model_copy(update={"url": url})
@@ -622,7 +625,7 @@ def connect_outside(
             clients.append(spar_client)
             register = SparRegister(spar_settings, client=spar_client)
         if mailbox is None or mailbox_delivery is None:
-            mailbox_settings = MailboxSettings()
+            mailbox_settings = adapters.mailbox
             if mailbox_settings.url is None:
                 url = mock_url("GATEWAY_MAILBOX_URL", "mailbox")
                 base = fallback.base_url() if fallback is not None else url
@@ -644,7 +647,7 @@ def connect_outside(
                     mailbox_settings, directory=directory, client=operators_http
                 )
         if journal is None:
-            journal_settings = JournalServiceSettings()
+            journal_settings = adapters.journal
             if journal_settings.url is None:
                 url = mock_url("GATEWAY_JOURNAL_WS_URL", "journal")
                 # The simulated journal's units, so "Uppdatera nu" without a unit asks them all.
@@ -662,13 +665,13 @@ def connect_outside(
             journal = service
         if sms is None:
             sms = _sms_client(
-                sms_settings(),
+                adapters.sms,
                 fallback if fallback is not None and fallback.serves_live else None,
                 lambda: metrics.meter_client(http_client(), "sms"),  # counted like every upstream
             )
         oidc: OidcSettings | None = None
-        if ConsoleSettings().enabled:
-            oidc = OidcSettings()
+        if adapters.console.enabled:
+            oidc = adapters.oidc
             if oidc.issuer is None and fallback is not None and fallback.serves_live:
                 url = fallback.url("oidc")
                 oidc = oidc.model_copy(

@@ -21,7 +21,7 @@ from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id, mask_ids_in_text
 from gateway.errors import GatewayError
 from gateway.recording import cli as recording_cli
-from gateway.settings import Settings
+from gateway.settings import AdapterSettings, Settings
 from gateway.store.inbox import STATES
 
 
@@ -70,7 +70,9 @@ def serve(worker: str, **options: Any) -> None:
     if worker == "process":  # the worker's figures reach /metrics through files (gateway/metrics.py)
         metrics.use_multiprocess()
     try:
-        gateway = build(settings, worker="process" if worker == "process" else "inline")
+        gateway = build(
+            settings, worker="process" if worker == "process" else "inline", adapters=AdapterSettings()
+        )
         sock = bind_socket(settings.http_host, settings.http_port)
     except (GatewayError, OSError) as exc:
         raise click.ClickException(_why_not_started(exc, settings.http_port, settings.mllp_port)) from exc
@@ -199,7 +201,7 @@ def demo(
     )
     gw_logging.configure(log_format, log_level)
     try:
-        runner = GatewayThread(settings)
+        runner = GatewayThread(settings, adapters=AdapterSettings())
         runner.start()
     except (GatewayError, OSError, RuntimeError) as exc:
         raise click.ClickException(_why_not_started(exc, http_port, mllp_port)) from exc

@@ -1,15 +1,30 @@
-"""Settings: flags > environment (``GATEWAY_`` prefix) > defaults. Built once, in bootstrap."""
+"""Settings: flags > environment (``GATEWAY_`` prefix) > defaults. Built once, by the entry points.
+
+Two parts: :class:`Settings` (the gateway's own, ``GATEWAY_*``) and :class:`AdapterSettings` (each
+outside system's, ``GATEWAY_SPAR_*``, ``GATEWAY_ACCOUNTS_*``, ``GATEWAY_MAILBOX_*``,
+``GATEWAY_JOURNAL_WS_*``, ``GATEWAY_SMS_*``, ``GATEWAY_CONSOLE_*``, ``GATEWAY_OIDC_*``). The entry
+points build both and pass them to ``bootstrap.build``/``build_worker``; tests may pass their own.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.domain.documents import NO_EXCEPTIONS, DocumentKind, UnitExceptions
+from gateway.errors import ConfigurationError
 from gateway.mappings import DEFAULT_DIR
+
+if TYPE_CHECKING:
+    from gateway.accounts_adapter import AccountsSettings
+    from gateway.api.console.settings import ConsoleSettings, OidcSettings
+    from gateway.journal_adapter.booking_service import JournalServiceSettings
+    from gateway.mailbox_adapter import MailboxSettings
+    from gateway.sms_adapter import SmsSettings
+    from gateway.spar_adapter import SparSettings
 
 
 class UnitRule(BaseModel):
@@ -184,3 +199,98 @@ class Settings(BaseSettings):
         if self.db_url:
             return self.db_url
         return f"sqlite:///{(self.data_dir / 'gateway.db').as_posix()}"
+
+
+class AdapterSettings:
+    """The outside systems' settings, one tree for the process.
+
+    Each part given here is used as it is (tests, code); a part not given is read from its
+    environment variables the first time it is asked for, and kept: an adapter a test replaces
+    is never read, so its variables cannot stop the start (as before the tree). The worker
+    process builds its own tree from its own environment.
+    """
+
+    def __init__(
+        self,
+        *,
+        spar: SparSettings | None = None,
+        accounts: AccountsSettings | None = None,
+        mailbox: MailboxSettings | None = None,
+        journal: JournalServiceSettings | None = None,
+        sms: SmsSettings | None = None,
+        console: ConsoleSettings | None = None,
+        oidc: OidcSettings | None = None,
+    ) -> None:
+        self._spar = spar
+        self._accounts = accounts
+        self._mailbox = mailbox
+        self._journal = journal
+        self._sms = sms
+        self._console = console
+        self._oidc = oidc
+
+    @property
+    def spar(self) -> SparSettings:
+        """``GATEWAY_SPAR_*``: the population register (SPAR)."""
+        if self._spar is None:
+            from gateway.spar_adapter import SparSettings
+
+            self._spar = SparSettings()
+        return self._spar
+
+    @property
+    def accounts(self) -> AccountsSettings:
+        """``GATEWAY_ACCOUNTS_*``: the citizen accounts directory."""
+        if self._accounts is None:
+            from gateway.accounts_adapter import AccountsSettings
+
+            self._accounts = AccountsSettings()
+        return self._accounts
+
+    @property
+    def mailbox(self) -> MailboxSettings:
+        """``GATEWAY_MAILBOX_*``: Mina meddelanden (the directory and the operators)."""
+        if self._mailbox is None:
+            from gateway.mailbox_adapter import MailboxSettings
+
+            self._mailbox = MailboxSettings()
+        return self._mailbox
+
+    @property
+    def journal(self) -> JournalServiceSettings:
+        """``GATEWAY_JOURNAL_WS_*``: the journal's booking service."""
+        if self._journal is None:
+            from gateway.journal_adapter.booking_service import JournalServiceSettings
+
+            self._journal = JournalServiceSettings()
+        return self._journal
+
+    @property
+    def sms(self) -> SmsSettings:
+        """``GATEWAY_SMS_*``, checked at start: a sender name over 11 characters stops it (R-NOT-3)."""
+        if self._sms is None:
+            from gateway.sms_adapter import SmsSettings
+
+            try:
+                self._sms = SmsSettings()
+            except ValidationError as exc:
+                raise ConfigurationError(f"SMS settings (GATEWAY_SMS_*) are invalid: {exc}") from exc
+        return self._sms
+
+    @property
+    def console(self) -> ConsoleSettings:
+        """``GATEWAY_CONSOLE_*``: the staff console."""
+        if self._console is None:
+            from gateway.api.console.settings import ConsoleSettings
+
+            self._console = ConsoleSettings()
+        return self._console
+
+    @property
+    def oidc(self) -> OidcSettings:
+        """``GATEWAY_OIDC_*``: the console's identity provider."""
+        if self._oidc is None:
+            from gateway.api.console.settings import OidcSettings
+
+            self._oidc = OidcSettings()
+        return self._oidc

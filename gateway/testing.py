@@ -18,7 +18,7 @@ from gateway.domain.documents import MailboxDirectory
 from gateway.domain.mailbox import MailboxDelivery
 from gateway.domain.register import PopulationRegister
 from gateway.service.refresh import BookingSource
-from gateway.settings import Settings
+from gateway.settings import AdapterSettings, Settings
 from gateway.worker_process import WorkerMode
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class GatewayThread:
         clock: Callable[[], datetime] | None = None,
         worker: WorkerMode = "inline",
         worker_register: str | None = None,
+        adapters: AdapterSettings | None = None,
     ) -> None:
         self.gateway = build(
             settings,
@@ -55,6 +56,7 @@ class GatewayThread:
             clock=clock,
             worker=worker,
             worker_register=worker_register,
+            adapters=adapters if adapters is not None else AdapterSettings(),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import structlog
 
-from gateway.settings import Settings
+from gateway.settings import AdapterSettings, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -176,7 +176,8 @@ def _child_main(
 
     gw_logging.configure(settings.log_format, settings.log_level)
     register = _load(register_factory)() if register_factory else None
-    worker = build_worker(settings, register=register)
+    # Its own tree, from its own environment (the parent's, plus the mocks' URLs in ``env``).
+    worker = build_worker(settings, register=register, adapters=AdapterSettings())
     tune_for_serving()
     ready.set()
     try:

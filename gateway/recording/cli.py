@@ -16,7 +16,7 @@ import click
 
 from gateway.recording import fileformat
 from gateway.recording.diff import DEFAULT_IGNORE, Ignore
-from gateway.settings import Settings
+from gateway.settings import AdapterSettings, Settings
 
 
 def _engine(db_url: str | None) -> Any:
@@ -179,7 +179,7 @@ def _fresh_gateway(recording_file: Path, offline: bool) -> Iterator[Any]:
             log_level="ERROR",
             offline_recording=recording_file if offline else None,
         )
-        runner = GatewayThread(settings)
+        runner = GatewayThread(settings, adapters=AdapterSettings())
         runner.start()
         try:
             yield runner

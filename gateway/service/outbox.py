@@ -41,10 +41,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine
 
-from gateway.domain.documents import Channel, MailboxProvider
-from gateway.domain.letter import Attachment
+from gateway.domain.documents import MailboxProvider
 from gateway.domain.mailbox import (
     MailboxDelivery,
     MailboxReceipt,
@@ -53,17 +52,25 @@ from gateway.domain.mailbox import (
 )
 from gateway.errors import GatewayError, InvalidRequest, NotFound, TransientUpstreamError
 from gateway.mappings import Mappings
+from gateway.service import communications
 from gateway.store import documents as store
-from gateway.store.tables import document_attachments, document_recipients, documents, mailbox_outbox
+from gateway.store import outbox as outbox_store
+from gateway.store.outbox import CANCELLED, DEAD, DELIVERED, PENDING, REFUSED, STATES
 
 log = structlog.get_logger(__name__)
 
-PENDING = "pending"
-DELIVERED = "delivered"
-REFUSED = "refused"
-DEAD = "dead"
-CANCELLED = "cancelled"
-STATES = (PENDING, DELIVERED, REFUSED, DEAD, CANCELLED)
+__all__ = [
+    "CANCELLED",
+    "DEAD",
+    "DELIVERED",
+    "PENDING",
+    "REFUSED",
+    "STATES",
+    "Outbox",
+    "enqueue",
+    "list_outbox",
+    "retry",
+]
 
 
 def enqueue(
@@ -78,37 +85,18 @@ def enqueue(
 ) -> None:
     """Queue one letter for a mailbox, in the caller's transaction. A letter still waiting for
     the same document is cancelled: only the newest version goes out."""
-    conn.execute(
-        update(mailbox_outbox)
-        .where(mailbox_outbox.c.document_id == document_id, mailbox_outbox.c.state == PENDING)
-        .values(state=CANCELLED, last_error="replaced by a newer version", updated_at=now)
-    )
-    conn.execute(
-        insert(mailbox_outbox).values(
-            document_id=document_id,
-            message_id=message_id,
-            provider=provider.value,
-            recipient_system=recipient_system,
-            recipient_value=recipient_value,
-            state=PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+    outbox_store.enqueue(
+        conn,
+        document_id=document_id,
+        message_id=message_id,
+        provider=provider,
+        recipient_system=recipient_system,
+        recipient_value=recipient_value,
+        now=now,
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    id: int
-    document_id: str
-    message_id: str
-    provider: MailboxProvider
-    recipient_value: str
-    attempts: int
-    text: str
-    attachments: tuple[Attachment, ...]
+_Claim = outbox_store.ClaimedLetter
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,75 +298,10 @@ class Outbox:
 
     def _claim(self) -> list[_Claim]:
         now = self._now()
-        free = or_(mailbox_outbox.c.claimed_until.is_(None), mailbox_outbox.c.claimed_until < now)
-        due = (
-            select(mailbox_outbox.c.id)
-            .where(mailbox_outbox.c.state == PENDING, mailbox_outbox.c.next_attempt_at <= now, free)
-            .order_by(mailbox_outbox.c.next_attempt_at, mailbox_outbox.c.id)
-            .limit(self._batch)
-        )
-        until = now + self._claim_for
         with self._engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            ids = list(conn.execute(due).scalars())
-            if not ids:
-                return []
-            conn.execute(
-                update(mailbox_outbox)
-                .where(mailbox_outbox.c.id.in_(ids), mailbox_outbox.c.state == PENDING, free)
-                .values(
-                    claimed_by=self.worker_id,
-                    claimed_until=until,
-                    attempts=mailbox_outbox.c.attempts + 1,
-                    updated_at=now,
-                )
+            return outbox_store.claim(
+                conn, worker_id=self.worker_id, now=now, until=now + self._claim_for, limit=self._batch
             )
-            rows = conn.execute(
-                select(
-                    mailbox_outbox.c.id,
-                    mailbox_outbox.c.document_id,
-                    mailbox_outbox.c.message_id,
-                    mailbox_outbox.c.provider,
-                    mailbox_outbox.c.recipient_value,
-                    mailbox_outbox.c.attempts,
-                    documents.c.text,
-                )
-                .join(documents, documents.c.id == mailbox_outbox.c.document_id)
-                .where(
-                    mailbox_outbox.c.id.in_(ids),
-                    mailbox_outbox.c.claimed_by == self.worker_id,
-                    mailbox_outbox.c.claimed_until == until,
-                )
-                .order_by(mailbox_outbox.c.id)
-            ).all()
-            # Every claimed letter's attachments in one query, not one per letter.
-            files: dict[str, list[Attachment]] = {}
-            for f in conn.execute(
-                select(
-                    document_attachments.c.document_id,
-                    document_attachments.c.filename,
-                    document_attachments.c.content_type,
-                    document_attachments.c.data,
-                )
-                .where(document_attachments.c.document_id.in_(sorted({row.document_id for row in rows})))
-                .order_by(document_attachments.c.document_id, document_attachments.c.position)
-            ):
-                files.setdefault(f.document_id, []).append(Attachment(f.filename, f.content_type, f.data))
-            claims = [
-                _Claim(
-                    row.id,
-                    row.document_id,
-                    row.message_id,
-                    MailboxProvider(row.provider),
-                    row.recipient_value,
-                    row.attempts,
-                    row.text,
-                    tuple(files.get(row.document_id, ())),
-                )
-                for row in rows
-            ]
-        return claims
 
     async def _deliver(self, claim: _Claim) -> _Outcome:
         async with self._concurrency:
@@ -407,43 +330,29 @@ class Outbox:
         step = min(self._backoff_max, self._backoff_initial * 2 ** max(0, attempts - 1))
         return timedelta(seconds=step / 2 + random.uniform(0, step / 2))
 
-    def _mine(self, claim: _Claim) -> Any:
-        return and_(mailbox_outbox.c.id == claim.id, mailbox_outbox.c.claimed_by == self.worker_id)
-
     def _delivered(self, conn: Connection, claim: _Claim, receipt: MailboxReceipt, now: datetime) -> None:
         # The operator's receipt settles the letter whoever holds the claim now: a claim that
         # expired while the letter was in flight is taken by another worker, which sends the
         # same message id again and gets this same receipt. The first to come back records
         # it; the others change nothing (without this, two workers whose claims keep expiring
         # take the row from each other for ever, each adding a "mailbox-delivered").
-        changed = conn.execute(
-            update(mailbox_outbox)
-            .where(
-                mailbox_outbox.c.id == claim.id,
-                or_(mailbox_outbox.c.claimed_by == self.worker_id, mailbox_outbox.c.state == PENDING),
-            )
-            .values(
-                state=DELIVERED,
-                transaction_id=receipt.transaction_id,
-                delivered_at=receipt.delivered_at,
-                claimed_by=None,
-                claimed_until=None,
-                last_error=None,
-                updated_at=now,
-            )
-        ).rowcount
+        changed = outbox_store.mark_delivered(
+            conn,
+            claim.id,
+            worker_id=self.worker_id,
+            transaction_id=receipt.transaction_id,
+            delivered_at=receipt.delivered_at,
+            now=now,
+        )
         if not changed:  # another worker recorded it already (or gave up on it)
             log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
             return
-        conn.execute(
-            update(documents)
-            .where(documents.c.id == claim.document_id)
-            .values(
-                mailbox_provider=receipt.provider.value,
-                mailbox_delivered_at=receipt.delivered_at,
-                mailbox_receipt=receipt.transaction_id,
-                print_due_at=None,  # R-DOC-5: in a mailbox it counts as read
-            )
+        outbox_store.note_document_delivered(
+            conn,
+            claim.document_id,
+            provider=receipt.provider,
+            delivered_at=receipt.delivered_at,
+            receipt=receipt.transaction_id,
         )
         store.add_event(
             conn,
@@ -452,7 +361,7 @@ class Outbox:
             "mailbox-delivered",
             detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
         )
-        store.rebuild(conn, claim.document_id, now)
+        communications.rebuild(conn, claim.document_id, now)
         log.info(
             "outbox.delivered",
             document_id=claim.document_id,
@@ -471,16 +380,8 @@ class Outbox:
             )
             return
         retry_at = now + self._backoff(claim.attempts)
-        conn.execute(
-            update(mailbox_outbox)
-            .where(self._mine(claim))
-            .values(
-                next_attempt_at=retry_at,
-                claimed_by=None,
-                claimed_until=None,
-                last_error=error,
-                updated_at=now,
-            )
+        outbox_store.retry_later(
+            conn, claim.id, worker_id=self.worker_id, retry_at=retry_at, error=error, now=now
         )
         log.warning(
             "outbox.retry_later",
@@ -495,36 +396,23 @@ class Outbox:
 
     def _give_up(self, conn: Connection, claim: _Claim, state: str, reason: str, now: datetime) -> None:
         """The mailbox will not get it: the document goes to the print list with the reason."""
-        changed = conn.execute(
-            update(mailbox_outbox)
-            .where(self._mine(claim))
-            .values(state=state, claimed_by=None, claimed_until=None, last_error=reason, updated_at=now)
-        ).rowcount
-        if not changed:
+        if not outbox_store.give_up(
+            conn, claim.id, worker_id=self.worker_id, state=state, reason=reason, now=now
+        ):
             return
-        row = conn.execute(
-            select(documents.c.unit_hsa_id, documents.c.kind).where(documents.c.id == claim.document_id)
-        ).one()
-        conn.execute(
-            update(documents).where(documents.c.id == claim.document_id).values(mailbox_provider=None)
-        )
-        conn.execute(  # the mailbox did not get a copy: it is no recipient
-            delete(document_recipients).where(
-                document_recipients.c.document_id == claim.document_id,
-                document_recipients.c.channel == Channel.MAILBOX.value,
-            )
-        )
+        unit, kind = outbox_store.unit_and_kind(conn, claim.document_id)
+        outbox_store.drop_mailbox_recipient(conn, claim.document_id)
         store.add_event(conn, claim.document_id, now, f"mailbox-{state}", detail=reason)
         store.put_on_print_list(
             conn,
             claim.document_id,
-            unit=row.unit_hsa_id,
-            kind=row.kind,
+            unit=unit,
+            kind=kind,
             rules=("R-DOC-5",),
             reason=f"not delivered to the digital mailbox: {reason}",
             now=now,
         )
-        store.rebuild(conn, claim.document_id, now)
+        communications.rebuild(conn, claim.document_id, now)
         log.warning("outbox.gave_up", document_id=claim.document_id, state=state, attempts=claim.attempts)
 
 
@@ -533,16 +421,10 @@ def list_outbox(
 ) -> tuple[int, list[dict[str, Any]]]:
     if state is not None and state not in STATES:
         raise InvalidRequest(f"state must be one of {', '.join(STATES)}")
-    where = [mailbox_outbox.c.state == state] if state else []
-    columns = [c for c in mailbox_outbox.c if c.name not in ("claimed_by",)]
     with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(mailbox_outbox).where(*where)).scalar_one()
-        rows = conn.execute(
-            select(*columns).where(*where).order_by(mailbox_outbox.c.id.desc()).limit(limit).offset(offset)
-        ).all()
+        total, items = outbox_store.list_items(conn, state=state, limit=limit, offset=offset)
     return total, [
-        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
-        for row in rows
+        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in item.items()} for item in items
     ]
 
 
@@ -551,25 +433,13 @@ def retry(engine: Engine, outbox_id: int, *, by: str, now: datetime) -> None:
     if not by.strip():
         raise InvalidRequest("'by' (who retries) is required")
     with engine.begin() as conn:
-        row = conn.execute(select(mailbox_outbox).where(mailbox_outbox.c.id == outbox_id)).first()
-        if row is None:
+        found = outbox_store.find(conn, outbox_id)
+        if found is None:
             raise NotFound(f"outbox item {outbox_id} is not known")
-        if row.state not in (REFUSED, DEAD):
+        document_id, state = found
+        if state not in (REFUSED, DEAD):
             raise InvalidRequest(
-                f"outbox item {outbox_id} is {row.state}; only refused or dead items are retried"
+                f"outbox item {outbox_id} is {state}; only refused or dead items are retried"
             )
-        conn.execute(
-            update(mailbox_outbox)
-            .where(mailbox_outbox.c.id == outbox_id)
-            .values(
-                state=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                claimed_by=None,
-                claimed_until=None,
-                updated_at=now,
-            )
-        )
-        store.add_event(
-            conn, row.document_id, now, "mailbox-retry", actor=by, detail=f"outbox item {outbox_id}"
-        )
+        outbox_store.reset(conn, outbox_id, now=now)
+        store.add_event(conn, document_id, now, "mailbox-retry", actor=by, detail=f"outbox item {outbox_id}")

@@ -2,8 +2,9 @@
 
 The staff print list and reports read the same tables (``print_list.py``, ``reports.py``).
 A document's Communication is rebuilt from its columns whenever one of them changes
-(:func:`rebuild`), so every path that changes a document (routing, a read receipt, the 48-hour
-rule, a staff release) ends with the same resource and one version bump.
+(``gateway.service.communications.rebuild``, from :func:`rebuild_inputs`), so every path that
+changes a document (routing, a read receipt, the 48-hour rule, a staff release) ends with the
+same resource and one version bump.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def current(conn: Connection, doc_id: str) -> Row[Any] | None:
 
 
 def save(conn: Connection, doc_id: str, values: dict[str, Any], *, new: bool) -> None:
-    """Insert or update a document's columns (the resource is set by :func:`rebuild`)."""
+    """Insert or update a document's columns (the resource is set by ``service.communications.rebuild``)."""
     if new:
         conn.execute(
             insert(documents).values(
@@ -248,14 +249,6 @@ def write_version(
         .where(documents.c.id == doc_id)
         .values(version_id=version, last_updated=now, content_hash=digest, resource=resource)
     )
-
-
-def rebuild(conn: Connection, doc_id: str, now: datetime) -> bool:
-    """Kept for ``gateway/service/outbox.py`` (being changed on another branch): the rebuild is
-    a use case, :func:`gateway.service.communications.rebuild`; call that instead."""
-    from gateway.service import communications
-
-    return communications.rebuild(conn, doc_id, now)
 
 
 # --- reads for the FHIR API -------------------------------------------------------------------

@@ -40,12 +40,6 @@ STATEMENT_BUILDERS = frozenset(
     }
 )
 
-#: Modules still writing their own SQL, each with the reason it waits.
-SQL_WAITING = {
-    # Its speed is being changed on another branch; its statements move to store/ after that lands.
-    "gateway/service/outbox.py",
-}
-
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:
     for path in sorted(GATEWAY.rglob("*.py")):
@@ -72,7 +66,7 @@ def _name(path: str) -> str:
 def test_no_statement_builders_or_tables_outside_the_store() -> None:
     found = []
     for path, tree in _modules():
-        if path.startswith("gateway/store/") or path in SQL_WAITING:
+        if path.startswith("gateway/store/"):
             continue
         for line, module, names in _imports(tree):
             builders = sorted(STATEMENT_BUILDERS.intersection(names))
@@ -95,11 +89,6 @@ def test_fhir_and_domain_do_not_import_the_store(layer: str) -> None:
     assert found == []
 
 
-#: The one import up from the store, a shim kept until outbox.py (another branch) calls the
-#: use case itself: ``store.documents.rebuild`` -> ``service.communications.rebuild``.
-_STORE_SHIM = ("gateway/store/documents.py", "gateway.service")
-
-
 def test_the_store_imports_neither_fhir_nor_hl7_nor_anything_above_it() -> None:
     above = (
         "gateway.fhir",
@@ -113,7 +102,7 @@ def test_the_store_imports_neither_fhir_nor_hl7_nor_anything_above_it() -> None:
         for path, tree in _modules()
         if path.startswith("gateway/store/")
         for line, module, _ in _imports(tree)
-        if module.startswith(above) and (path, module) != _STORE_SHIM
+        if module.startswith(above)
     ]
     assert found == []
 
