@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bootstrap import GatewayThread
 from gateway.domain.accounts import Account, AccountStatus
+from gateway.testing import GatewayThread
 from mocks.journal.booking_ws import ServiceSwitches, create_app
 from mocks.journal.calendar import JournalCalendar
 from mocks.journal.simulator import push
