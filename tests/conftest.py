@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from gateway.settings import Settings
-from gateway.store import migrate
+from gateway.store import intake_journal, migrate
 from gateway.store.db import make_engine
 from gateway.store.tables import metadata
 from gateway.testing import GatewayThread
@@ -97,6 +98,40 @@ def gateway(
 ) -> Iterator[GatewayThread]:
     """A whole gateway (HTTP, MLLP, worker) on SQLite and ephemeral ports, with fake outside systems."""
     with GatewayThread(_settings(tmp_path), register=register, accounts=accounts, mailbox=mailbox) as gw:
+        yield gw
+
+
+def _journal_entries(gw: GatewayThread) -> int:
+    """Entries the worker has not yet moved from the SQLite intake journal into ``messages``."""
+    journal = intake_journal.beside(gw.gateway.engine)
+    if journal is None or not journal.path.exists():
+        return 0
+    with sqlite3.connect(f"file:{journal.path}?mode=ro", uri=True) as conn:
+        try:
+            count: int = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+        except sqlite3.OperationalError:  # no entries table yet: nothing was ever stored
+            return 0
+    return count
+
+
+def emptied(gw: GatewayThread) -> GatewayThread:
+    """The gateway with every table emptied, as a fresh one would be, once the worker has moved
+    every journal entry (an entry still in the journal would come back after the truncation)."""
+    eventually(lambda: _journal_entries(gw) == 0, "the intake journal to be moved into messages")
+    with gw.gateway.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    return gw
+
+
+@pytest.fixture(scope="module")
+def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    """One whole gateway for a module whose tests only need an empty one: started once, its
+    tables emptied before each test by :func:`emptied` (see a module's ``gateway`` fixture)."""
+    settings = _settings(tmp_path_factory.mktemp("module-gateway"))
+    with GatewayThread(
+        settings, register=FakeRegister(), accounts=FakeAccounts(), mailbox=FakeMailbox()
+    ) as gw:
         yield gw
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.testing import GatewayThread
-from tests.conftest import wait_processed
+from tests.conftest import emptied, wait_processed
 from tests.support import (
     PNR_SYSTEM,
     RESERV_OID,
@@ -25,6 +25,13 @@ from tests.support import (
     mllp_exchange,
     siu,
 )
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayThread) -> GatewayThread:
+    """One gateway for the module, emptied before each test (the tests are about what it answers,
+    not about starting up); still reached through its real ports."""
+    return emptied(module_gateway)
 
 
 def _mllp(gw: GatewayThread, *messages: bytes, chunk: int | None = None) -> list[bytes]:

@@ -17,8 +17,16 @@ from fhirpy import AsyncFHIRClient
 
 from gateway.fhir.appointment import BOOKING_ID_SYSTEM
 from gateway.testing import GatewayThread
-from tests.conftest import wait_processed
+from tests.conftest import emptied, wait_processed
 from tests.support import PNR_SYSTEM, TOLVAN, mllp_exchange, siu
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayThread) -> GatewayThread:
+    """One gateway for the module, emptied before each test (the tests are about what it answers,
+    not about starting up); still reached through its real ports."""
+    return emptied(module_gateway)
+
 
 OTHER = "201605152386"
 

@@ -23,7 +23,7 @@ from gateway.fhir.appointment import appointment_id
 from gateway.store import intake_journal
 from gateway.testing import GatewayThread
 from mocks.journal import JournalLetter, JournalMessage, JournalSimulator, push
-from tests.conftest import wait_processed
+from tests.conftest import emptied, wait_processed
 from tests.support import (
     PNR_OID,
     PNR_SYSTEM,
@@ -36,6 +36,14 @@ from tests.support import (
     mllp_exchange,
     siu,
 )
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayThread) -> GatewayThread:
+    """One gateway for the whole module (it is about the profile, not about starting up), emptied
+    before each test; the transports themselves are still the real MLLP and HTTP ports."""
+    return emptied(module_gateway)
+
 
 PROFILE = Path(__file__).resolve().parents[2] / "docs" / "hl7-profile.md"
 _BLOCK = re.compile(r"^```(hl7 (?:example|ack-for)=\S+|json)\n(.*?)^```", re.M | re.S)

@@ -11,7 +11,16 @@ import pytest
 from pypdf import PdfReader
 
 from gateway.testing import GatewayThread
+from tests.conftest import emptied
 from tests.documents_factory import InsertedDocument, insert_document, pdf_attachment
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayThread) -> GatewayThread:
+    """One gateway for the module, emptied before each test (the tests are about what it answers,
+    not about starting up); still reached through its real ports."""
+    return emptied(module_gateway)
+
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 

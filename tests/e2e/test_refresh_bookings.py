@@ -28,7 +28,7 @@ from mocks.journal.simulator import UNITS, JournalMessage
 from mocks.population import DEFAULT_FILE
 from mocks.population import load as load_population
 from mocks.runner import ServedApp
-from tests.conftest import wait_processed
+from tests.conftest import emptied, wait_processed
 from tests.fakes import pnr
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, mllp_exchange
 
@@ -65,6 +65,13 @@ class Journal:
         booking = self.sim.new_booking(DAY, p, hidden=hidden)
         self.send(self.sim.booking_message("S12", booking))
         return booking.booking_id
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayThread) -> GatewayThread:
+    """One gateway for the module, emptied before each test (the tests are about the refresh,
+    not about starting up); the journal's service is still started per test."""
+    return emptied(module_gateway)
 
 
 @pytest.fixture

@@ -11,13 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fhir.resources.R4B.appointment import Appointment
 
 from gateway.fhir.appointment import appointment_id
 from gateway.testing import GatewayThread
-from tests.conftest import wait_processed
+from tests.conftest import emptied, wait_processed
 from tests.support import PNR_SYSTEM, TOLVAN, ack_code, ack_fields, mllp_exchange
 from tests.vendor_corpus import ORDER, expected, schema_errors, wire
+
+
+@pytest.fixture
+def gateway(module_gateway: GatewayThread) -> GatewayThread:
+    """One gateway for the module, emptied before each test; still reached through its real ports."""
+    return emptied(module_gateway)
 
 
 def _synced(http: httpx.Client, booking: str) -> dict[str, Any]:
