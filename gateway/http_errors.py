@@ -67,6 +67,37 @@ def error_class(exc: Exception) -> type[UpstreamError]:
     return PermanentUpstreamError
 
 
+#: What an operator reads for each case (looked up along the exception's MRO).
+WORDING: dict[type[Exception], str] = {
+    httpx.TimeoutException: "timed out",
+    httpx.ConnectTimeout: "timed out connecting",
+    httpx.ReadTimeout: "timed out reading",
+    httpx.WriteTimeout: "timed out writing",
+    httpx.PoolTimeout: "timed out waiting for a connection",
+    httpx.ConnectError: "could not connect",
+    httpx.ReadError: "connection failed reading",
+    httpx.WriteError: "connection failed writing",
+    httpx.CloseError: "connection failed closing",
+    httpx.NetworkError: "network error",
+    httpx.RemoteProtocolError: "broke the HTTP protocol",
+    httpx.ProxyError: "proxy failed",
+    httpx.DecodingError: "answer could not be decoded",
+    httpx.HTTPStatusError: "answered with an error",
+    httpx.LocalProtocolError: "request could not be sent as HTTP",
+    httpx.UnsupportedProtocol: "URL has an unsupported scheme",
+    httpx.TooManyRedirects: "redirected too many times",
+    httpx.InvalidURL: "URL is invalid",
+    httpx.HTTPError: "HTTP failure",
+}
+
+
+def wording(exc: Exception) -> str:
+    for cls in type(exc).__mro__:
+        if cls in WORDING:
+            return WORDING[cls]
+    return "HTTP client misused"
+
+
 def translate(exc: Exception, what: str) -> UpstreamError:
     """``raise translate(exc, "accounts: GET ...") from exc`` at the edge."""
     name = type(exc).__name__

@@ -10,10 +10,11 @@ vendor's, or the service's ``?WSDL``). zeep speaks SOAP over an injected ``httpx
 Every failure leaves as a ``gateway.errors`` error, translated here at the edge::
 
     TransientUpstreamError   timeouts, connection errors, HTTP 5xx/408/429, soap:Server faults,
+                             an answer that is not XML or not a SOAP envelope (gateway/soap.py),
                              an error document whose every Code is in TRANSIENT_ERROR_CODES
                                                             -> retried by the RetryPolicy
-    PermanentUpstreamError   other HTTP 4xx, malformed XML, a reply that breaks the contract,
-                             soap:Client faults, any other error document (named by its Codes)
+    PermanentUpstreamError   other HTTP 4xx, a reply that breaks the contract, soap:Client
+                             faults, any other error document (named by its Codes)
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ from zeep.transports import AsyncTransport
 from gateway import soap
 from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
-from gateway.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UpstreamError
-from gateway.http_errors import HTTPX_ERRORS, status_error_class
-from gateway.http_errors import error_class as httpx_error_class
+from gateway.errors import ConfigurationError, PermanentUpstreamError, UpstreamError
+from gateway.http_errors import HTTPX_ERRORS
 from gateway.journal_adapter.takecare_booking import build_request, read_answer
 from gateway.resilience import RetryPolicy, Sleep
 
@@ -274,20 +274,6 @@ class JournalBookingService:
 
 # --- translation at the edge -------------------------------------------------------------------
 
-T = TransientUpstreamError
-P = PermanentUpstreamError
-
-#: Every exception zeep defines, and lxml's, with its class: decided once for every SOAP adapter
-#: (gateway/soap.py). TransportError and Fault are decided by their status and fault code in
-#: :func:`error_class`.
-ZEEP_MAP: dict[type[BaseException], type[UpstreamError]] = {
-    cls: found for cls, found in soap.DECISIONS.items() if cls.__module__.startswith("zeep")
-}
-XML_MAP: dict[type[BaseException], type[UpstreamError]] = {
-    cls: found for cls, found in soap.DECISIONS.items() if not cls.__module__.startswith("zeep")
-}
-
-
 #: What is caught around one call (anything else is a bug and surfaces as it is).
 CALL_ERRORS: tuple[type[Exception], ...] = (
     TimeoutError,
@@ -297,32 +283,18 @@ CALL_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def translate(exc: BaseException, what: str) -> UpstreamError:
+    """``raise translate(exc, "journal-ws: GetBookings") from exc`` at the edge.
+
+    Decided and worded once for every SOAP adapter (gateway/soap.py); anything else caught
+    around a call is the service's doing as far as this edge can tell: permanent.
+    """
+    return soap.translate(exc, what) or PermanentUpstreamError(f"{what}: {soap.describe(exc)}")
+
+
 def error_class(exc: BaseException) -> type[UpstreamError]:
     """The gateway error class for an exception met while calling the service."""
-    if isinstance(exc, TimeoutError):  # the deadline around one attempt
-        return TransientUpstreamError
-    if isinstance(exc, zeep.exceptions.TransportError):
-        # zeep reports a 200 whose body is not XML as a TransportError too: permanent.
-        return status_error_class(exc.status_code) if exc.status_code != 200 else PermanentUpstreamError
-    if isinstance(exc, zeep.exceptions.Fault):
-        # SOAP 1.1: a Server fault may pass, a Client fault is our request's (no code: an
-        # HTTP error page in XML, treated as the server's).
-        code = str(exc.code or "Server")
-        return TransientUpstreamError if code.rsplit(":", 1)[-1] == "Server" else PermanentUpstreamError
-    if isinstance(exc, HTTPX_ERRORS):
-        return httpx_error_class(exc)
-    for table in (ZEEP_MAP, XML_MAP):
-        for cls in type(exc).__mro__:
-            if cls in table:
-                return table[cls]
-    return PermanentUpstreamError
-
-
-def translate(exc: BaseException, what: str) -> UpstreamError:
-    """``raise translate(exc, "journal-ws: GetBookings") from exc`` at the edge."""
-    name = type(exc).__name__
-    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
-    return error_class(exc)(f"{what}: {name}: {detail}" if detail else f"{what}: {name}")
+    return type(translate(exc, ""))
 
 
 def make_http_client(settings: JournalServiceSettings) -> httpx.AsyncClient:

@@ -17,12 +17,10 @@ Messages carry the exception type, status and ``ErrorCode``/``CallId``, never a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from lxml import etree
 from zeep import exceptions as zeep_exc
 
-from gateway import http_errors, soap
+from gateway import soap
 from gateway.domain.mailbox import RefusalCode
 from gateway.errors import MailboxRefused, PermanentUpstreamError, TransientUpstreamError, UpstreamError
 
@@ -63,44 +61,8 @@ def refusal_for(code: int) -> RefusalCode:
     return RefusalCode.OTHER
 
 
-Translate = Callable[[BaseException, str], UpstreamError]
-
-
-def _transient(why: str) -> Translate:
-    return lambda exc, what: TransientUpstreamError(f"{what} {why}: {_describe(exc)}")
-
-
-def _permanent(why: str) -> Translate:
-    return lambda exc, what: PermanentUpstreamError(f"{what} {why}: {_describe(exc)}")
-
-
-def _decided(cls: type[BaseException], what: str) -> Translate:
-    """Worded here, decided once for every SOAP adapter (gateway/soap.py)."""
-    return _transient(what) if soap.transient(cls) else _permanent(what)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-def _by_status(status: int | None, what: str) -> UpstreamError:
-    if status is not None and 200 <= status < 300:
-        # zeep says TransportError for a 2xx whose body is not XML: a damaged transfer.
-        return TransientUpstreamError(f"{what} answered HTTP {status} with a body that is not XML")
-    text = f"{what} answered with an error and no SOAP envelope (HTTP {status})"
-    if status is not None and http_errors.status_error_class(status) is TransientUpstreamError:
-        return TransientUpstreamError(text)
-    return PermanentUpstreamError(text)
-
-
-def _transport_error(exc: BaseException, what: str) -> UpstreamError:
-    assert isinstance(exc, zeep_exc.TransportError)
-    return _by_status(exc.status_code, what)
-
-
-def _fault(exc: BaseException, what: str) -> UpstreamError:
-    assert isinstance(exc, zeep_exc.Fault)
+def _application_fault(exc: zeep_exc.Fault, what: str) -> UpstreamError | None:
+    """A Fault's ``applicationFault``, read by its numeric ``ErrorCode``; ``None``: there is none."""
     detail = exc.detail
     found = None
     if isinstance(detail, etree._Element):
@@ -120,39 +82,7 @@ def _fault(exc: BaseException, what: str) -> UpstreamError:
             code=code.value,
             service_code=str(number),
         )
-    faultcode = str(exc.code or "").rsplit(":", 1)[-1].rsplit("}", 1)[-1]
-    text = f"{what} SOAP Fault {faultcode or '(no faultcode)'}: {(exc.message or '')[:200]}"
-    if faultcode == "Server":
-        return TransientUpstreamError(text)
-    return PermanentUpstreamError(text)  # Client, VersionMismatch, MustUnderstand: our request
-
-
-#: zeep's and lxml's exceptions; lookup walks the exception's MRO (a test checks completeness).
-MAPPING: dict[type[BaseException], Translate] = {
-    zeep_exc.TransportError: _transport_error,
-    zeep_exc.Fault: _fault,
-    zeep_exc.XMLSyntaxError: _decided(zeep_exc.XMLSyntaxError, "answer is not a SOAP envelope"),
-    zeep_exc.XMLParseError: _decided(zeep_exc.XMLParseError, "answer breaks the schema"),
-    zeep_exc.ValidationError: _decided(zeep_exc.ValidationError, "request or answer breaks the schema"),
-    zeep_exc.UnexpectedElementError: _decided(zeep_exc.UnexpectedElementError, "answer breaks the schema"),
-    zeep_exc.LookupError: _decided(zeep_exc.LookupError, "answer uses an unknown type or element"),
-    zeep_exc.NamespaceError: _decided(zeep_exc.NamespaceError, "answer uses an unknown namespace"),
-    zeep_exc.DTDForbidden: _decided(zeep_exc.DTDForbidden, "answer carries a DTD (refused)"),
-    zeep_exc.EntitiesForbidden: _decided(zeep_exc.EntitiesForbidden, "answer declares entities (refused)"),
-    zeep_exc.ExternalReferenceForbidden: _decided(
-        zeep_exc.ExternalReferenceForbidden, "answer refers to external documents (refused)"
-    ),
-    zeep_exc.SignatureVerificationFailed: _decided(
-        zeep_exc.SignatureVerificationFailed, "answer signature does not verify"
-    ),
-    zeep_exc.WsdlSyntaxError: _decided(zeep_exc.WsdlSyntaxError, "contract (WSDL) is broken"),
-    zeep_exc.IncompleteMessage: _decided(zeep_exc.IncompleteMessage, "contract (WSDL) is incomplete"),
-    zeep_exc.IncompleteOperation: _decided(zeep_exc.IncompleteOperation, "contract (WSDL) is incomplete"),
-    zeep_exc.Error: _decided(zeep_exc.Error, "SOAP client error"),
-    etree.XMLSyntaxError: _decided(etree.XMLSyntaxError, "answer is not XML"),
-    etree.LxmlError: _decided(etree.LxmlError, "answer could not be read as XML"),
-    etree.Error: _decided(etree.Error, "answer could not be read as XML"),
-}
+    return None
 
 
 def translate_exception(exc: BaseException, what: str) -> UpstreamError | None:
@@ -160,12 +90,4 @@ def translate_exception(exc: BaseException, what: str) -> UpstreamError | None:
 
     ``what`` names the service in the message ("mailbox recipient service", "Kivra delivery").
     """
-    if isinstance(exc, UpstreamError):
-        return exc
-    if isinstance(exc, http_errors.HTTPX_ERRORS):
-        return http_errors.translate(exc, what)
-    for cls in type(exc).__mro__:
-        translate = MAPPING.get(cls)
-        if translate is not None:
-            return translate(exc, what)
-    return None
+    return soap.translate(exc, what, fault=_application_fault)

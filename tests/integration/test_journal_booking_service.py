@@ -27,13 +27,13 @@ from sqlalchemy import Engine, select
 from structlog.testing import capture_logs
 
 from gateway import mappings as mapping_tables
+from gateway import soap as soap_errors
 from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
 from gateway.domain.register import Protection, RegisterRecord
 from gateway.errors import PermanentUpstreamError, TransientUpstreamError
 from gateway.journal_adapter.booking_service import (
     WSDL_FILE,
-    ZEEP_MAP,
     JournalBookingService,
     JournalServiceSettings,
     error_class,
@@ -228,7 +228,8 @@ async def test_r_bk_4_an_error_code_configured_transient_is_retried(soap: respx.
         (httpx.Response(503, html="<!DOCTYPE html><p>busy</p>"), TransientUpstreamError, "HTTP 503"),
         (httpx.Response(429, text="slow down"), TransientUpstreamError, "HTTP 429"),
         (httpx.Response(404, html="<!DOCTYPE html><p>no</p>"), PermanentUpstreamError, "HTTP 404"),
-        (_xml(b"<soap:Envelope><unclosed>"), PermanentUpstreamError, "invalid XML"),
+        # a 2xx whose body is not XML: a damaged transfer, transient everywhere (gateway/soap.py)
+        (_xml(b"<soap:Envelope><unclosed>"), TransientUpstreamError, "not XML"),
         # not a SOAP envelope: a channel failure, transient for every SOAP adapter (gateway/soap.py)
         (_xml(b"<?xml version='1.0'?><html/>"), TransientUpstreamError, "XMLSyntaxError"),
         (_xml(_fixture("fault_client.xml"), 500), PermanentUpstreamError, "careunitid is missing"),
@@ -325,7 +326,7 @@ def test_every_zeep_exception_has_an_explicit_mapping() -> None:
         for _, cls in inspect.getmembers(zeep.exceptions, inspect.isclass)
         if issubclass(cls, Exception) and not issubclass(cls, Warning) and cls.__module__ == "zeep.exceptions"
     }
-    assert defined - set(ZEEP_MAP) == set()
+    assert defined - set(soap_errors.DECISIONS) == set()
 
 
 def test_every_httpx_exception_maps_to_the_gateway_tree() -> None:
@@ -353,7 +354,8 @@ def test_a_fault_is_judged_by_its_soap_code_and_a_transport_error_by_its_status(
     assert error_class(fault("x", code="soap:Client")) is PermanentUpstreamError
     assert error_class(transport("x", status_code=502)) is TransientUpstreamError
     assert error_class(transport("x", status_code=400)) is PermanentUpstreamError
-    assert error_class(transport("invalid XML", status_code=200)) is PermanentUpstreamError
+    # A 2xx whose body is not XML is a damaged transfer, as for every SOAP adapter (gateway/soap.py).
+    assert error_class(transport("invalid XML", status_code=200)) is TransientUpstreamError
     assert error_class(TimeoutError()) is TransientUpstreamError
 
 

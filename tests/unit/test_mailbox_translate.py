@@ -35,7 +35,6 @@ from gateway.mailbox_adapter import (
     throwaway_identity,
     translate_exception,
 )
-from gateway.mailbox_adapter._errors import MAPPING
 from gateway.mailbox_adapter._suppliers import Supplier, SupplierTable, allowed, load_suppliers
 from gateway.mailbox_adapter._translate import (
     Reachable,
@@ -43,6 +42,7 @@ from gateway.mailbox_adapter._translate import (
     reachability_answer,
     refusal_before_delivery,
 )
+from gateway.soap import DECISIONS as MAPPING
 from mocks.mailbox import WSDL_DIR as MOCK_WSDL_DIR
 from mocks.population import Population
 from tests.fakes import pnr

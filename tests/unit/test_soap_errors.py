@@ -30,11 +30,29 @@ def test_every_zeep_exception_has_a_decision() -> None:
     assert _zeep_exceptions() - set(soap.DECISIONS) == set()
 
 
-def test_every_mapped_exception_has_a_decision() -> None:
-    mapped = set(spar_errors.MAPPING) | set(mailbox_errors.MAPPING) | set(booking_service.ZEEP_MAP)
-    mapped |= set(booking_service.XML_MAP)
-    soap_layer = {cls for cls in mapped if cls.__module__.startswith(("zeep", "lxml"))}
-    assert soap_layer - set(soap.DECISIONS) == set()
+def test_every_decision_is_worded_and_every_lxml_error_decided() -> None:
+    assert set(soap.DECISIONS) == set(soap.WORDING)
+    lxml_errors = {
+        cls
+        for name, cls in inspect.getmembers(etree, inspect.isclass)
+        if issubclass(cls, Exception) and cls.__module__.startswith("lxml") and not name.startswith("_")
+    }
+    assert lxml_errors
+    for cls in lxml_errors:
+        assert any(base in soap.DECISIONS for base in cls.__mro__), cls
+
+
+def test_a_2xx_that_is_not_xml_is_transient_and_a_fault_goes_by_its_code_everywhere() -> None:
+    """The SPAR and journal adapters used to disagree on a 2xx whose body is not XML."""
+    not_xml = zeep_exc.TransportError("invalid XML", status_code=200)  # type: ignore[no-untyped-call]
+    server = zeep_exc.Fault("busy", code="soap:Server")  # type: ignore[no-untyped-call]
+    client = zeep_exc.Fault("wrong", code="soap:Client")  # type: ignore[no-untyped-call]
+    for exc, want in ((not_xml, soap.TransientUpstreamError), (server, soap.TransientUpstreamError)):
+        assert type(spar_errors.translate_exception(exc)) is want
+        assert type(mailbox_errors.translate_exception(exc, "mailbox")) is want
+        assert booking_service.error_class(exc) is want
+    assert type(spar_errors.translate_exception(client)) is soap.PermanentUpstreamError
+    assert booking_service.error_class(client) is soap.PermanentUpstreamError
 
 
 def _instance(cls: type[BaseException]) -> BaseException:
