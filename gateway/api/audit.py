@@ -370,8 +370,14 @@ async def read_audit(
     offset: Annotated[int, Query(alias="_offset", ge=0)] = 0,
 ) -> JSONResponse:
     for name, moment in (("from", since), ("to", until)):
-        if moment is not None and moment.tzinfo is None:
+        if moment is None:
+            continue
+        if moment.tzinfo is None:
             raise InvalidRequest(f"{name} needs a time zone (e.g. Z or +01:00)")
+        try:
+            moment.astimezone(UTC)  # the store compares in UTC
+        except OverflowError:
+            raise InvalidRequest(f"{name} is outside the range of dates the audit trail can hold") from None
     writer: AuditWriter = request.app.state.audit
     await run_in_threadpool(writer.flush)  # what was done before this request is in the answer
     today = request.app.state.clock().astimezone(STOCKHOLM).date()

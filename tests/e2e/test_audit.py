@@ -230,6 +230,12 @@ def test_get_audit_filters_by_patient_caller_and_time_and_pages(secured: Gateway
         assert _trail(client, gw, caller="auditor")["total"] >= 7
         staff = client.get("/audit", headers=_as(gw, "ssk-cecilia", auth.STAFF))
         assert staff.status_code == 403  # admins only
+        # A time the store cannot hold in UTC (found by the fuzzer): a 400 naming it, not a 500.
+        admin = _as(gw, "auditor", auth.ADMIN)
+        for name, moment in (("from", "0001-01-01T00:00:00+01:00"), ("to", "9999-12-31T23:59:00-01:00")):
+            odd = client.get("/audit", params={name: moment}, headers=admin)
+            assert odd.status_code == 400, odd.text
+            assert odd.json()["resourceType"] == "OperationOutcome" and name in odd.text
 
 
 def test_no_route_changes_the_audit_trail(secured: GatewayThread) -> None:
