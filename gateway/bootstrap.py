@@ -11,7 +11,7 @@ import contextlib
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from gateway import mappings as mapping_tables
-from gateway import metrics
+from gateway import metrics, tls
 from gateway.accounts_adapter import AccountsClient
 from gateway.api.app import create_app
 from gateway.api.console.settings import OidcSettings
@@ -52,6 +52,7 @@ from gateway.service.outbox import Outbox
 from gateway.service.processing import Processor
 from gateway.service.refresh import BookingSource
 from gateway.service.self_service import SelfService
+from gateway.serving import OwnedServer
 from gateway.settings import AdapterSettings, Settings
 from gateway.sms_adapter import ElksSmsClient, SmsSettings
 from gateway.spar_adapter import SparRegister
@@ -90,7 +91,7 @@ class Gateway:
     http_port: int | None = None
     #: The unauthenticated metrics port, when GATEWAY_METRICS_PORT is set.
     metrics_server: metrics.MetricsServer | None = None
-    _uvicorn: uvicorn.Server | None = None
+    _uvicorn: OwnedServer | None = None
 
     def _submit_mllp(self, raw: bytes, peer: str, done: Callable[[bytes | BaseException], None]) -> None:
         def answered(result: IntakeResult | BaseException) -> None:
@@ -124,7 +125,7 @@ class Gateway:
         config = uvicorn.Config(
             self.app, log_config=None, access_log=False, lifespan="off", server_header=False
         )
-        self._uvicorn = _Server(config)
+        self._uvicorn = OwnedServer(config)
         log.info(
             "gateway.started",
             http=f"http://{self.settings.http_host}:{self.http_port}",
@@ -141,7 +142,8 @@ class Gateway:
             await asyncio.wait({server_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.stop_event.set()
-            self._uvicorn.should_exit = True
+            wake.set()  # the processing worker notices the stop now, not at its next poll
+            self._uvicorn.request_exit()
             await self.mllp.stop()
             if self.metrics_server is not None:
                 await asyncio.to_thread(self.metrics_server.stop)
@@ -215,14 +217,6 @@ class Worker:
         await _run_worker_parts(
             self.settings, self.processor, self.outbox, self.app_acks, self.notifier, stop, wake
         )
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the gateway stops all its parts together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def install_signal_handlers(gateway: Gateway) -> None:
@@ -480,7 +474,7 @@ def mount_console(app: FastAPI, outside: Outside, adapters: AdapterSettings) -> 
     from gateway.api.console.oidc import OidcClient
 
     assert outside.oidc is not None
-    http = httpx.AsyncClient()
+    http = httpx.AsyncClient(verify=tls.system_trust())
     outside.clients.append(http)
     app.mount("/console", create_console(app.state, adapters.console, OidcClient(outside.oidc, http)))
 
@@ -605,7 +599,7 @@ def connect_outside(
         return metrics.meter_client(instruments.wrap(client, service), service)
 
     def http_client() -> httpx.AsyncClient:
-        client = httpx.AsyncClient()
+        client = httpx.AsyncClient(verify=tls.system_trust())
         clients.append(client)
         return client
 

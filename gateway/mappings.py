@@ -18,6 +18,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from gateway import yamlio
 from gateway.domain import notifications
 from gateway.domain.booking import ResourceKind
 from gateway.domain.identity import IdKind, PersonId, recognise
@@ -242,7 +243,7 @@ class Mappings:
 def _read(path: Path) -> object:
     try:
         with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yamlio.safe_load(fh)
     except FileNotFoundError as exc:
         raise ConfigurationError(f"mapping file missing: {path.name}") from exc
     except yaml.YAMLError as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gateway import yamlio
 from gateway.domain.self_service import SelfServicePolicy, UnitPolicy
 from gateway.errors import ConfigurationError
 from gateway.mappings import DEFAULT_DIR
@@ -35,7 +36,7 @@ def _policy(unit: str, u: _Unit) -> UnitPolicy:
 def load_self_service(directory: Path | None = None) -> SelfServicePolicy:
     path = (directory or DEFAULT_DIR) / "self_service.yaml"
     try:
-        data = _File.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        data = _File.model_validate(yamlio.safe_load(path.read_text(encoding="utf-8")) or {})
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ConfigurationError(f"{path.name}: {exc}") from exc
     return SelfServicePolicy(_policy("*", data.default), tuple(_policy(k, v) for k, v in data.units.items()))

@@ -13,8 +13,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway import yamlio
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "persons.yaml"
 ENV_VAR = "GATEWAY_MOCK_PERSONS"
@@ -164,4 +165,4 @@ def load(path: Path | None = None) -> Population:
     """Read and check a population file; a wrong file is refused with what is wrong in it."""
     chosen = path or population_file()
     with chosen.open(encoding="utf-8") as fh:
-        return Population.model_validate(yaml.safe_load(fh))
+        return Population.model_validate(yamlio.safe_load(fh))

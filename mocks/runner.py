@@ -8,15 +8,15 @@ outside system; ``ssl`` options let a mock demand a client certificate (mutual T
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+
+from gateway.serving import OwnedServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +28,6 @@ class TlsFiles:
     client_ca: str | None = None
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: whoever started the mock stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class ServedApp:
     """One ASGI app on ``host:port`` (port 0 picks a free one, kept across restarts)."""
 
@@ -44,7 +36,7 @@ class ServedApp:
         self.host = host
         self.port = port
         self.tls = tls
-        self._server: _QuietServer | None = None
+        self._server: OwnedServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -78,7 +70,7 @@ class ServedApp:
         config = uvicorn.Config(
             self.app, log_config=None, access_log=False, lifespan="off", server_header=False, **options
         )
-        server = _QuietServer(config)
+        server = OwnedServer(config)
         self._server = server
         failed: list[BaseException] = []
 
@@ -103,7 +95,7 @@ class ServedApp:
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
+            self._server.request_exit()
             self._thread.join(timeout=15)
         self._server = None
         self._thread = None

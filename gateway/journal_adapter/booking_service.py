@@ -37,7 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
-from gateway import soap
+from gateway import soap, tls
 from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
 from gateway.errors import ConfigurationError, PermanentUpstreamError, UpstreamError
@@ -174,7 +174,7 @@ class JournalBookingService:
         self._time_type_ids = dict(time_type_ids)
         self._http = http
         self._own_wsdl_http = wsdl_http is None
-        self._wsdl_http = wsdl_http if wsdl_http is not None else httpx.Client()
+        self._wsdl_http = wsdl_http if wsdl_http is not None else httpx.Client(verify=tls.system_trust())
         self._timeout = settings.timeout
         self._clock = clock
         self._retry = RetryPolicy(
@@ -299,4 +299,6 @@ def error_class(exc: BaseException) -> type[UpstreamError]:
 
 def make_http_client(settings: JournalServiceSettings) -> httpx.AsyncClient:
     """The HTTP client the composition root hands the service (timeouts from the settings)."""
-    return httpx.AsyncClient(timeout=settings.timeout, headers={"User-Agent": "gateway journal-ws"})
+    return httpx.AsyncClient(
+        timeout=settings.timeout, headers={"User-Agent": "gateway journal-ws"}, verify=tls.system_trust()
+    )

@@ -24,6 +24,7 @@ from zeep.helpers import serialize_object
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
+from gateway import tls
 from gateway.domain.documents import NO_MAILBOX, MailboxProvider, MailboxReachability
 from gateway.domain.identity import PersonId
 from gateway.domain.mailbox import MailboxReceipt, OutgoingLetter
@@ -73,6 +74,8 @@ def ssl_context(settings: MailboxSettings, *, operators: bool = False) -> ssl.SS
         if operators and s.operator_client_cert is not None
         else (s.client_cert, s.client_key, s.client_key_password)
     )
+    if ca is None and cert is None:
+        return tls.system_trust()
     try:
         context = ssl.create_default_context(cafile=str(ca) if ca else None)
         if cert is not None:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway import yamlio
 from gateway.domain.documents import MailboxProvider
 from gateway.errors import ConfigurationError
 from gateway.mappings import DEFAULT_DIR
@@ -105,7 +106,7 @@ def load_suppliers(path: Path | None = None) -> SupplierTable:
     path = path or DEFAULT_FILE
     try:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yamlio.safe_load(fh)
         table = _Table.model_validate(data)
     except FileNotFoundError as exc:
         raise ConfigurationError(f"mailbox supplier table missing: {path}") from exc

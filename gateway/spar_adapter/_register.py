@@ -19,6 +19,7 @@ from zeep.helpers import serialize_object
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
+from gateway import tls
 from gateway.domain.identity import PersonId
 from gateway.domain.register import RegisterRecord
 from gateway.errors import ConfigurationError, PermanentUpstreamError
@@ -42,6 +43,8 @@ def ssl_context(settings: SparSettings) -> ssl.SSLContext:
 
     Files that cannot be used (not PEM, the key does not fit the certificate, a wrong password)
     are a ``ConfigurationError`` at startup, not a failure of each lookup."""
+    if settings.ca_file is None and settings.client_cert is None:
+        return tls.system_trust()
     try:
         context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
         if settings.client_cert is not None:
