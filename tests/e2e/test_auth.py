@@ -220,31 +220,48 @@ MIXED = [
 ]
 
 
+def _build(tmp_path: Path, name: str, jwks: list[dict[str, Any]] | None = None, **extra: object) -> Gateway:
+    """A gateway built but not started: its app is called in process."""
+    if jwks is not None:
+        path = tmp_path / f"jwks-{name}.json"
+        path.write_text(json.dumps({"keys": jwks}), encoding="utf-8")
+        extra |= {"auth_jwks_file": path, "auth_issuer": ISSUER}
+    return build(
+        _settings(tmp_path, **extra),
+        register=FakeRegister(),
+        accounts=FakeAccounts(),
+        mailbox=FakeMailbox(),
+        mailbox_delivery=FakeDelivery(),
+        journal=object(),  # type: ignore[arg-type]
+    )
+
+
+def _close(gw: Gateway) -> None:
+    gw.app.state.audit.stop()
+    gw.engine.dispose()
+
+
 @pytest.fixture
 def gateways(tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     """Gateways built but not started: their app is called in process."""
     built: list[Gateway] = []
 
     def make(jwks: list[dict[str, Any]] | None = None, **extra: object) -> Gateway:
-        if jwks is not None:
-            path = tmp_path / f"jwks-{len(built)}.json"
-            path.write_text(json.dumps({"keys": jwks}), encoding="utf-8")
-            extra |= {"auth_jwks_file": path, "auth_issuer": ISSUER}
-        gw = build(
-            _settings(tmp_path, **extra),
-            register=FakeRegister(),
-            accounts=FakeAccounts(),
-            mailbox=FakeMailbox(),
-            mailbox_delivery=FakeDelivery(),
-            journal=object(),  # type: ignore[arg-type]
-        )
+        gw = _build(tmp_path, str(len(built)), jwks, **extra)
         built.append(gw)
         return gw
 
     yield make
     for gw in built:
-        gw.app.state.audit.stop()
-        gw.engine.dispose()
+        _close(gw)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One gateway trusting the MIXED key set for the table of forged tokens (each case only reads)."""
+    gw = _build(tmp_path_factory.mktemp("mixed"), "mixed", MIXED)
+    yield gw
+    _close(gw)
 
 
 def _client(gw: Gateway) -> httpx.AsyncClient:
@@ -402,9 +419,9 @@ FORGED: list[tuple[str, str | bytes, str]] = [
 
 @pytest.mark.parametrize(("token", "words"), [(t, w) for _, t, w in FORGED], ids=[n for n, _, _ in FORGED])
 async def test_forged_and_odd_tokens_are_401_operation_outcomes_never_5xx(
-    gateways: Callable[..., Gateway], token: str | bytes, words: str
+    mixed: Gateway, token: str | bytes, words: str
 ) -> None:
-    gw = gateways(MIXED)
+    gw = mixed
     with capture_logs() as logs:
         async with _client(gw) as client:
             answer = await client.get("/fhir/metadata", headers=_bearer(token))

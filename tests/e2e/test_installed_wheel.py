@@ -7,16 +7,13 @@ This is what broke before: the mapping tables were not in the wheel, and zeep's 
 needed ``packaging`` that only the dev extras brought. Nothing here imports the repository's
 source: the installed ``gateway`` command runs from a directory outside it.
 
-Speed (target < 60 s): the wheel is built once per session, and the environment is made once
-per session with ``venv --without-pip`` and the dev environment's pip (``pip --python``),
-installing from a wheelhouse of the dependencies. The wheelhouse is filled from the package
-index (PyPI, through pip's cache) the first time and kept, keyed by the dependency list and the
-Python version, under ``~/.cache/gateway-tests`` (``GATEWAY_TEST_WHEELHOUSE`` to move it); a new
-dependency makes a new one. Measured here (2 cores shared, load average 4 to 10): the first
-fill of the wheelhouse 23 s with pip's cache warm (85 s cold); then per session: build 5 to 15 s,
-install 26 to 47 s, each ``serve`` and its booking 15 to 55 s (the first one compiles the
-installed modules). The whole file took 68 to 70 s at load 4 and 145 s at load 10: over the
-60 s target on a busy machine. ``--no-compile`` only moved the compiling into the first serve.
+Speed: the wheel is built once per session with pip (``pip wheel --no-deps``), and the bare
+environment is made and filled by uv (``uv venv``, ``uv pip install --no-index``) from a
+wheelhouse of the dependencies: about 2 s where pip took 26 to 47 s. The wheelhouse is filled
+with pip from the package index (through pip's cache and the machine's pip configuration) the
+first time and kept, keyed by the dependency list and the Python version, under
+``~/.cache/gateway-tests`` (``GATEWAY_TEST_WHEELHOUSE`` to move it); a new dependency makes a
+new one. The first fill took 23 s with pip's cache warm, 85 s cold.
 """
 
 from __future__ import annotations
@@ -94,9 +91,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         seconds["wheelhouse"] = time.monotonic() - started
     started = time.monotonic()
     venv = work / "venv"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    uv = [sys.executable, "-m", "uv", "--quiet", "--no-config"]
+    _run([*uv, "venv", "--python", sys.executable, str(venv)])
     python = venv / "bin" / "python"
-    _run([*pip, "--python", str(python), "install", "--no-index", "--find-links", str(house), str(wheel)])
+    # Only the wheel's declared dependencies, from the wheelhouse: no index, no dev extras.
+    _run(
+        [*uv, "pip", "install", "--python", str(python), "--no-index", "--find-links", str(house), str(wheel)]
+    )
     seconds["install"] = time.monotonic() - started
     # As shipped: none of the dev extras came along.
     probe = subprocess.run([str(python), "-c", "import pytest"], capture_output=True, check=False)
