@@ -27,11 +27,13 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from fpdf import FPDF
-from pypdf import PdfReader, PdfWriter
-from pypdf.errors import PyPdfError
+if TYPE_CHECKING:  # fpdf2 and pypdf are imported when a PDF is made: half a second of every
+    # process start (the worker process and the register never print)
+    from fpdf import FPDF
+    from pypdf import PdfWriter
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 ENCODING = "windows-1252"
@@ -92,6 +94,8 @@ def _date_text(value: datetime | date | None) -> str:
 
 
 def _new_pdf() -> FPDF:
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="portrait", unit="mm", format="A4")
     pdf.core_fonts_encoding = ENCODING
     pdf.set_margins(_MARGIN_MM, _MARGIN_MM, _MARGIN_MM)
@@ -158,6 +162,8 @@ def _image_page(attachment: PrintAttachment) -> bytes:
 
 
 def _append(writer: PdfWriter, pdf_bytes: bytes) -> None:
+    from pypdf import PdfReader
+
     reader = PdfReader(io.BytesIO(pdf_bytes))
     for page in reader.pages:
         writer.add_page(page)
@@ -166,6 +172,9 @@ def _append(writer: PdfWriter, pdf_bytes: bytes) -> None:
 def _checked(pdf_bytes: bytes) -> bytes:
     """A PDF attachment copied whole into a fresh file: pypdf reads lazily, so a damaged one
     fails here, before any of its pages are in the print."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.errors import PyPdfError
+
     reader = PdfReader(io.BytesIO(pdf_bytes))
     if reader.is_encrypted and not reader.decrypt(""):
         raise PyPdfError("encrypted with a password")
@@ -183,6 +192,8 @@ def _media(content_type: str) -> str:
 
 def render_pdf(doc: PrintableDocument) -> bytes:
     """The letter and then its attachments as one A4 PDF."""
+    from pypdf import PdfWriter
+
     writer = PdfWriter()
     _append(writer, _letter(doc))
     for n, a in enumerate(doc.attachments, 1):
@@ -206,6 +217,8 @@ def render_pdf(doc: PrintableDocument) -> bytes:
 
 def combine(pdfs: Sequence[bytes]) -> bytes:
     """Several printable PDFs as one file, in order (the console prints a selection at once)."""
+    from pypdf import PdfWriter
+
     writer = PdfWriter()
     for pdf_bytes in pdfs:
         _append(writer, pdf_bytes)
