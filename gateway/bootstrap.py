@@ -402,7 +402,7 @@ def build(
         notifications=worker_parts.notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
-    app.state.self_service = self_service_for(settings, engine, outside, mappings)
+    app.state.self_service = self_service_for(settings, engine, outside, mappings, intake)
     if outside.oidc is not None:
         mount_console(app, outside, adapters)
     worker_process = None
@@ -554,7 +554,7 @@ def fallback_for(
 
 
 def self_service_for(
-    settings: Settings, engine: Engine, outside: Outside, mappings: Mappings
+    settings: Settings, engine: Engine, outside: Outside, mappings: Mappings, intake: Intake | None = None
 ) -> SelfService | None:
     """Citizen self-service (issue 21) when the journal is the XChange service; else none."""
     if not isinstance(outside.journal, JournalBookingService):
@@ -567,6 +567,9 @@ def self_service_for(
         load_self_service(settings.mappings_dir),
         mappings.time_type_visible,
         namespace=outside.journal.namespace,
+        intake=intake,
+        mappings=mappings,
+        facility=outside.journal.facility,
     )
 
 

@@ -12,18 +12,24 @@ view of the booking and of the free slots), lets the pure rules decide
    already happened; only if it did not is the write sent again (with the rules checked again).
    So a lost answer never books twice or cancels the wrong time, and a gateway killed mid-call
    recovers the same way.
-4. The journal then pushes its SIU for the change (S12/S13/S15) through the usual intake, which
-   applies it like any other (R-BK-2) and marks a kallelse already sent as outdated (R-BK-3).
-   ``result_booking_id`` ties that SIU to the command (``booking_commands.echoed``).
+4. The result flows back as the journal's own SIU would: once the journal has answered, the
+   use case writes the SIU for the change (S12/S13/S15, MSH-10 ``BC<command id>``) from the
+   journal's answer and hands it to the intake, so the store shows the change without waiting
+   for the journal's push, with the usual consequences (R-BK-2, R-BK-3, notifications).
+5. The journal's own SIU for the same booking then agrees with it (same booking id and state):
+   the worker takes it as the echo, marks the command ``echoed`` and makes no second version
+   (``processing._echo``). Whichever of the two arrives first makes the change; a later SIU that
+   differs (staff changed the booking in the journal since) is applied as any other.
 
 Logs name command ids, actions, units and booking ids, never a personnummer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
@@ -32,13 +38,17 @@ from sqlalchemy import Engine
 
 from gateway.domain import self_service as rules
 from gateway.domain.accounts import AccountDirectory
-from gateway.domain.booking import JournalBooking
+from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
 from gateway.domain.register import PopulationRegister
-from gateway.errors import NotFound, Refused, TransientUpstreamError
+from gateway.errors import GatewayError, NotFound, Refused, TransientUpstreamError
+from gateway.journal_adapter.siu_builder import build_siu
 from gateway.journal_adapter.takecare_booking import JournalErrorAnswer
 from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
 from gateway.journal_adapter.timestamps import STOCKHOLM
+from gateway.mappings import Mappings
+from gateway.service.intake import Intake
+from gateway.service.refresh import known_bookings, siu_content
 from gateway.store import booking_commands as store
 
 log = structlog.get_logger(__name__)
@@ -101,7 +111,14 @@ class SelfService:
         *,
         namespace: str = "TAKECARE",
         in_flight: timedelta = timedelta(seconds=60),
+        intake: Intake | None = None,
+        mappings: Mappings | None = None,
+        facility: str = "SLL",
     ) -> None:
+        #: Where a command's result goes as the journal's SIU would (None: wait for the journal's).
+        self.intake = intake
+        self.mappings = mappings
+        self.facility = facility
         #: How long a ``pending`` command may still have a call in flight (longer than the
         #: journal's timeout): a retry within it is told to wait, so a slow answer is never
         #: overtaken by a second write; after it (a gateway killed mid-call) the journal is asked.
@@ -167,9 +184,11 @@ class SelfService:
                     return b
             return _NOT_YET
 
-        return await self._execute(
+        outcome = await self._execute(
             key, "book", patient, unit, None, start, end, time_type, check, write, happened
         )
+        await self._flow_back(outcome, "S12", patient, outcome.booking)
+        return outcome
 
     async def reschedule(
         self,
@@ -205,15 +224,20 @@ class SelfService:
                 raise NotFound(f"booking {booking_id} is no longer in the journal")
             return found if found.start == start and found.end == end else _NOT_YET
 
-        return await self._execute(
+        outcome = await self._execute(
             key, "reschedule", patient, unit, booking_id, start, end, None, check, write, happened
         )
+        await self._flow_back(outcome, "S13", patient, outcome.booking)
+        return outcome
 
     async def cancel(
         self, key: str, actor: PersonId, patient: PersonId, *, unit: str, booking_id: str, reason: str | None
     ) -> Outcome:
+        seen: list[JournalBooking] = []
+
         async def check() -> None:
             existing = await self._existing(patient, unit, booking_id)
+            seen.append(existing)
             await self._decide(
                 rules.SelfServiceAction.CANCEL, actor, patient, unit, booking=self._view(existing, unit)
             )
@@ -224,9 +248,15 @@ class SelfService:
         def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
             return _NOT_YET if any(b.booking_id == booking_id for b in bookings) else None
 
-        return await self._execute(
+        outcome = await self._execute(
             key, "cancel", patient, unit, booking_id, None, None, None, check, write, happened
         )
+        before = seen[-1] if seen else await asyncio.to_thread(self._stored, booking_id, unit)
+        if before is not None:
+            await self._flow_back(
+                outcome, "S15", patient, replace(before, status=JournalStatus.CANCELLED), reason
+            )
+        return outcome
 
     # --- exactly once -----------------------------------------------------------------------
     async def _execute(
@@ -325,6 +355,63 @@ class SelfService:
         self._finish(command.id, store.DONE, result, None)
         log.info("self_service.done", command_id=command.id, action=action, unit=unit, booking_id=result)
         return Outcome(command.id, result, answered)
+
+    # --- the result flows back as the journal's SIU would (R-BK-11) -------------------------
+    async def _flow_back(
+        self,
+        outcome: Outcome,
+        trigger: str,
+        patient: PersonId,
+        booking: JournalBooking | None,
+        reason: str | None = None,
+    ) -> None:
+        """The SIU the journal would push for this change, built from its answer and stored
+        through the intake like any message (MSH-10 ``BC<command id>``: a retry stores it once).
+        A failure here loses nothing: the journal's own SIU still comes."""
+        if outcome.replayed or booking is None or self.intake is None or self.mappings is None:
+            return
+        content = siu_content(booking, patient, self.namespace, self.mappings)
+        if trigger == "S15":
+            content = replace(content, event_reason=reason)
+        raw = build_siu(
+            trigger,
+            content,
+            control_id=store.result_control_id(outcome.command_id),
+            now=self.clock(),
+            sending=(self.namespace, self.facility),
+            charset="UNICODE UTF-8",
+            filler_status="Cancelled" if trigger == "S15" else "Booked",
+        )
+        try:
+            result = await self.intake.handle(raw, transport="command", peer="self-service")
+        except GatewayError as exc:
+            log.warning("self_service.result_not_stored", command_id=outcome.command_id, error=str(exc))
+            return
+        log.info(
+            "self_service.result_stored",
+            command_id=outcome.command_id,
+            trigger=trigger,
+            message_id=result.message_id,
+            ack=result.ack_code,
+        )
+
+    def _stored(self, booking_id: str, unit: str) -> JournalBooking | None:
+        """The booking as the gateway holds it (a cancel recovered after the journal forgot it)."""
+        known = known_bookings(self.engine, self.namespace, [booking_id]).get(booking_id)
+        if known is None:
+            return None
+        return JournalBooking(
+            booking_id=booking_id,
+            patient_id="",
+            start=known.start,
+            end=known.end,
+            status=JournalStatus.BOOKED,
+            time_type=known.time_type,
+            time_type_name=None,
+            reason=known.reason,
+            practitioners=(known.practitioner,) if known.practitioner is not None else (),
+            units=(known.unit,) if known.unit is not None else (Resource(unit, None),),
+        )
 
     def _finish(self, command_id: int, state: str, result: str | None, detail: str | None) -> None:
         with self.engine.begin() as conn:
