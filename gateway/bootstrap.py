@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -567,6 +567,7 @@ def self_service_for(
         load_self_service(settings.mappings_dir),
         mappings.time_type_visible,
         namespace=outside.journal.namespace,
+        in_flight=timedelta(seconds=settings.self_service_in_flight),
         intake=intake,
         mappings=mappings,
         facility=outside.journal.facility,

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs in the project
@@ -86,6 +87,14 @@ class ServiceSwitches:
     #: Write operations whose answer is lost: the change is made, then HTTP 502 (a proxy's
     #: "bad gateway") answers instead; counts down per lost answer.
     lose_answers: int = 0
+    #: Hold the answer of every write once the change is made (and its SIU pushed) until
+    #: ``release`` is set: the caller's call is in flight for as long as a test wants (a gateway
+    #: killed mid-call). ``held`` counts the answers waiting now.
+    hold_answers: bool = False
+    held: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    #: Every operation asked for, in order (SOAPAction's name): what a test counts.
+    calls: list[str] = field(default_factory=list)
 
 
 def time_type_ids() -> dict[str, str]:
@@ -135,6 +144,7 @@ def create_app(
             return _fault("soap:Server", switches.fault)
         action = request.headers.get("SOAPAction", "").strip().strip('"')
         operation = action.removeprefix(NS)
+        switches.calls.append(operation)
         if action != SOAP_ACTION and not (calendar is not None and operation in WRITE_CHILDREN):
             return _fault("soap:Client", f"SOAPAction {action!r} is not {SOAP_ACTION}")
         body = await request.body()
@@ -168,6 +178,12 @@ def create_app(
             made = calendar.outbox[before:]
             if made and pusher is not None:
                 await pusher(list(made))
+            if made and switches.hold_answers:
+                switches.held += 1
+                try:
+                    await asyncio.to_thread(switches.release.wait)
+                finally:
+                    switches.held -= 1
             if made and switches.lose_answers > 0:
                 switches.lose_answers -= 1
                 return Response(
