@@ -44,7 +44,7 @@ from gateway.domain.register import PopulationRegister
 from gateway.errors import GatewayError, NotFound, Refused, TransientUpstreamError
 from gateway.journal_adapter.siu_builder import build_siu
 from gateway.journal_adapter.takecare_booking import JournalErrorAnswer
-from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
+from gateway.journal_adapter.takecare_booking_write import AvailableDate, FreeTimeslot, TimeType
 from gateway.journal_adapter.timestamps import STOCKHOLM
 from gateway.mappings import Mappings
 from gateway.service.intake import Intake
@@ -63,6 +63,12 @@ class Journal(Protocol):
     async def available_timeslots(
         self, unit: str, time_type: str, first: date, last: date
     ) -> tuple[FreeTimeslot, ...]: ...
+
+    async def available_dates(
+        self, unit: str, time_type: str, first: date, last: date
+    ) -> tuple[AvailableDate, ...]: ...
+
+    async def time_types(self, unit: str) -> tuple[TimeType, ...]: ...
 
     async def make_booking(
         self,
@@ -155,6 +161,57 @@ class SelfService:
             and rules.check_slot(rules.FreeSlot(unit, s.start, self.visible(s.time_type)), now, policy)
             is None
         ]
+
+    async def booking_details(
+        self, actor: PersonId, patient: PersonId, unit: str, booking_id: str
+    ) -> JournalBooking:
+        """One of the patient's bookings (R-BK-6, R-BK-10, R-BK-7: a hidden one is not found)."""
+        for b in await self.list_bookings(actor, patient, unit):
+            if b.booking_id == booking_id:
+                return b
+        raise NotFound(f"booking {booking_id} is not in the journal for this patient at unit {unit}")
+
+    async def time_types(self, actor: PersonId | None, unit: str) -> list[TimeType]:
+        """The unit's time types a citizen may see and book (R-BK-7: never a hidden one, nor an
+        id the mapping does not know). With an actor, the rules for listing are checked first
+        (R-BK-6, R-BK-10: a protected person gets nothing)."""
+        if actor is not None:
+            await self._decide(rules.SelfServiceAction.LIST, actor, actor, unit)
+        return [
+            t
+            for t in await self.journal.time_types(unit)
+            if t.time_type is not None and self.visible(t.time_type)
+        ]
+
+    async def available_dates(
+        self, actor: PersonId | None, unit: str, time_type: str, first: date, last: date
+    ) -> list[date]:
+        """Days with a free time of a visible time type (R-BK-7) that can still be booked (R-BK-9):
+        the journal's ``GetAvailableDates``; the days the unit's lead reaches into are checked
+        slot by slot, as the Slot search does."""
+        if (refused := rules.check_time_type(self.visible(time_type))) is not None:
+            raise _refused(refused)
+        if actor is not None:
+            await self._decide(rules.SelfServiceAction.LIST, actor, actor, unit)
+        now = self.clock()
+        policy = self.policy.for_unit(unit)
+        today = now.astimezone(STOCKHOLM).date()
+        reach = max((now + policy.book_lead).astimezone(STOCKHOLM).date(), today)
+        days = sorted(
+            {
+                d.day
+                for d in await self.journal.available_dates(unit, time_type, first, last)
+                if d.time_type == time_type
+            }
+        )
+        soon = [d for d in days if d <= reach]
+        if soon:
+            bookable = {
+                s.start.astimezone(STOCKHOLM).date()
+                for s in await self.free_slots(None, unit, time_type, soon[0], soon[-1])
+            }
+            days = [d for d in days if d > reach or d in bookable]
+        return [d for d in days if d >= today]
 
     # --- the commands -----------------------------------------------------------------------
     async def book(

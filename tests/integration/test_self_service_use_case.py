@@ -17,7 +17,7 @@ from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
 from gateway.errors import NotFound, Refused, TransientUpstreamError
 from gateway.journal_adapter.takecare_booking import JournalErrorAnswer, JournalErrorEntry
-from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
+from gateway.journal_adapter.takecare_booking_write import AvailableDate, FreeTimeslot, TimeType
 from gateway.mappings import load
 from gateway.self_service_mappings import load_self_service
 from gateway.service.self_service import SelfService
@@ -78,6 +78,15 @@ class FakeJournal:
             FreeTimeslot(unit, s.start, s.end, "0", s.time_type, None, s.resource_id, s.resource_name)
             for s in self.calendar.free(unit, time_type, first, last)
         )
+
+    async def available_dates(
+        self, unit: str, time_type: str, first: date, last: date
+    ) -> tuple[AvailableDate, ...]:
+        days = sorted({s.start.date() for s in self.calendar.free(unit, time_type, first, last)})
+        return tuple(AvailableDate(unit, d, "0", time_type, None) for d in days)
+
+    async def time_types(self, unit: str) -> tuple[TimeType, ...]:
+        return tuple(TimeType(str(i), code, code) for i, code in enumerate(("NYB", "ADM")))
 
     async def make_booking(
         self,
