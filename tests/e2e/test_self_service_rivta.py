@@ -299,3 +299,48 @@ def test_r_bk_7_get_all_time_types_available_dates_and_booking_details(world: Wo
     assert _texts(details, "cancel_booking_allowed") == ["true"]
     unknown = _call(w, "GetBookingDetails", f"{facility}<r:bookingId>NOPE</r:bookingId>")
     assert _texts(unknown, "faultcode") == ["soap:Client"]
+
+
+def test_r_acc_3_a_new_time_at_a_health_centre_only_for_its_listed_citizens(world: World) -> None:  # noqa: F811
+    """R-ACC-3 (seed 000): Tolvan is listed at another health centre, so a new booking at
+    Vårdcentralen Tolvåsen is refused on both faces with the rule named, and nothing changes in
+    the journal; once listed there, the same request books."""
+    from gateway.domain.accounts import Account, AccountStatus
+    from tests.fakes import pnr
+
+    w = world
+    listed_here = w.accounts.accounts[TOLVAN]
+    w.accounts.accounts[TOLVAN] = Account(pnr(TOLVAN), AccountStatus.ACTIVE, "SE2321000016-7P3K")
+    before = w.calendar.snapshot()
+    day = FIRST.date().isoformat()
+    [slot, *_] = w.http.get(
+        "/fhir/Slot",
+        params={"schedule.actor": UNIT, "service-type": "NYB", "start": f"ge{day}"},
+        headers={"X-Acting-Person": TOLVAN},
+    ).json()["entry"]
+    body = {
+        "resourceType": "Appointment",
+        "slot": [{"reference": f"Slot/{slot['resource']['id']}"}],
+        "participant": [{"actor": {"type": "Patient", "identifier": {"value": TOLVAN}}}],
+    }
+    headers = {"X-Acting-Person": TOLVAN, "Content-Type": "application/fhir+json", "Idempotency-Key": "acc3"}
+    r = w.http.post("/fhir/Appointment", json=body, headers=headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["resourceType"] == "OperationOutcome" and "R-ACC-3" in r.json()["issue"][0]["diagnostics"]
+    start = _ts(datetime.fromisoformat(slot["resource"]["start"]))
+    end = _ts(datetime.fromisoformat(slot["resource"]["end"]))
+    make = (
+        f"<r:healthcare_facility_med>{UNIT}</r:healthcare_facility_med><r:requestedTimeslot>"
+        f"<c:startTimeInclusive>{start}</c:startTimeInclusive><c:endTimeExclusive>{end}</c:endTimeExclusive>"
+        f"<c:healthcare_facility>{UNIT}</c:healthcare_facility><c:subject_of_care>{TOLVAN}</c:subject_of_care>"
+        f"<c:timeTypeID>{NYB_ID}</c:timeTypeID></r:requestedTimeslot>"
+    )
+    refused = _call(w, "MakeBooking", make)
+    assert _texts(refused, "resultCode") == ["ERROR"] and "R-ACC-3" in "".join(_texts(refused, "resultText"))
+    assert _texts(refused, "bookingId") == []
+    assert w.calendar.snapshot() == before and w.calendar.changes == []
+
+    w.accounts.accounts[TOLVAN] = listed_here
+    booked = _call(w, "MakeBooking", make)
+    assert _texts(booked, "resultCode") == ["OK"], etree.tostring(booked)
+    assert [c.trigger for c in w.calendar.changes] == ["S12"]
