@@ -127,6 +127,12 @@ class Settings(BaseSettings):
         "flight (longer than the journal's timeout): a retry within it is told to wait; after it (a "
         "gateway killed mid-call) the journal is asked whether the change was made (R-BK-11).",
     )
+    self_service_sweep_interval: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between sweeps that close the self-service commands a gateway stopped "
+        "mid-call left pending, by asking the journal (GetBookings); 0: only the citizen's retry does.",
+    )
     worker_gather: float = Field(
         0.2,
         ge=0,

@@ -235,11 +235,8 @@ class SelfService:
                 patient, unit=unit, start=start, end=end, time_type=time_type, reason=reason
             )
 
-        def happened(bookings: list[JournalBooking]) -> JournalBooking | object:
-            for b in bookings:
-                if b.start == start and b.end == end and b.time_type == time_type:
-                    return b
-            return _NOT_YET
+        def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
+            return _happened("book", None, start, end, time_type, bookings)
 
         outcome = await self._execute(
             key, "book", patient, unit, None, start, end, time_type, check, write, happened
@@ -275,11 +272,8 @@ class SelfService:
                 patient, unit=unit, booking_id=booking_id, start=start, end=end
             )
 
-        def happened(bookings: list[JournalBooking]) -> JournalBooking | object:
-            found = next((b for b in bookings if b.booking_id == booking_id), None)
-            if found is None:
-                raise NotFound(f"booking {booking_id} is no longer in the journal")
-            return found if found.start == start and found.end == end else _NOT_YET
+        def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
+            return _happened("reschedule", booking_id, start, end, None, bookings)
 
         outcome = await self._execute(
             key, "reschedule", patient, unit, booking_id, start, end, None, check, write, happened
@@ -303,7 +297,7 @@ class SelfService:
             await self.journal.cancel_booking(patient, unit=unit, booking_id=booking_id, reason=reason)
 
         def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
-            return _NOT_YET if any(b.booking_id == booking_id for b in bookings) else None
+            return _happened("cancel", booking_id, None, None, None, bookings)
 
         outcome = await self._execute(
             key, "cancel", patient, unit, booking_id, None, None, None, check, write, happened
@@ -412,6 +406,53 @@ class SelfService:
         self._finish(command.id, store.DONE, result, None)
         log.info("self_service.done", command_id=command.id, action=action, unit=unit, booking_id=result)
         return Outcome(command.id, result, answered)
+
+    # --- commands a killed gateway left behind (R-BK-11) -------------------------------------
+    async def resolve_stale(self, limit: int = 50) -> int:
+        """Close the commands left ``pending`` by a gateway stopped mid-call, without waiting for
+        the citizen's retry: each older than the in-flight window is looked up in the journal
+        (``GetBookings``). Made: ``done``, and its result flows back as the SIU would. Not made:
+        ``unknown``, so the citizen's retry checks the rules again and sends it. Returns how many
+        were closed as ``done``. Nothing is ever written to the journal here."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            stale = store.stale_pending(conn, now - self.in_flight, limit)
+        resolved = 0
+        for c in stale:
+            if self.mappings is None:
+                break
+            patient = self.mappings.recognise(c.patient)
+            try:
+                done = _happened(
+                    c.action,
+                    c.booking_id,
+                    c.start,
+                    c.end,
+                    c.time_type,
+                    await self.journal.get_bookings(patient, unit=c.unit),
+                )
+            except NotFound:
+                done = _NOT_YET
+            if done is _NOT_YET:
+                self._finish(c.id, store.UNKNOWN, None, "not made in the journal (found by the sweep)")
+                log.info("self_service.stale_not_made", command_id=c.id, action=c.action, unit=c.unit)
+                continue
+            booking = done if isinstance(done, JournalBooking) else None
+            result = booking.booking_id if booking is not None else c.booking_id
+            self._finish(c.id, store.DONE, result, None)
+            resolved += 1
+            log.info(
+                "self_service.recovered", command_id=c.id, action=c.action, unit=c.unit, booking_id=result
+            )
+            outcome = Outcome(c.id, result or "", booking)
+            if c.action == "cancel":
+                before = await asyncio.to_thread(self._stored, c.booking_id or "", c.unit)
+                if before is not None:
+                    before = replace(before, status=JournalStatus.CANCELLED)
+                await self._flow_back(outcome, "S15", patient, before)
+            else:
+                await self._flow_back(outcome, "S12" if c.action == "book" else "S13", patient, booking)
+        return resolved
 
     # --- the result flows back as the journal's SIU would (R-BK-11) -------------------------
     async def _flow_back(
@@ -527,6 +568,28 @@ class SelfService:
             if s.start == start and s.end == end:
                 return rules.FreeSlot(unit, s.start, self.visible(s.time_type))
         raise Refused("the time asked for is not free in the journal", rule="R-BK-7", kind="conflict")
+
+
+def _happened(
+    action: str,
+    booking_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    time_type: str | None,
+    bookings: list[JournalBooking],
+) -> JournalBooking | object | None:
+    """Whether the journal's bookings show the command's change made (R-BK-11): the booking it
+    made or moved, ``None`` for a cancellation made, or ``_NOT_YET``. Book: a booking at that
+    start, end and time type; rebook: the booking at the new time; cancel: the booking gone."""
+    if action == "book":
+        found = [b for b in bookings if b.start == start and b.end == end and b.time_type == time_type]
+        return found[0] if found else _NOT_YET
+    if action == "cancel":
+        return _NOT_YET if any(b.booking_id == booking_id for b in bookings) else None
+    moved = next((b for b in bookings if b.booking_id == booking_id), None)
+    if moved is None:
+        raise NotFound(f"booking {booking_id} is no longer in the journal")
+    return moved if moved.start == start and moved.end == end else _NOT_YET
 
 
 def _refused(r: rules.Refusal) -> Refused:

@@ -87,6 +87,18 @@ def create(
     return find(conn, key)
 
 
+def stale_pending(conn: Connection, before: datetime, limit: int) -> list[Command]:
+    """Commands still ``pending`` whose call started before ``before``: no call can still be in
+    flight (the window is longer than the journal's timeout), so the gateway stopped mid-call."""
+    rows = conn.execute(
+        select(*(t.c[k] for k in Command.__slots__))
+        .where(t.c.state == PENDING, t.c.updated_at < before)
+        .order_by(t.c.id)
+        .limit(limit)
+    ).all()
+    return [_row(r) for r in rows]
+
+
 def attempt(conn: Connection, command_id: int, now: datetime) -> None:
     """A call to the journal starts now (``pending`` again, ``updated_at`` = now)."""
     conn.execute(

@@ -355,3 +355,57 @@ async def test_r_bk_11_gateway_killed_mid_call_recovers_on_retry(
     assert [c.trigger for c in journal.calendar.changes] == ["S12"]
     assert journal.writes == ["make"]
     assert result.booking_id == journal.calendar.changes[0].booking_id
+
+
+async def test_r_bk_11_the_sweep_resolves_a_command_a_killed_gateway_left_pending(
+    world: tuple[SelfService, FakeJournal, FakeAccounts], engine: Engine
+) -> None:
+    """Without the citizen's retry: a pending command older than the in-flight window is looked up
+    in the journal (GetBookings) and closed as done, never written again; one whose change the
+    journal does not have becomes unknown (the retry checks and sends it); a fresh one is left."""
+    service, journal, accounts = world
+    journal.lose = "killed"
+    with pytest.raises(asyncio.CancelledError):
+        await service.book("made", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB")
+    journal.lose = "before"  # the request never reached the journal
+    with pytest.raises(TransientUpstreamError):
+        await service.book(
+            "lost", TOLVAN, TOLVAN, unit=UNIT, start=FIRST + HALF, end=FIRST + 2 * HALF, time_type="NYB"
+        )
+    with engine.begin() as conn:  # as a killed gateway leaves it: pending, not unknown
+        conn.execute(booking_commands.update().values(state="pending"))
+    early = SelfService(
+        engine,
+        journal,
+        accounts,
+        service.register,
+        service.policy,
+        service.visible,
+        clock=lambda: NOW,
+        mappings=load(),
+    )
+    assert await early.resolve_stale() == 0  # within the window: a call may still be in flight
+    assert journal.writes == ["make", "make"]
+
+    restarted = SelfService(
+        engine,
+        journal,
+        accounts,
+        service.register,
+        service.policy,
+        service.visible,
+        clock=lambda: NOW + service.in_flight + timedelta(seconds=1),
+        mappings=load(),
+    )
+    assert await restarted.resolve_stale() == 1
+    with engine.begin() as conn:
+        states = dict(
+            conn.execute(select(booking_commands.c.idempotency_key, booking_commands.c.state)).all()
+        )
+    assert states == {"made": "done", "lost": "unknown"}
+    assert journal.writes == ["make", "make"]  # the two first attempts; nothing written by the sweep
+    assert [c.trigger for c in journal.calendar.changes] == ["S12"]
+    replay = await restarted.book(
+        "made", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
+    )
+    assert replay.replayed and replay.booking_id == journal.calendar.changes[0].booking_id
