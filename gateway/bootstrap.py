@@ -13,7 +13,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import mappings as mapping_tables
 from gateway import metrics, tls
@@ -34,7 +35,7 @@ from gateway.domain.mailbox import MailboxDelivery
 from gateway.domain.notifications import Policy
 from gateway.domain.register import PopulationRegister
 from gateway.domain.sms import SmsSender
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, GatewayError
 from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
@@ -110,6 +111,7 @@ class Gateway:
             self.inbox.on_commit(lambda: _call_soon(loop, wake.set))
             worker = asyncio.create_task(self.run_processor(self.stop_event, wake))
         tune_for_serving()
+        sweeper = asyncio.create_task(self._sweep_self_service(self.stop_event))
         self.inbox.start()
         await self.mllp.start()
         if self.outside.mocks is not None:  # the simulated journal pushes its changes here
@@ -151,11 +153,30 @@ class Gateway:
                 await asyncio.wait_for(server_task, 10)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(worker, 10)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sweeper, 10)
             stop_task.cancel()
             await asyncio.to_thread(self.inbox.stop)
             await asyncio.to_thread(self.app.state.audit.stop)  # writes what is queued
             await self.outside.aclose()
             log.info("gateway.stopped")
+
+    async def _sweep_self_service(self, stop: asyncio.Event) -> None:
+        """R-BK-11: every ``self_service_sweep_interval`` seconds, close the self-service commands
+        a gateway stopped mid-call left pending, by asking the journal (``SelfService.resolve_stale``)."""
+        service: SelfService | None = getattr(self.app.state, "self_service", None)
+        interval = self.settings.self_service_sweep_interval
+        if service is None or interval <= 0:
+            return
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                return
+            try:
+                await service.resolve_stale()
+            except (GatewayError, SQLAlchemyError) as exc:
+                log.warning("self_service.sweep_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
     async def run_processor(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
         """The processing worker and the mailbox outbox until ``stop``, on this loop."""
@@ -396,7 +417,7 @@ def build(
         notifications=worker_parts.notification_policy,
         **({"clock": clock} if clock is not None else {}),
     )
-    app.state.self_service = self_service_for(settings, engine, outside, mappings)
+    app.state.self_service = self_service_for(settings, engine, outside, mappings, intake)
     if outside.oidc is not None:
         mount_console(app, outside, adapters)
     worker_process = None
@@ -548,7 +569,7 @@ def fallback_for(
 
 
 def self_service_for(
-    settings: Settings, engine: Engine, outside: Outside, mappings: Mappings
+    settings: Settings, engine: Engine, outside: Outside, mappings: Mappings, intake: Intake | None = None
 ) -> SelfService | None:
     """Citizen self-service (issue 21) when the journal is the XChange service; else none."""
     if not isinstance(outside.journal, JournalBookingService):
@@ -561,6 +582,10 @@ def self_service_for(
         load_self_service(settings.mappings_dir),
         mappings.time_type_visible,
         namespace=outside.journal.namespace,
+        in_flight=timedelta(seconds=settings.self_service_in_flight),
+        intake=intake,
+        mappings=mappings,
+        facility=outside.journal.facility,
     )
 
 

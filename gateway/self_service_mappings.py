@@ -19,6 +19,7 @@ class _Unit(BaseModel):
     change_deadline_hours: float = 24
     book_lead_hours: float = 0
     enabled: bool = True
+    health_centre: bool = False
 
 
 class _File(BaseModel):
@@ -29,7 +30,11 @@ class _File(BaseModel):
 
 def _policy(unit: str, u: _Unit) -> UnitPolicy:
     return UnitPolicy(
-        unit, timedelta(hours=u.change_deadline_hours), timedelta(hours=u.book_lead_hours), u.enabled
+        unit,
+        timedelta(hours=u.change_deadline_hours),
+        timedelta(hours=u.book_lead_hours),
+        u.enabled,
+        u.health_centre,
     )
 
 

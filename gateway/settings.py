@@ -120,6 +120,19 @@ class Settings(BaseSettings):
         "and the commit, so the worker holds the store's write lock less per message (bench/README.md).",
     )
     worker_poll_interval: float = Field(1.0, gt=0)
+    self_service_in_flight: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a self-service command sent to the journal may still have its call in "
+        "flight (longer than the journal's timeout): a retry within it is told to wait; after it (a "
+        "gateway killed mid-call) the journal is asked whether the change was made (R-BK-11).",
+    )
+    self_service_sweep_interval: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between sweeps that close the self-service commands a gateway stopped "
+        "mid-call left pending, by asking the journal (GetBookings); 0: only the citizen's retry does.",
+    )
     worker_gather: float = Field(
         0.2,
         ge=0,

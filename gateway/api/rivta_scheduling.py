@@ -7,6 +7,12 @@ names the care unit's HSA-id and must be the unit the request is about. The nati
 (namespaces ``urn:riv:crm:scheduling:<Name>Responder:1``, core types ``urn:riv:crm:scheduling:1``):
 
 - ``GetSubjectOfCareSchedule`` (``healthcare_facility``, ``subject_of_care``) -> ``timeslotDetail``*
+- ``GetBookingDetails`` (``healthcare_facility``, ``bookingId``) -> ``timeslotDetail``
+- ``GetAllTimeTypes`` (``healthcare_facility``, ``subject_of_care``?) -> ``listOfTimeTypes``*
+  (``timeTypeId``, ``timeTypeName``): visible time types only (R-BK-7)
+- ``GetAvailableDates`` (``healthcare_facility``, ``startDateInclusive``, ``endDateInclusive``,
+  ``timeTypeID``?) -> ``performerAvailabilityByDate``* (``healthcare_facility``, ``date``,
+  ``timeTypeID``, ``timeTypeName``); without ``timeTypeID``, every visible time type
 - ``GetAvailableTimeslots`` (``healthcare_facility``, ``startDateInclusive``, ``endDateInclusive``,
   ``timeTypeID``) -> ``timeslotDetail``*
 - ``MakeBooking`` (``healthcare_facility_med``, ``requestedTimeslot``, ``subject_of_care_info``)
@@ -51,13 +57,22 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 SCHEMAS = Path(__file__).resolve().parent / "rivta_schemas"
 INTERACTIONS = (
     "GetSubjectOfCareSchedule",
+    "GetBookingDetails",
+    "GetAllTimeTypes",
+    "GetAvailableDates",
     "GetAvailableTimeslots",
     "MakeBooking",
     "UpdateBooking",
     "CancelBooking",
 )
 #: Interactions whose answer has no resultCode: a refusal is a soap:Client fault naming the rule.
-_READS = ("GetSubjectOfCareSchedule", "GetAvailableTimeslots")
+_READS = (
+    "GetSubjectOfCareSchedule",
+    "GetBookingDetails",
+    "GetAllTimeTypes",
+    "GetAvailableDates",
+    "GetAvailableTimeslots",
+)
 
 
 @cache
@@ -180,6 +195,18 @@ def _person(request: Request, text: str) -> PersonId:
     return person
 
 
+def _patient_of(request: Request, service: SelfService, booking_id: str) -> str:
+    """The patient the gateway holds a booking for (the requests about one booking name no subject
+    of care; the national platform has authenticated that person)."""
+    if not booking_id:
+        raise InvalidRequest("bookingId is required")
+    with request.app.state.engine.connect() as conn:
+        found = booking_commands.patient_of_booking(conn, service.namespace, booking_id)
+    if found is None:
+        raise NotFound(f"booking {booking_id} is not known")
+    return found
+
+
 def _key(*parts: object) -> str:
     return "rivta:" + hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
 
@@ -263,6 +290,62 @@ async def _dispatch(request: Request, service: SelfService, name: str, call: Any
                 )  # fmt: skip
 
         return _envelope(name, build)
+    if name == "GetBookingDetails":
+        unit = unit_of(_text(call, "healthcare_facility"))
+        booking_id = _text(call, "bookingId")
+        patient = _person(request, _patient_of(request, service, booking_id))
+        b = await service.booking_details(patient, patient, unit, booking_id)
+
+        def build_details(answer: etree._Element) -> None:
+            _timeslot(
+                answer, ns, b, start=_ts(b.start), end=_ts(b.end), unit=unit, booking_id=b.booking_id,
+                patient=patient.value, time_type_name=b.time_type_name,
+                time_type_id=ids.get(b.time_type or ""), cancel=_flag(b.cancel_allowed),
+                rebook=_flag(b.reschedule_allowed),
+            )  # fmt: skip
+
+        return _envelope(name, build_details)
+    if name == "GetAllTimeTypes":
+        unit = unit_of(_text(call, "healthcare_facility"))
+        subject = _text(call, "subject_of_care")
+        types = await service.time_types(_person(request, subject) if subject else None, unit)
+
+        def build_types(answer: etree._Element) -> None:
+            for t in types:
+                item = etree.SubElement(answer, f"{{{ns}}}listOfTimeTypes")
+                _sub(item, CORE, "timeTypeId", t.time_type_id)
+                _sub(item, CORE, "timeTypeName", t.name)
+
+        return _envelope(name, build_types)
+    if name == "GetAvailableDates":
+        unit = unit_of(_text(call, "healthcare_facility"))
+        first = _parse_dt(_text(call, "startDateInclusive"), "startDateInclusive")
+        last = _parse_dt(_text(call, "endDateInclusive"), "endDateInclusive")
+        asked = _text(call, "timeTypeID")
+        if asked:
+            code = codes.get(asked, "")
+            if not code:
+                raise InvalidRequest(f"timeTypeID {asked!r} is not a known time type")
+            wanted: list[tuple[str, str, str | None]] = [(code, asked, None)]
+        else:
+            wanted = [
+                (t.time_type or "", t.time_type_id, t.name) for t in await service.time_types(None, unit)
+            ]
+        found: list[tuple[date, str, str | None]] = []
+        for code, tt_id, tt_name in wanted:
+            for day in await service.available_dates(None, unit, code, first, last):
+                found.append((day, tt_id, tt_name))
+        found.sort()
+
+        def build_dates(answer: etree._Element) -> None:
+            for day, tt_id, tt_name in found:
+                item = etree.SubElement(answer, f"{{{ns}}}performerAvailabilityByDate")
+                _sub(item, ns, "healthcare_facility", unit)
+                _sub(item, ns, "date", day.strftime("%Y%m%d"))
+                _sub(item, ns, "timeTypeName", tt_name)
+                _sub(item, ns, "timeTypeID", tt_id)
+
+        return _envelope(name, build_dates)
     if name == "GetAvailableTimeslots":
         unit = unit_of(_text(call, "healthcare_facility"))
         code = codes.get(_text(call, "timeTypeID"), "")
@@ -299,13 +382,7 @@ async def _dispatch(request: Request, service: SelfService, name: str, call: Any
         slot = _child(call, "requestedTimeslot") if name == "UpdateBooking" else call
         unit = unit_of(_text(slot, "healthcare_facility"))
         booking_id = _text(slot, "bookingId")
-        if not booking_id:
-            raise InvalidRequest("bookingId is required")
-        with request.app.state.engine.connect() as conn:
-            found = booking_commands.patient_of_booking(conn, service.namespace, booking_id)
-        if found is None:
-            raise NotFound(f"booking {booking_id} is not known")
-        patient = _person(request, found)
+        patient = _person(request, _patient_of(request, service, booking_id))
         if name == "CancelBooking":
             reason = _text(call, "message") or "Avbokad av invånaren"
             await service.cancel(

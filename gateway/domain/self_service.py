@@ -1,9 +1,9 @@
 """Citizen self-service on bookings (issue 21): who may list, book, rebook and cancel, and when.
 
 Pure functions over domain objects, no I/O, no clock (``now`` is passed in). Every refusal
-names the rule it comes from (R-ACC-1/2, R-BK-1, R-ID-3 and the self-service rules R-BK-6..11
-proposed in ``docs/self-service.md``) and a :class:`RefusalKind` the faces translate into their
-own vocabulary (FHIR 403/409/422, crm:scheduling result codes).
+names the rule it comes from (R-ACC-1/2/3, R-BK-1, R-ID-3 and the self-service rules
+R-BK-6..11 proposed in ``docs/self-service.md``) and a :class:`RefusalKind` the faces translate
+into their own vocabulary (FHIR 403/409/422, crm:scheduling result codes).
 """
 
 from __future__ import annotations
@@ -55,12 +55,15 @@ class UnitPolicy:
     ``change_deadline``: a booking can be rebooked or cancelled by the citizen no later than this
     long before its start (R-BK-9). ``book_lead``: a free slot can be booked no later than this
     long before its start. ``enabled``: whether the unit offers web booking at all.
+    ``health_centre``: the unit is a health centre (vårdcentral), where only the citizens listed
+    there run errands (R-ACC-3).
     """
 
     unit: str
     change_deadline: timedelta = DEFAULT_DEADLINE
     book_lead: timedelta = timedelta(0)
     enabled: bool = True
+    health_centre: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class SelfServicePolicy:
             self.default.change_deadline,
             self.default.book_lead,
             self.default.enabled,
+            self.default.health_centre,
         )
 
 
@@ -114,6 +118,19 @@ def check_actor(account: Account, actor: PersonId, today: date) -> Refusal | Non
     if any(p.person == actor for p in active_proxies(account, today)):
         return None
     return Refusal("R-BK-6", RefusalKind.FORBIDDEN, "the actor is neither the patient nor an active proxy")
+
+
+def check_listing(account: Account, policy: UnitPolicy) -> Refusal | None:
+    """R-ACC-3: a citizen runs errands only with the health centre they are listed at (seed 000).
+    A new booking is an errand; rebooking or cancelling a booking the unit already gave is not."""
+    if not policy.health_centre or account.listing_unit == policy.unit:
+        return None
+    return Refusal(
+        "R-ACC-3",
+        RefusalKind.FORBIDDEN,
+        "a new time at a health centre is booked only by the citizens listed there; "
+        "contact the health centre you are listed at",
+    )
 
 
 def check_register(record: RegisterRecord | None, patient: PersonId) -> Refusal | None:
@@ -196,7 +213,8 @@ def decide(req: Request) -> Refusal | None:
     """The first refusal in rule order, or ``None``: the action may go to the journal.
 
     Order: who acts (R-ACC-1, R-ACC-2, R-BK-6), whose data (R-ID-3 ...), the unit offers it
-    (R-BK-6), then the booking (R-BK-1, R-BK-8, R-BK-9) and the new slot (R-BK-1, R-BK-9).
+    (R-BK-6) and, for a new booking at a health centre, to this citizen (R-ACC-3), then the
+    booking (R-BK-1, R-BK-8, R-BK-9) and the new slot (R-BK-1, R-BK-9).
     """
     patient = req.account.person
     checks: list[Refusal | None] = [
@@ -205,6 +223,8 @@ def decide(req: Request) -> Refusal | None:
     ]
     if req.action is not SelfServiceAction.LIST and not req.policy.enabled:
         checks.append(Refusal("R-BK-6", RefusalKind.FORBIDDEN, "the unit offers no web booking"))
+    if req.action is SelfServiceAction.BOOK:
+        checks.append(check_listing(req.account, req.policy))
     if req.action in (SelfServiceAction.RESCHEDULE, SelfServiceAction.CANCEL):
         if req.booking is None:
             raise ValueError(f"{req.action.value} needs the booking")

@@ -1,6 +1,7 @@
 """TakeCare XChange write operations for citizen self-service (issue 21, docs/self-service.md).
 
-``GetAvailableTimeslots`` (free times; retried like ``GetBookings``), ``MakeBooking``,
+``GetTimeTypes``, ``GetAvailableDates``, ``GetAvailableTimeslots`` (reads; retried like
+``GetBookings``), ``MakeBooking``,
 ``RescheduleBooking`` and ``CancelBooking`` on the same SOAP service and WSDL as
 :class:`~gateway.journal_adapter.booking_service.JournalBookingService`, whose zeep proxy,
 settings and error translation are reused. A write is sent **once**: a timeout or a lost answer
@@ -20,7 +21,7 @@ from gateway.domain.identity import PersonId
 from gateway.errors import PermanentUpstreamError
 from gateway.journal_adapter import takecare_booking_write as docs
 from gateway.journal_adapter.booking_service import CALL_ERRORS, NAME, JournalBookingService, translate
-from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
+from gateway.journal_adapter.takecare_booking_write import AvailableDate, FreeTimeslot, TimeType
 
 
 class JournalBookingWriter:
@@ -61,6 +62,49 @@ class JournalBookingWriter:
         async def once() -> tuple[FreeTimeslot, ...]:
             reply = await self._call("GetAvailableTimeslots", unit, xml, what)
             return docs.read_timeslots(
+                reply, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
+            )
+
+        return await self.service._retry.call(once)
+
+    async def time_types(self, unit: str) -> tuple[TimeType, ...]:
+        """``GetTimeTypes``: the unit's time types (a read: retried)."""
+        what = f"{NAME}: GetTimeTypes"
+        s = self.settings
+        xml = docs.time_types_request(
+            unit_type=s.careunitidtype,
+            unit=unit,
+            invoking_system=s.invoking_system,
+            now=self.service._clock(),
+        )
+
+        async def once() -> tuple[TimeType, ...]:
+            reply = await self._call("GetTimeTypes", unit, xml, what)
+            return docs.read_time_types(
+                reply, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
+            )
+
+        return await self.service._retry.call(once)
+
+    async def available_dates(
+        self, unit: str, time_type: str, first: date, last: date
+    ) -> tuple[AvailableDate, ...]:
+        """``GetAvailableDates``: the days with a free time of ``time_type`` (a read: retried)."""
+        what = f"{NAME}: GetAvailableDates"
+        s = self.settings
+        xml = docs.available_dates_request(
+            unit_type=s.careunitidtype,
+            unit=unit,
+            time_type_id=self.time_type_id(time_type),
+            first=first,
+            last=last,
+            invoking_system=s.invoking_system,
+            now=self.service._clock(),
+        )
+
+        async def once() -> tuple[AvailableDate, ...]:
+            reply = await self._call("GetAvailableDates", unit, xml, what)
+            return docs.read_available_dates(
                 reply, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
             )
 

@@ -1,6 +1,7 @@
 """TakeCare XChange write operations: the inner ``ProfdocHISMessage`` documents, as pure functions.
 
-``GetAvailableTimeslots``, ``MakeBooking``, ``RescheduleBooking`` and ``CancelBooking`` travel
+``GetTimeTypes``, ``GetAvailableDates``, ``GetAvailableTimeslots``, ``MakeBooking``,
+``RescheduleBooking`` and ``CancelBooking`` travel
 like ``GetBookings`` (FACTS.md): the SOAP element's ``xml`` string carries an escaped request
 ``ProfdocHISMessage`` (``MsgType="Request"``, ``Time``, ``InvokingSystem``, ``CareUnitIdType``,
 ``CareUnitId``) and ``<Operation>Result`` holds a ``Response`` or an ``Error`` document. The
@@ -48,6 +49,27 @@ class FreeTimeslot:
     resource_name: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class TimeType:
+    """A time type of the journal at a unit (``GetTimeTypes``)."""
+
+    time_type_id: str
+    #: The mapped time-type code; ``None``: the id is unknown, so hidden (R-BK-1).
+    time_type: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AvailableDate:
+    """A day with at least one free time of a time type (``GetAvailableDates``)."""
+
+    unit: str
+    day: date
+    time_type_id: str
+    time_type: str | None
+    time_type_name: str | None
+
+
 def _request(now: datetime, invoking_system: str, unit_type: str, unit: str) -> etree._Element:
     root = etree.Element(ROOT)
     root.set("MsgType", "Request")
@@ -82,6 +104,92 @@ def timeslots_request(
     _add(root, "StartDate", first.strftime("%Y%m%d"))
     _add(root, "EndDate", last.strftime("%Y%m%d"))
     return _text(root)
+
+
+def time_types_request(*, unit_type: str, unit: str, invoking_system: str, now: datetime) -> str:
+    return _text(_request(now, invoking_system, unit_type, unit))
+
+
+def available_dates_request(
+    *,
+    unit_type: str,
+    unit: str,
+    time_type_id: str,
+    first: date,
+    last: date,
+    invoking_system: str,
+    now: datetime,
+) -> str:
+    """Same children as ``GetAvailableTimeslots``: a time type and a range of days."""
+    return timeslots_request(
+        unit_type=unit_type,
+        unit=unit,
+        time_type_id=time_type_id,
+        first=first,
+        last=last,
+        invoking_system=invoking_system,
+        now=now,
+    )
+
+
+def _checked(text: str, transient_codes: Collection[str], what: str) -> etree._Element:
+    doc = parse_document(text)
+    errors = [el for el in doc if _local(el) == "Error"]
+    if (doc.get("MsgType") or "").strip().lower() == "error" or errors:
+        raise _error_answer(errors, transient_codes, what)
+    return doc
+
+
+def _type_id(item: etree._Element, what: str) -> str:
+    raw = (_child_text(item, "TimeTypeId") or "").strip()
+    if not raw.isdigit():
+        raise ValueError(f"a {what}'s TimeTypeId is not a number")
+    return str(int(raw))
+
+
+def read_time_types(
+    text: str,
+    time_type_ids: Mapping[str, str],
+    *,
+    transient_codes: Collection[str] = (),
+    what: str = "journal-ws: GetTimeTypes",
+) -> tuple[TimeType, ...]:
+    """``TimeTypes`` with ``TimeType`` (``TimeTypeId``, ``TimeTypeName``)."""
+    doc = _checked(text, transient_codes, what)
+    found: list[TimeType] = []
+    try:
+        for container in (el for el in doc if _local(el) == "TimeTypes"):
+            for item in (el for el in container if _local(el) == "TimeType"):
+                tt_id = _type_id(item, "time type")
+                name = (_child_text(item, "TimeTypeName") or "").strip() or None
+                found.append(TimeType(tt_id, time_type_ids.get(tt_id), name))
+    except ValueError as exc:
+        raise AnswerError(f"{what}: a time type breaks the contract ({exc})") from exc
+    return tuple(found)
+
+
+def read_available_dates(
+    text: str,
+    time_type_ids: Mapping[str, str],
+    *,
+    transient_codes: Collection[str] = (),
+    what: str = "journal-ws: GetAvailableDates",
+) -> tuple[AvailableDate, ...]:
+    """``AvailableDates`` (``CareUnitId``) with ``AvailableDate`` (``Date`` as ``yyyyMMdd``,
+    ``TimeTypeId``, ``TimeTypeName``)."""
+    doc = _checked(text, transient_codes, what)
+    found: list[AvailableDate] = []
+    try:
+        for container in (el for el in doc if _local(el) == "AvailableDates"):
+            unit = (container.get("CareUnitId") or "").strip()
+            for item in (el for el in container if _local(el) == "AvailableDate"):
+                day = datetime.strptime((_child_text(item, "Date") or "").strip(), "%Y%m%d").date()
+                tt_id = _type_id(item, "date")
+                name = (_child_text(item, "TimeTypeName") or "").strip() or None
+                found.append(AvailableDate(unit, day, tt_id, time_type_ids.get(tt_id), name))
+    except ValueError as exc:
+        raise AnswerError(f"{what}: a date breaks the contract ({exc})") from exc
+    return tuple(found)
 
 
 def make_booking_request(

@@ -45,7 +45,7 @@ from gateway.journal_adapter.inbound import translate
 from gateway.mappings import Mappings
 from gateway.recording.context import correlate
 from gateway.service import document_flow, notification_flow
-from gateway.store import batch, identifier_links
+from gateway.store import batch, booking_commands, identifier_links
 from gateway.store.compiled import CompiledCache
 from gateway.store.inbox import FAILED, PROCESSED, WAITING
 from gateway.store.intake_journal import IntakeJournal, Mover
@@ -74,6 +74,10 @@ class _Current:
     version_id: int
     content_hash: str
     last_message_id: int
+    #: The booking's state (status, start, end, time type) and the MSH-10 that last set it: a
+    #: self-service command's result and the journal's SIU for it are one change (R-BK-11).
+    state: tuple[object, ...] = ()
+    last_control_id: str = ""
 
 
 @dataclass(slots=True)
@@ -115,7 +119,13 @@ class _Writes:
         if self.current is None:
             self.current = {}
             for row in batch.current_appointments(self.conn, list(dict.fromkeys(ids))):
-                self.current[row.id] = _Current(row.version_id, row.content_hash, row.last_message_id)
+                self.current[row.id] = _Current(
+                    row.version_id,
+                    row.content_hash,
+                    row.last_message_id,
+                    (row.status, row.start, row.end, row.time_type),
+                    row.last_control_id or "",
+                )
         return self.current
 
     def finish(self, message_id: int, state: str, error: str | None) -> None:
@@ -170,6 +180,7 @@ class _Item:
     attempts: int
     event: BookingEvent | DocumentEvent | None = None
     error: str | None = None
+    control_id: str = ""
 
 
 # What the account service, the mailbox directory and the register (about the account's
@@ -336,6 +347,7 @@ class Processor:
                 msg = er7.parse(text)
                 header = read_header(msg)
                 check_header(header)
+                item.control_id = header.control_id
                 item.event = translate(msg, header, self._mappings)
             except (GatewayError, ValueError) as exc:
                 item.error = str(exc)
@@ -393,7 +405,7 @@ class Processor:
                     continue
                 ready = prepared[item.message_id]
                 if isinstance(ready, _Prepared):
-                    self._apply(writes, writes.load(booked), item.message_id, item.event, ready)
+                    self._apply(writes, writes.load(booked), item, item.event, ready)
                     writes.finish(item.message_id, PROCESSED, None)
                 else:
                     writes.finish(item.message_id, FAILED, str(ready))
@@ -493,20 +505,25 @@ class Processor:
         self,
         writes: _Writes,
         current: dict[str, _Current],
-        message_id: int,
+        item: _Item,
         event: BookingEvent,
         ready: _Prepared,
     ) -> None:
         """One message's change to its booking, against the row as the batch has left it;
-        written by ``writes.flush``. A version only changes when the content does."""
+        written by ``writes.flush``. A version only changes when the content does, or for the
+        journal's echo of a self-service command, when the state does (R-BK-11)."""
         appt_id, patient, exposure, digest = ready.appt_id, ready.patient, ready.exposure, ready.digest
+        message_id = item.message_id
         now = writes.now
         row = current.get(appt_id)
         pending = writes.appointments.get(appt_id)
         if row is not None and row.last_message_id > message_id:
             return  # an older message reprocessed: the booking has moved on since
-        if row is not None and row.content_hash == digest:
+        state = (event.status, event.start, event.end, event.time_type)
+        echo = row is not None and _echo(writes, row, item, event, state)
+        if row is not None and (row.content_hash == digest or echo):
             row.last_message_id = message_id
+            row.last_control_id = item.control_id
             if pending is None:
                 writes.appointments[appt_id] = _Pending(
                     False, {"b_id": appt_id, "last_message_id": message_id}
@@ -540,9 +557,10 @@ class Processor:
         if writes.policy is not None:
             writes.replans.append(self._booking_change(event, ready, new=row is None))
         if row is None:
-            current[appt_id] = _Current(version, digest, message_id)
+            current[appt_id] = _Current(version, digest, message_id, state, item.control_id)
         else:
             row.version_id, row.content_hash, row.last_message_id = version, digest, message_id
+            row.state, row.last_control_id = state, item.control_id
             writes.changed.append((appt_id, event.action, message_id))
 
     def _booking_change(
@@ -614,6 +632,27 @@ class Processor:
         finally:
             await asyncio.to_thread(lease.release)
             await asyncio.to_thread(self.close)
+
+
+def _echo(
+    writes: _Writes, row: _Current, item: _Item, event: BookingEvent, state: tuple[object, ...]
+) -> bool:
+    """R-BK-11: one of the two messages is a self-service command's result (``BC`` MSH-10), the
+    other the journal's own SIU for the same change, and they agree on the booking's state: the
+    second is the first's echo (the command is marked ``echoed``) and makes no new version, so
+    no second notification and no R-BK-3 outdating. Their details may differ (the journal's
+    push names the practitioner's HSA-id, its XChange answer does not); a state that differs is
+    a change made in the journal since, and is applied as any other."""
+    mine = booking_commands.command_of(item.control_id)
+    theirs = booking_commands.command_of(row.last_control_id)
+    if (mine is None) == (theirs is None) or row.state != state:
+        return False
+    command = mine if mine is not None else theirs
+    assert command is not None
+    marked = booking_commands.echoed(writes.conn, command, event.booking_id, writes.now)
+    if marked:
+        log.info("processing.command_echoed", command_id=command, booking_id=event.booking_id)
+    return marked
 
 
 def _refile(event: BookingEvent, current: PersonId) -> BookingEvent:

@@ -177,7 +177,7 @@ async def refresh_bookings(
             if booking.booking_id not in seen:
                 seen.add(booking.booking_id)
                 journal.append(booking)
-    known = await asyncio.to_thread(_known, engine, client.namespace, [b.booking_id for b in journal])
+    known = await asyncio.to_thread(known_bookings, engine, client.namespace, [b.booking_id for b in journal])
     absent = await asyncio.to_thread(_absent, engine, client.namespace, person, units, seen, now)
     peer = (urlsplit(client.url).netloc or client.url)[:64]
     created = updated = unchanged = already_sent = cancelled = 0
@@ -206,7 +206,7 @@ async def refresh_bookings(
             continue
         raw = build_siu(
             trigger,
-            _content(booking, person, client.namespace, mappings, current),
+            siu_content(booking, person, client.namespace, mappings, current),
             control_id=_control_id(client.namespace, booking, trigger, current),
             now=now,
             sending=(client.namespace, client.facility),
@@ -282,7 +282,7 @@ def _second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-def _content(
+def siu_content(
     booking: JournalBooking,
     person: PersonId,
     namespace: str,
@@ -344,7 +344,7 @@ def _control_id(namespace: str, booking: JournalBooking, trigger: str, current: 
     return "RF" + hashlib.sha256(basis.encode()).hexdigest()[:18].upper()
 
 
-def _known(engine: Engine, namespace: str, booking_ids: Iterable[str]) -> dict[str, _Known]:
+def known_bookings(engine: Engine, namespace: str, booking_ids: Iterable[str]) -> dict[str, _Known]:
     ids = list(booking_ids)
     if not ids:
         return {}

@@ -12,18 +12,24 @@ view of the booking and of the free slots), lets the pure rules decide
    already happened; only if it did not is the write sent again (with the rules checked again).
    So a lost answer never books twice or cancels the wrong time, and a gateway killed mid-call
    recovers the same way.
-4. The journal then pushes its SIU for the change (S12/S13/S15) through the usual intake, which
-   applies it like any other (R-BK-2) and marks a kallelse already sent as outdated (R-BK-3).
-   ``result_booking_id`` ties that SIU to the command (``booking_commands.echoed``).
+4. The result flows back as the journal's own SIU would: once the journal has answered, the
+   use case writes the SIU for the change (S12/S13/S15, MSH-10 ``BC<command id>``) from the
+   journal's answer and hands it to the intake, so the store shows the change without waiting
+   for the journal's push, with the usual consequences (R-BK-2, R-BK-3, notifications).
+5. The journal's own SIU for the same booking then agrees with it (same booking id and state):
+   the worker takes it as the echo, marks the command ``echoed`` and makes no second version
+   (``processing._echo``). Whichever of the two arrives first makes the change; a later SIU that
+   differs (staff changed the booking in the journal since) is applied as any other.
 
 Logs name command ids, actions, units and booking ids, never a personnummer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
@@ -32,13 +38,17 @@ from sqlalchemy import Engine
 
 from gateway.domain import self_service as rules
 from gateway.domain.accounts import AccountDirectory
-from gateway.domain.booking import JournalBooking
+from gateway.domain.booking import JournalBooking, JournalStatus, Resource
 from gateway.domain.identity import PersonId
 from gateway.domain.register import PopulationRegister
-from gateway.errors import NotFound, Refused, TransientUpstreamError
+from gateway.errors import GatewayError, NotFound, Refused, TransientUpstreamError
+from gateway.journal_adapter.siu_builder import build_siu
 from gateway.journal_adapter.takecare_booking import JournalErrorAnswer
-from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
+from gateway.journal_adapter.takecare_booking_write import AvailableDate, FreeTimeslot, TimeType
 from gateway.journal_adapter.timestamps import STOCKHOLM
+from gateway.mappings import Mappings
+from gateway.service.intake import Intake
+from gateway.service.refresh import known_bookings, siu_content
 from gateway.store import booking_commands as store
 
 log = structlog.get_logger(__name__)
@@ -53,6 +63,12 @@ class Journal(Protocol):
     async def available_timeslots(
         self, unit: str, time_type: str, first: date, last: date
     ) -> tuple[FreeTimeslot, ...]: ...
+
+    async def available_dates(
+        self, unit: str, time_type: str, first: date, last: date
+    ) -> tuple[AvailableDate, ...]: ...
+
+    async def time_types(self, unit: str) -> tuple[TimeType, ...]: ...
 
     async def make_booking(
         self,
@@ -101,7 +117,14 @@ class SelfService:
         *,
         namespace: str = "TAKECARE",
         in_flight: timedelta = timedelta(seconds=60),
+        intake: Intake | None = None,
+        mappings: Mappings | None = None,
+        facility: str = "SLL",
     ) -> None:
+        #: Where a command's result goes as the journal's SIU would (None: wait for the journal's).
+        self.intake = intake
+        self.mappings = mappings
+        self.facility = facility
         #: How long a ``pending`` command may still have a call in flight (longer than the
         #: journal's timeout): a retry within it is told to wait, so a slow answer is never
         #: overtaken by a second write; after it (a gateway killed mid-call) the journal is asked.
@@ -139,6 +162,57 @@ class SelfService:
             is None
         ]
 
+    async def booking_details(
+        self, actor: PersonId, patient: PersonId, unit: str, booking_id: str
+    ) -> JournalBooking:
+        """One of the patient's bookings (R-BK-6, R-BK-10, R-BK-7: a hidden one is not found)."""
+        for b in await self.list_bookings(actor, patient, unit):
+            if b.booking_id == booking_id:
+                return b
+        raise NotFound(f"booking {booking_id} is not in the journal for this patient at unit {unit}")
+
+    async def time_types(self, actor: PersonId | None, unit: str) -> list[TimeType]:
+        """The unit's time types a citizen may see and book (R-BK-7: never a hidden one, nor an
+        id the mapping does not know). With an actor, the rules for listing are checked first
+        (R-BK-6, R-BK-10: a protected person gets nothing)."""
+        if actor is not None:
+            await self._decide(rules.SelfServiceAction.LIST, actor, actor, unit)
+        return [
+            t
+            for t in await self.journal.time_types(unit)
+            if t.time_type is not None and self.visible(t.time_type)
+        ]
+
+    async def available_dates(
+        self, actor: PersonId | None, unit: str, time_type: str, first: date, last: date
+    ) -> list[date]:
+        """Days with a free time of a visible time type (R-BK-7) that can still be booked (R-BK-9):
+        the journal's ``GetAvailableDates``; the days the unit's lead reaches into are checked
+        slot by slot, as the Slot search does."""
+        if (refused := rules.check_time_type(self.visible(time_type))) is not None:
+            raise _refused(refused)
+        if actor is not None:
+            await self._decide(rules.SelfServiceAction.LIST, actor, actor, unit)
+        now = self.clock()
+        policy = self.policy.for_unit(unit)
+        today = now.astimezone(STOCKHOLM).date()
+        reach = max((now + policy.book_lead).astimezone(STOCKHOLM).date(), today)
+        days = sorted(
+            {
+                d.day
+                for d in await self.journal.available_dates(unit, time_type, first, last)
+                if d.time_type == time_type
+            }
+        )
+        soon = [d for d in days if d <= reach]
+        if soon:
+            bookable = {
+                s.start.astimezone(STOCKHOLM).date()
+                for s in await self.free_slots(None, unit, time_type, soon[0], soon[-1])
+            }
+            days = [d for d in days if d > reach or d in bookable]
+        return [d for d in days if d >= today]
+
     # --- the commands -----------------------------------------------------------------------
     async def book(
         self,
@@ -161,15 +235,14 @@ class SelfService:
                 patient, unit=unit, start=start, end=end, time_type=time_type, reason=reason
             )
 
-        def happened(bookings: list[JournalBooking]) -> JournalBooking | object:
-            for b in bookings:
-                if b.start == start and b.end == end and b.time_type == time_type:
-                    return b
-            return _NOT_YET
+        def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
+            return _happened("book", None, start, end, time_type, bookings)
 
-        return await self._execute(
+        outcome = await self._execute(
             key, "book", patient, unit, None, start, end, time_type, check, write, happened
         )
+        await self._flow_back(outcome, "S12", patient, outcome.booking)
+        return outcome
 
     async def reschedule(
         self,
@@ -199,21 +272,23 @@ class SelfService:
                 patient, unit=unit, booking_id=booking_id, start=start, end=end
             )
 
-        def happened(bookings: list[JournalBooking]) -> JournalBooking | object:
-            found = next((b for b in bookings if b.booking_id == booking_id), None)
-            if found is None:
-                raise NotFound(f"booking {booking_id} is no longer in the journal")
-            return found if found.start == start and found.end == end else _NOT_YET
+        def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
+            return _happened("reschedule", booking_id, start, end, None, bookings)
 
-        return await self._execute(
+        outcome = await self._execute(
             key, "reschedule", patient, unit, booking_id, start, end, None, check, write, happened
         )
+        await self._flow_back(outcome, "S13", patient, outcome.booking)
+        return outcome
 
     async def cancel(
         self, key: str, actor: PersonId, patient: PersonId, *, unit: str, booking_id: str, reason: str | None
     ) -> Outcome:
+        seen: list[JournalBooking] = []
+
         async def check() -> None:
             existing = await self._existing(patient, unit, booking_id)
+            seen.append(existing)
             await self._decide(
                 rules.SelfServiceAction.CANCEL, actor, patient, unit, booking=self._view(existing, unit)
             )
@@ -222,11 +297,17 @@ class SelfService:
             await self.journal.cancel_booking(patient, unit=unit, booking_id=booking_id, reason=reason)
 
         def happened(bookings: list[JournalBooking]) -> JournalBooking | object | None:
-            return _NOT_YET if any(b.booking_id == booking_id for b in bookings) else None
+            return _happened("cancel", booking_id, None, None, None, bookings)
 
-        return await self._execute(
+        outcome = await self._execute(
             key, "cancel", patient, unit, booking_id, None, None, None, check, write, happened
         )
+        before = seen[-1] if seen else await asyncio.to_thread(self._stored, booking_id, unit)
+        if before is not None:
+            await self._flow_back(
+                outcome, "S15", patient, replace(before, status=JournalStatus.CANCELLED), reason
+            )
+        return outcome
 
     # --- exactly once -----------------------------------------------------------------------
     async def _execute(
@@ -326,6 +407,110 @@ class SelfService:
         log.info("self_service.done", command_id=command.id, action=action, unit=unit, booking_id=result)
         return Outcome(command.id, result, answered)
 
+    # --- commands a killed gateway left behind (R-BK-11) -------------------------------------
+    async def resolve_stale(self, limit: int = 50) -> int:
+        """Close the commands left ``pending`` by a gateway stopped mid-call, without waiting for
+        the citizen's retry: each older than the in-flight window is looked up in the journal
+        (``GetBookings``). Made: ``done``, and its result flows back as the SIU would. Not made:
+        ``unknown``, so the citizen's retry checks the rules again and sends it. Returns how many
+        were closed as ``done``. Nothing is ever written to the journal here."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            stale = store.stale_pending(conn, now - self.in_flight, limit)
+        resolved = 0
+        for c in stale:
+            if self.mappings is None:
+                break
+            patient = self.mappings.recognise(c.patient)
+            try:
+                done = _happened(
+                    c.action,
+                    c.booking_id,
+                    c.start,
+                    c.end,
+                    c.time_type,
+                    await self.journal.get_bookings(patient, unit=c.unit),
+                )
+            except NotFound:
+                done = _NOT_YET
+            if done is _NOT_YET:
+                self._finish(c.id, store.UNKNOWN, None, "not made in the journal (found by the sweep)")
+                log.info("self_service.stale_not_made", command_id=c.id, action=c.action, unit=c.unit)
+                continue
+            booking = done if isinstance(done, JournalBooking) else None
+            result = booking.booking_id if booking is not None else c.booking_id
+            self._finish(c.id, store.DONE, result, None)
+            resolved += 1
+            log.info(
+                "self_service.recovered", command_id=c.id, action=c.action, unit=c.unit, booking_id=result
+            )
+            outcome = Outcome(c.id, result or "", booking)
+            if c.action == "cancel":
+                before = await asyncio.to_thread(self._stored, c.booking_id or "", c.unit)
+                if before is not None:
+                    before = replace(before, status=JournalStatus.CANCELLED)
+                await self._flow_back(outcome, "S15", patient, before)
+            else:
+                await self._flow_back(outcome, "S12" if c.action == "book" else "S13", patient, booking)
+        return resolved
+
+    # --- the result flows back as the journal's SIU would (R-BK-11) -------------------------
+    async def _flow_back(
+        self,
+        outcome: Outcome,
+        trigger: str,
+        patient: PersonId,
+        booking: JournalBooking | None,
+        reason: str | None = None,
+    ) -> None:
+        """The SIU the journal would push for this change, built from its answer and stored
+        through the intake like any message (MSH-10 ``BC<command id>``: a retry stores it once).
+        A failure here loses nothing: the journal's own SIU still comes."""
+        if outcome.replayed or booking is None or self.intake is None or self.mappings is None:
+            return
+        content = siu_content(booking, patient, self.namespace, self.mappings)
+        if trigger == "S15":
+            content = replace(content, event_reason=reason)
+        raw = build_siu(
+            trigger,
+            content,
+            control_id=store.result_control_id(outcome.command_id),
+            now=self.clock(),
+            sending=(self.namespace, self.facility),
+            charset="UNICODE UTF-8",
+            filler_status="Cancelled" if trigger == "S15" else "Booked",
+        )
+        try:
+            result = await self.intake.handle(raw, transport="command", peer="self-service")
+        except GatewayError as exc:
+            log.warning("self_service.result_not_stored", command_id=outcome.command_id, error=str(exc))
+            return
+        log.info(
+            "self_service.result_stored",
+            command_id=outcome.command_id,
+            trigger=trigger,
+            message_id=result.message_id,
+            ack=result.ack_code,
+        )
+
+    def _stored(self, booking_id: str, unit: str) -> JournalBooking | None:
+        """The booking as the gateway holds it (a cancel recovered after the journal forgot it)."""
+        known = known_bookings(self.engine, self.namespace, [booking_id]).get(booking_id)
+        if known is None:
+            return None
+        return JournalBooking(
+            booking_id=booking_id,
+            patient_id="",
+            start=known.start,
+            end=known.end,
+            status=JournalStatus.BOOKED,
+            time_type=known.time_type,
+            time_type_name=None,
+            reason=known.reason,
+            practitioners=(known.practitioner,) if known.practitioner is not None else (),
+            units=(known.unit,) if known.unit is not None else (Resource(unit, None),),
+        )
+
     def _finish(self, command_id: int, state: str, result: str | None, detail: str | None) -> None:
         with self.engine.begin() as conn:
             store.finish(
@@ -383,6 +568,28 @@ class SelfService:
             if s.start == start and s.end == end:
                 return rules.FreeSlot(unit, s.start, self.visible(s.time_type))
         raise Refused("the time asked for is not free in the journal", rule="R-BK-7", kind="conflict")
+
+
+def _happened(
+    action: str,
+    booking_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    time_type: str | None,
+    bookings: list[JournalBooking],
+) -> JournalBooking | object | None:
+    """Whether the journal's bookings show the command's change made (R-BK-11): the booking it
+    made or moved, ``None`` for a cancellation made, or ``_NOT_YET``. Book: a booking at that
+    start, end and time type; rebook: the booking at the new time; cancel: the booking gone."""
+    if action == "book":
+        found = [b for b in bookings if b.start == start and b.end == end and b.time_type == time_type]
+        return found[0] if found else _NOT_YET
+    if action == "cancel":
+        return _NOT_YET if any(b.booking_id == booking_id for b in bookings) else None
+    moved = next((b for b in bookings if b.booking_id == booking_id), None)
+    if moved is None:
+        raise NotFound(f"booking {booking_id} is no longer in the journal")
+    return moved if moved.start == start and moved.end == end else _NOT_YET
 
 
 def _refused(r: rules.Refusal) -> Refused:

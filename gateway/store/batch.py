@@ -26,9 +26,23 @@ _WAIT = (
     .values(state=WAITING, attempts=messages.c.attempts + 1)
 )
 _RESTRICT = update(messages).where(messages.c.id == bindparam("b_id")).values(restricted=True)
-_CURRENT = select(
-    appointments.c.id, appointments.c.version_id, appointments.c.content_hash, appointments.c.last_message_id
-).where(appointments.c.id.in_(bindparam("ids", expanding=True)))
+#: With the booking's state and the MSH-10 of the message that last set it: a command's own SIU
+#: and the journal's echo of it are told apart by it (R-BK-11, ``booking_commands.command_of``).
+_CURRENT = (
+    select(
+        appointments.c.id,
+        appointments.c.version_id,
+        appointments.c.content_hash,
+        appointments.c.last_message_id,
+        appointments.c.status,
+        appointments.c.start,
+        appointments.c.end,
+        appointments.c.time_type,
+        messages.c.control_id.label("last_control_id"),
+    )
+    .select_from(appointments.outerjoin(messages, messages.c.id == appointments.c.last_message_id))
+    .where(appointments.c.id.in_(bindparam("ids", expanding=True)))
+)
 _INSERT = appointments.insert()
 _UPDATE = update(appointments).where(appointments.c.id == bindparam("b_id"))
 #: Ids per ``IN (...)``: well under every backend's limit on bound parameters.

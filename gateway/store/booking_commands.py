@@ -87,6 +87,18 @@ def create(
     return find(conn, key)
 
 
+def stale_pending(conn: Connection, before: datetime, limit: int) -> list[Command]:
+    """Commands still ``pending`` whose call started before ``before``: no call can still be in
+    flight (the window is longer than the journal's timeout), so the gateway stopped mid-call."""
+    rows = conn.execute(
+        select(*(t.c[k] for k in Command.__slots__))
+        .where(t.c.state == PENDING, t.c.updated_at < before)
+        .order_by(t.c.id)
+        .limit(limit)
+    ).all()
+    return [_row(r) for r in rows]
+
+
 def attempt(conn: Connection, command_id: int, now: datetime) -> None:
     """A call to the journal starts now (``pending`` again, ``updated_at`` = now)."""
     conn.execute(
@@ -110,15 +122,43 @@ def finish(
     )
 
 
-def echoed(conn: Connection, booking_id: str, now: datetime) -> bool:
-    """The journal's SIU for a booking a command changed has come: mark it (first time only).
-    True when a command made this booking, so the SIU is the echo of a known change."""
+#: MSH-10 of the SIU the gateway writes for a command's result (R-BK-11): ``BC`` and the command's
+#: id, so the worker knows that message as a command's own and the journal's SIU as its echo.
+_CONTROL_PREFIX = "BC"
+
+
+def result_control_id(command_id: int) -> str:
+    return f"{_CONTROL_PREFIX}{command_id:012d}"
+
+
+def command_of(control_id: str | None) -> int | None:
+    """The command whose result the message with this MSH-10 carries, or None (a journal's own)."""
+    if not control_id or not control_id.startswith(_CONTROL_PREFIX):
+        return None
+    digits = control_id[len(_CONTROL_PREFIX) :]
+    return int(digits) if len(digits) == 12 and digits.isdigit() else None
+
+
+def echoed(conn: Connection, command_id: int, booking_id: str, now: datetime) -> bool:
+    """The journal's SIU for the booking a command changed agrees with the command's result: mark
+    the command (first time only). True when it was marked now, so the SIU is that echo."""
     result = conn.execute(
         update(t)
-        .where(t.c.result_booking_id == booking_id, t.c.state == DONE, t.c.echoed_at.is_(None))
+        .where(
+            t.c.id == command_id,
+            t.c.result_booking_id == booking_id,
+            t.c.state == DONE,
+            t.c.echoed_at.is_(None),
+        )
         .values(echoed_at=now)
     )
     return bool(result.rowcount)
+
+
+def echoed_at(conn: Connection, key: str) -> datetime | None:
+    """When the command with this key was echoed by the journal's SIU (tests, the docs)."""
+    found = conn.execute(select(t.c.echoed_at).where(t.c.idempotency_key == key)).scalar()
+    return found if isinstance(found, datetime) else None
 
 
 @dataclass(frozen=True, slots=True)

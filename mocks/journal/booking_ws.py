@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs in the project
@@ -44,12 +45,15 @@ from gateway.journal_adapter.takecare_booking import NAMED_RESOURCE, local_stamp
 from gateway.journal_adapter.timestamps import STOCKHOLM
 from mocks.journal.book import JournalBook
 from mocks.journal.calendar import CalendarError, JournalCalendar
+from mocks.journal.simulator import TYPE_NAMES
 
 NS = "http://tempuri.org/"
 SOAP_ACTION = f"{NS}GetBookings"
 #: The write operations the calendar answers (issue 21, docs/self-service.md), with the inner
 #: request's children each may carry.
 WRITE_CHILDREN = {
+    "GetTimeTypes": set(),
+    "GetAvailableDates": {"TimeTypeId", "StartDate", "EndDate"},
     "GetAvailableTimeslots": {"TimeTypeId", "StartDate", "EndDate"},
     "MakeBooking": {"PatientId", "StartTime", "EndTime", "TimeTypeId", "ResourceId", "PatientReason"},
     "RescheduleBooking": {"PatientId", "BookingId", "StartTime", "EndTime"},
@@ -86,6 +90,14 @@ class ServiceSwitches:
     #: Write operations whose answer is lost: the change is made, then HTTP 502 (a proxy's
     #: "bad gateway") answers instead; counts down per lost answer.
     lose_answers: int = 0
+    #: Hold the answer of every write once the change is made (and its SIU pushed) until
+    #: ``release`` is set: the caller's call is in flight for as long as a test wants (a gateway
+    #: killed mid-call). ``held`` counts the answers waiting now.
+    hold_answers: bool = False
+    held: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    #: Every operation asked for, in order (SOAPAction's name): what a test counts.
+    calls: list[str] = field(default_factory=list)
 
 
 def time_type_ids() -> dict[str, str]:
@@ -135,6 +147,7 @@ def create_app(
             return _fault("soap:Server", switches.fault)
         action = request.headers.get("SOAPAction", "").strip().strip('"')
         operation = action.removeprefix(NS)
+        switches.calls.append(operation)
         if action != SOAP_ACTION and not (calendar is not None and operation in WRITE_CHILDREN):
             return _fault("soap:Client", f"SOAPAction {action!r} is not {SOAP_ACTION}")
         body = await request.body()
@@ -168,6 +181,12 @@ def create_app(
             made = calendar.outbox[before:]
             if made and pusher is not None:
                 await pusher(list(made))
+            if made and switches.hold_answers:
+                switches.held += 1
+                try:
+                    await asyncio.to_thread(switches.release.wait)
+                finally:
+                    switches.held -= 1
             if made and switches.lose_answers > 0:
                 switches.lose_answers -= 1
                 return Response(
@@ -251,10 +270,14 @@ def _answer_write(
     unit = head["CareUnit"]
     text = {child.tag: (child.text or "").strip() for child in inner}
     try:
-        if operation == "GetAvailableTimeslots":
+        if operation == "GetTimeTypes":
+            return _time_types(head, ids)
+        if operation in ("GetAvailableTimeslots", "GetAvailableDates"):
             code = codes.get(text.get("TimeTypeId", ""), "")
             first = datetime.strptime(text.get("StartDate", ""), "%Y%m%d").date()
             last = datetime.strptime(text.get("EndDate", ""), "%Y%m%d").date()
+            if operation == "GetAvailableDates":
+                return _dates(head, calendar, unit, code, first, last, ids)
             return _timeslots(head, calendar, unit, code, first, last, ids)
         patient = text.get("PatientId", "")
         if not _PATIENT_ID.match(patient):
@@ -314,6 +337,39 @@ def _timeslots(
         _text(el, "TimeTypeId", ids.get(slot.time_type, "0"))
         _text(el, "ResourceId", slot.resource_id)
         _text(el, "ResourceName", slot.resource_name)
+    return doc
+
+
+def _time_types(head: dict[str, str], ids: dict[str, str]) -> etree._Element:
+    """Every time type of this journal, hidden ones too: the gateway decides what it shows."""
+    doc = _document("Response", head)
+    container = etree.SubElement(doc, "TimeTypes")
+    for code, tt_id in sorted(ids.items(), key=lambda item: int(item[1])):
+        el = etree.SubElement(container, "TimeType")
+        _text(el, "TimeTypeId", tt_id)
+        _text(el, "TimeTypeName", TYPE_NAMES.get(code, code))
+    return doc
+
+
+def _dates(
+    head: dict[str, str],
+    calendar: JournalCalendar,
+    unit: str,
+    code: str,
+    first: date,
+    last: date,
+    ids: dict[str, str],
+) -> etree._Element:
+    doc = _document("Response", head)
+    container = etree.SubElement(doc, "AvailableDates")
+    container.set("CareUnitIdType", head["CareUnitType"])
+    container.set("CareUnitId", unit)
+    days = sorted({s.start.astimezone(STOCKHOLM).date() for s in calendar.free(unit, code, first, last)})
+    for day in days:
+        el = etree.SubElement(container, "AvailableDate")
+        _text(el, "Date", day.strftime("%Y%m%d"))
+        _text(el, "TimeTypeId", ids.get(code, "0"))
+        _text(el, "TimeTypeName", TYPE_NAMES.get(code, code))
     return doc
 
 

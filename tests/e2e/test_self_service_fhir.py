@@ -6,6 +6,7 @@ answer an OperationOutcome naming the rule and leave the calendar as it was."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from gateway.domain.accounts import Account, AccountStatus
+from gateway.store import booking_commands, tables
 from gateway.testing import GatewayThread
 from mocks.journal.booking_ws import ServiceSwitches, create_app
 from mocks.journal.calendar import JournalCalendar
@@ -38,6 +41,9 @@ class World:
     calendar: JournalCalendar
     switches: ServiceSwitches
     accounts: FakeAccounts
+    gw: GatewayThread | None = None
+    #: While not None, the journal's SIU pushes wait here (the test pushes them itself).
+    held: list[bytes] | None = None
 
 
 @pytest.fixture
@@ -52,13 +58,18 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     switches = ServiceSwitches()
     target: dict[str, tuple[str, int]] = {}
 
+    worlds: list[World] = []
+
     async def pusher(messages: list[bytes]) -> None:
+        if worlds and worlds[0].held is not None:
+            worlds[0].held.extend(messages)
+            return
         host, port = target["mllp"]
         await push(messages, host, port)
 
     accounts = FakeAccounts(
         {
-            TOLVAN: Account(pnr(TOLVAN), AccountStatus.ACTIVE, UNIT),
+            TOLVAN: Account(pnr(TOLVAN), AccountStatus.ACTIVE, UNIT, sms_consent=True, mobile="+46701234567"),
             SKYDDAD: Account(pnr(SKYDDAD), AccountStatus.ACTIVE, UNIT),
         }
     )
@@ -70,7 +81,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         ) as gw:
             target["mllp"] = gw.mllp_address
             with httpx.Client(base_url=gw.http_url, timeout=15) as http:
-                yield World(http, calendar, switches, accounts)
+                worlds.append(World(http, calendar, switches, accounts, gw))
+                yield worlds[0]
 
 
 def _as(person: str = TOLVAN, key: str | None = None) -> dict[str, str]:
@@ -162,6 +174,74 @@ def test_r_bk_11_lost_answer_books_once(world: World) -> None:
     assert r.status_code == 201, r.text
     assert [c.trigger for c in w.calendar.changes] == ["S12"]
     assert len(w.calendar.book.bookings(TOLVAN)) == 1
+
+
+def _version(w: World, appointment_id: str) -> str:
+    return str(_stored(w, appointment_id)["meta"]["versionId"])
+
+
+def _facts(w: World, appointment_id: str, key: str) -> tuple[int, int, datetime | None]:
+    """(messages stored, the booking's notifications, when its command was echoed)."""
+    assert w.gw is not None
+    with w.gw.gateway.engine.begin() as conn:
+        messages = conn.execute(select(func.count()).select_from(tables.messages)).scalar_one()
+        notices = conn.execute(
+            select(func.count())
+            .select_from(tables.notifications)
+            .where(tables.notifications.c.subject_id == appointment_id)
+        ).scalar_one()
+        echoed = booking_commands.echoed_at(conn, key)
+    return messages, notices, echoed
+
+
+def test_r_bk_11_the_journals_siu_for_a_command_is_its_echo(world: World) -> None:
+    """The command's result is in the store before the journal pushes anything; the journal's
+    SIU for the same change then marks the command echoed and makes no second version and no
+    second notification. A later SIU that differs (staff moved the booking) is applied."""
+    w = world
+    slots = _slots(w)
+    w.held = []
+    r = _book(w, slots[0], key="echo-book")
+    assert r.status_code == 201, r.text
+    appointment_id = r.json()["id"]
+    assert _version(w, appointment_id) == "1"  # shown without the journal's push
+    messages, notices, echoed = _facts(w, appointment_id, "echo-book")
+    assert (messages, echoed) == (1, None) and notices > 0  # the command's own SIU, reminders planned
+    held, w.held = w.held, None
+    assert [m.split(b"|")[8] for m in held] == [b"SIU^S12^SIU_S12"]
+    push_now(held, w)
+    wait_processed(w.http)
+    assert _version(w, appointment_id) == "1"
+    messages, again, echoed = _facts(w, appointment_id, "echo-book")
+    assert messages == 2 and again == notices and echoed is not None
+
+    # The journal first (as the mock answers: push, then the answer): one new version only.
+    r = w.http.patch(
+        f"/fhir/Appointment/{appointment_id}",
+        json={"slot": [{"reference": f"Slot/{slots[2]['id']}"}]},
+        headers=_as(key="echo-move"),
+    )
+    assert r.status_code == 200, r.text
+    assert _version(w, appointment_id) == "2"
+    assert _facts(w, appointment_id, "echo-move")[2] is not None
+
+    # Staff move it in the journal afterwards: that SIU differs, and is applied as any other.
+    booking_id = w.calendar.changes[0].booking_id
+    w.calendar.reschedule(
+        TOLVAN, booking_id, datetime.fromisoformat(slots[4]["start"]), datetime.fromisoformat(slots[4]["end"])
+    )
+    push_now(w.calendar.outbox[-1:], w)
+    wait_processed(w.http)
+    stored = _stored(w, appointment_id)
+    assert stored["meta"]["versionId"] == "3"
+    assert datetime.fromisoformat(stored["start"]) == datetime.fromisoformat(slots[4]["start"])
+    assert [c.trigger for c in w.calendar.changes] == ["S12", "S13", "S13"]
+
+
+def push_now(messages: list[bytes], w: World) -> None:
+    assert w.gw is not None
+    host, port = w.gw.mllp_address
+    asyncio.run(push(messages, host, port))
 
 
 def _refused(w: World, response: httpx.Response, status: int, rule: str, before: object) -> None:

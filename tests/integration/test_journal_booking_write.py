@@ -59,6 +59,21 @@ async def test_r_bk_7_free_slots_per_unit_and_time_type(
     )
 
 
+async def test_get_time_types_and_available_dates_from_the_journal(
+    journal: tuple[JournalBookingWriter, JournalCalendar, ServiceSwitches],
+) -> None:
+    """GetTimeTypes answers every time type of the journal, hidden ones too (the use case filters,
+    R-BK-7), mapped to the gateway's codes; GetAvailableDates the days with a free time."""
+    writer, _, switches = journal
+    types = {t.time_type: t for t in await writer.time_types(UNIT)}
+    assert types["NYB"].time_type_id == "11" and types["NYB"].name == "Nybesök"
+    assert "ADM" in types
+    days = await writer.available_dates(UNIT, "NYB", FIRST.date(), FIRST.date() + timedelta(days=3))
+    assert [(d.day, d.time_type) for d in days] == [(FIRST.date(), "NYB")]
+    assert await writer.available_dates(UNIT, "TEL", FIRST.date(), FIRST.date()) == ()
+    assert switches.calls == ["GetTimeTypes", "GetAvailableDates", "GetAvailableDates"]
+
+
 async def test_r_bk_11_book_rebook_cancel_each_once_with_its_siu(
     journal: tuple[JournalBookingWriter, JournalCalendar, ServiceSwitches],
 ) -> None:

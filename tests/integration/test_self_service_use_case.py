@@ -17,7 +17,7 @@ from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
 from gateway.errors import NotFound, Refused, TransientUpstreamError
 from gateway.journal_adapter.takecare_booking import JournalErrorAnswer, JournalErrorEntry
-from gateway.journal_adapter.takecare_booking_write import FreeTimeslot
+from gateway.journal_adapter.takecare_booking_write import AvailableDate, FreeTimeslot, TimeType
 from gateway.mappings import load
 from gateway.self_service_mappings import load_self_service
 from gateway.service.self_service import SelfService
@@ -78,6 +78,15 @@ class FakeJournal:
             FreeTimeslot(unit, s.start, s.end, "0", s.time_type, None, s.resource_id, s.resource_name)
             for s in self.calendar.free(unit, time_type, first, last)
         )
+
+    async def available_dates(
+        self, unit: str, time_type: str, first: date, last: date
+    ) -> tuple[AvailableDate, ...]:
+        days = sorted({s.start.date() for s in self.calendar.free(unit, time_type, first, last)})
+        return tuple(AvailableDate(unit, d, "0", time_type, None) for d in days)
+
+    async def time_types(self, unit: str) -> tuple[TimeType, ...]:
+        return tuple(TimeType(str(i), code, code) for i, code in enumerate(("NYB", "ADM")))
 
     async def make_booking(
         self,
@@ -346,3 +355,57 @@ async def test_r_bk_11_gateway_killed_mid_call_recovers_on_retry(
     assert [c.trigger for c in journal.calendar.changes] == ["S12"]
     assert journal.writes == ["make"]
     assert result.booking_id == journal.calendar.changes[0].booking_id
+
+
+async def test_r_bk_11_the_sweep_resolves_a_command_a_killed_gateway_left_pending(
+    world: tuple[SelfService, FakeJournal, FakeAccounts], engine: Engine
+) -> None:
+    """Without the citizen's retry: a pending command older than the in-flight window is looked up
+    in the journal (GetBookings) and closed as done, never written again; one whose change the
+    journal does not have becomes unknown (the retry checks and sends it); a fresh one is left."""
+    service, journal, accounts = world
+    journal.lose = "killed"
+    with pytest.raises(asyncio.CancelledError):
+        await service.book("made", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB")
+    journal.lose = "before"  # the request never reached the journal
+    with pytest.raises(TransientUpstreamError):
+        await service.book(
+            "lost", TOLVAN, TOLVAN, unit=UNIT, start=FIRST + HALF, end=FIRST + 2 * HALF, time_type="NYB"
+        )
+    with engine.begin() as conn:  # as a killed gateway leaves it: pending, not unknown
+        conn.execute(booking_commands.update().values(state="pending"))
+    early = SelfService(
+        engine,
+        journal,
+        accounts,
+        service.register,
+        service.policy,
+        service.visible,
+        clock=lambda: NOW,
+        mappings=load(),
+    )
+    assert await early.resolve_stale() == 0  # within the window: a call may still be in flight
+    assert journal.writes == ["make", "make"]
+
+    restarted = SelfService(
+        engine,
+        journal,
+        accounts,
+        service.register,
+        service.policy,
+        service.visible,
+        clock=lambda: NOW + service.in_flight + timedelta(seconds=1),
+        mappings=load(),
+    )
+    assert await restarted.resolve_stale() == 1
+    with engine.begin() as conn:
+        states = dict(
+            conn.execute(select(booking_commands.c.idempotency_key, booking_commands.c.state)).all()
+        )
+    assert states == {"made": "done", "lost": "unknown"}
+    assert journal.writes == ["make", "make"]  # the two first attempts; nothing written by the sweep
+    assert [c.trigger for c in journal.calendar.changes] == ["S12"]
+    replay = await restarted.book(
+        "made", TOLVAN, TOLVAN, unit=UNIT, start=FIRST, end=FIRST + HALF, time_type="NYB"
+    )
+    assert replay.replayed and replay.booking_id == journal.calendar.changes[0].booking_id

@@ -1,4 +1,4 @@
-"""Self-service rules (issue 21; R-ACC-1, R-ACC-2, R-BK-1, R-ID-3, R-BK-6..R-BK-9): pure, table-driven."""
+"""Self-service rules (issue 21; R-ACC-1..3, R-BK-1, R-ID-3, R-BK-6..R-BK-9): pure, table-driven."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ CHILD_ACCOUNT = Account(
         Proxy(BLOCKED_PARENT, ProxyRelation.GUARDIAN, blocked=True),
     ),
 )
+HEALTH_CENTRE = replace(POLICY, health_centre=True)
+LISTED_ELSEWHERE = replace(ACTIVE, listing_unit="SE2321000016-7P3K")
 CHILD_BASE = replace(BASE, account=CHILD_ACCOUNT, record=record("201605152386"), actor=PARENT)
 
 CASES: list[tuple[str, Request, str | None, RefusalKind | None]] = [
@@ -198,6 +200,54 @@ CASES: list[tuple[str, Request, str | None, RefusalKind | None]] = [
         "R-BK-9",
         RefusalKind.CONFLICT,
     ),
+    # R-ACC-3: errands (a new booking) only with the health centre the citizen is listed at.
+    (
+        "R-ACC-3 listed at this health centre: may book",
+        replace(BASE, action=SelfServiceAction.BOOK, policy=HEALTH_CENTRE),
+        None,
+        None,
+    ),
+    (
+        "R-ACC-3 listed elsewhere: may not book a new time at this health centre",
+        replace(BASE, action=SelfServiceAction.BOOK, policy=HEALTH_CENTRE, account=LISTED_ELSEWHERE),
+        "R-ACC-3",
+        RefusalKind.FORBIDDEN,
+    ),
+    (
+        "R-ACC-3 not listed anywhere: may not book at a health centre",
+        replace(
+            BASE,
+            action=SelfServiceAction.BOOK,
+            policy=HEALTH_CENTRE,
+            account=replace(ACTIVE, listing_unit=None),
+        ),
+        "R-ACC-3",
+        RefusalKind.FORBIDDEN,
+    ),
+    (
+        "R-ACC-3 listed elsewhere: may still rebook a time the health centre gave",
+        replace(BASE, action=SelfServiceAction.RESCHEDULE, policy=HEALTH_CENTRE, account=LISTED_ELSEWHERE),
+        None,
+        None,
+    ),
+    (
+        "R-ACC-3 listed elsewhere: may still cancel",
+        replace(BASE, policy=HEALTH_CENTRE, account=LISTED_ELSEWHERE),
+        None,
+        None,
+    ),
+    (
+        "R-ACC-3 listed elsewhere: may still list",
+        replace(BASE, action=SelfServiceAction.LIST, policy=HEALTH_CENTRE, account=LISTED_ELSEWHERE),
+        None,
+        None,
+    ),
+    (
+        "R-ACC-3 not a health centre: anyone may book",
+        replace(BASE, action=SelfServiceAction.BOOK, account=LISTED_ELSEWHERE),
+        None,
+        None,
+    ),
 ]
 
 
@@ -225,6 +275,13 @@ def test_r_bk_9_bad_policy_file_stops_the_start(tmp_path: Path) -> None:
     (tmp_path / "self_service.yaml").write_text("default: {change_deadline_hours: soon}\n")
     with pytest.raises(ConfigurationError, match=r"self_service\.yaml"):
         load_self_service(tmp_path)
+
+
+def test_r_acc_3_health_centres_are_data() -> None:
+    policy = load_self_service()
+    assert policy.for_unit(UNIT).health_centre  # Vårdcentralen Tolvåsen
+    assert not policy.for_unit("SE2321000016-7P3K").health_centre
+    assert not policy.for_unit("SE-unknown").health_centre
 
 
 def test_r_bk_9_default_policy_without_units() -> None:
