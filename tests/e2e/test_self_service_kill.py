@@ -154,7 +154,9 @@ def test_r_bk_11_gateway_killed_mid_make_booking_books_exactly_once(
         # The citizen retries "retried" with the same key: the window has passed (the call started
         # before the kill), so the gateway asks the journal, which has it: no second MakeBooking.
         retried = _book(second.http_url, slot_ids[0], "retried")
-        assert retried.status_code == 201, retried.text
+        # 201: the retry resolved it by asking; 200: on a slow machine the sweep asked first and
+        # this is its replay. Either way the journal was asked, never booked twice.
+        assert retried.status_code in (201, 200), retried.text
         asked = j.switches.calls[asked_before:]
         assert "GetBookings" in asked and "MakeBooking" not in asked
         booked = {b.start: b for b in j.calendar.book.bookings(TOLVAN)}
