@@ -15,6 +15,7 @@ The health routes are open and carry no personal data.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,24 @@ async def live() -> Response:
     return JSONResponse({"status": "ok"})
 
 
+#: How long /health/ready waits for the database before it answers "not ready".
+READY_SECONDS = 3.0
+
+
 @router.get("/health/ready", summary="Ready for traffic: database, schema, worker lease, breakers")
 async def ready(request: Request) -> Response:
     engine: Engine = request.app.state.engine
-    checks = await run_in_threadpool(readiness, engine)
+    try:
+        # A probe must answer: a database that takes connections but never answers (or a pool
+        # whose connections all hang) is "not ready" after a bound, not a probe that times out.
+        checks = await asyncio.wait_for(run_in_threadpool(readiness, engine), READY_SECONDS)
+    except TimeoutError:
+        why = f"cannot reach the database: no answer within {READY_SECONDS:g} s"
+        checks = {
+            "database": {"ok": False, "why": why},
+            "migrations": {"ok": False, "why": "unknown: the database cannot be read"},
+            "worker_lease": {"ok": False, "why": "unknown: the database cannot be read"},
+        }
     ok = all(check["ok"] for check in checks.values())
     if not ok:
         log.warning("health.not_ready", failing=sorted(k for k, v in checks.items() if not v["ok"]))

@@ -65,4 +65,9 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
 
         return engine
     # PostgreSQL: synchronous_commit stays at its default (on): commit means flushed WAL.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # A server that does not answer a connection attempt fails it after 10 s (libpq waits
+    # forever by default), unless the URL says otherwise.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
