@@ -1,5 +1,9 @@
 # The two commands a newcomer runs (README.md): `make demo` and `make test`.
 VENV ?= .venv
+# Some machines set PYTHONDONTWRITEBYTECODE: then every process the tests start (gateway serve,
+# its worker, the mocks, each xdist worker's assertion rewriting) compiles every module again.
+# Python's default is to keep the compiled files (in __pycache__, ignored by git).
+unexport PYTHONDONTWRITEBYTECODE
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
