@@ -58,7 +58,7 @@ BENCH_REGISTER = "bench.common:BenchRegister"
 
 def run(ctx: Context) -> Result:
     result = Result(NAME, TITLE, ctx.quick)
-    warmup, duration = (0.3, 1.5) if ctx.quick else (1.0, 6.0)
+    warmup, duration = (0.2, 0.8) if ctx.quick else (1.0, 6.0)
     # Alternating pairs, pooled: one 6 s pair varies by +-10 to 15% with the machine's drift.
     rounds = {SQLITE: 1 if ctx.quick else 2, POSTGRESQL: 2}
     # Quick runs (the smoke test) stay on SQLite; full runs add PostgreSQL when it is there.

@@ -66,7 +66,7 @@ def _wait_processed(base: str, headers: dict[str, str], timeout: float = 600) ->
 
 def run(ctx: Context) -> Result:
     result = Result(NAME, TITLE, ctx.quick)
-    count = 300 if ctx.quick else 10_000
+    count = 120 if ctx.quick else 10_000
     messages = _messages(count)
     result.params = {"messages": len(messages), "connections": 1, "backend": SQLITE, "replay": "offline"}
     live_dir = ctx.workdir / "live"

@@ -78,8 +78,8 @@ class Samples:
 
 def run(ctx: Context) -> Result:
     result = Result(NAME, TITLE, ctx.quick)
-    size = 2_000 if ctx.quick else 100_000
-    rounds = 5 if ctx.quick else 150
+    size = 600 if ctx.quick else 100_000
+    rounds = 3 if ctx.quick else 150
     today = datetime.now(STOCKHOLM).date()
     p = dataset.plan(size, today=today)
     result.params = {

@@ -205,7 +205,7 @@ def open_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayTh
         yield gw
 
 
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(kind=st.sampled_from(["Appointment", "Communication", "Appointment/_search"]), data=st.data())
 def test_fhir_search_with_any_parameters_is_a_bundle_or_a_400(
     open_gateway: GatewayThread, kind: str, data: st.DataObject
@@ -230,7 +230,7 @@ _HL7ISH = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(
     body=st.binary(max_size=400) | st.text(max_size=200).map(str.encode) | _HL7ISH,
     content_type=_CONTENT_TYPES,
@@ -246,7 +246,7 @@ def test_journal_http_with_any_body_gets_an_ack_or_a_4xx(
         assert b"MSA|A" in response.content  # an ACK (AE or AR for garbage), never an exception
 
 
-@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(body=(st.binary(max_size=400) | _HL7ISH).map(lambda b: b.replace(b"\x0b", b"").replace(b"\x1c", b"")))
 @example(body=b"MSH\rPID|1")  # closed the connection with no ACK before the er7 fix
 def test_mllp_with_any_frame_gets_one_ack_and_the_connection_goes_on(
