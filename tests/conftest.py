@@ -18,7 +18,7 @@ from gateway.store.db import make_engine
 from gateway.store.tables import metadata
 from gateway.testing import GatewayThread
 from tests.fakes import FakeAccounts, FakeMailbox, FakeRegister
-from tests.support import eventually
+from tests.support import eventually, migrated
 
 # Authentication is proven in tests/e2e/test_auth.py; everywhere else the routes are open, so
 # each test is about its own subject. Subprocess tests pass it on in their environment.
@@ -47,7 +47,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{(tmp_path / 'store.db').as_posix()}"
+        return f"sqlite:///{(migrated(tmp_path, 'store.db') / 'store.db').as_posix()}"
     url: str = request.getfixturevalue("pg_url")
     return url
 
@@ -66,7 +66,7 @@ def engine(store_url: str) -> Iterator[Engine]:
 
 def _settings(tmp_path: Path, db_url: str | None = None) -> Settings:
     return Settings(
-        data_dir=tmp_path,
+        data_dir=migrated(tmp_path) if db_url is None else tmp_path,
         db_url=db_url,
         http_port=0,
         mllp_port=0,

@@ -34,7 +34,7 @@ from gateway.settings import Settings
 from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.e2e.test_mailbox_outbox import KIVRA, MINOR, mdm
-from tests.support import ack_code, mllp_exchange, siu
+from tests.support import ack_code, migrated, mllp_exchange, siu
 
 #: Examples per operation, generation mode and run. The token run is production's shape and
 #: reaches every route (asserted below), so it gets most; the open run adds the anonymous caller.
@@ -51,7 +51,7 @@ NONE_POSSIBLE: dict[str, list[str]] = defaultdict(list)
 
 def _gateway(tmp_path: Path, mode: str) -> GatewayThread:
     settings = Settings(
-        data_dir=tmp_path,
+        data_dir=migrated(tmp_path),
         http_port=0,
         mllp_port=0,
         mocks_port=0,

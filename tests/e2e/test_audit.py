@@ -29,14 +29,14 @@ from gateway.store.tables import audit_events
 from gateway.testing import GatewayThread
 from tests.documents_factory import insert_document
 from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister
-from tests.support import PNR_SYSTEM, TOLVAN, eventually, mllp_exchange, siu
+from tests.support import PNR_SYSTEM, TOLVAN, eventually, migrated, mllp_exchange, siu
 
 OTHER = "200001022386"  # a second patient (not in any request but its own)
 
 
 def _settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path,
+        data_dir=migrated(tmp_path),
         http_port=0,
         mllp_port=0,
         mocks_port=0,

@@ -27,12 +27,12 @@ from gateway.testing import GatewayThread
 from mocks.services import MockServices
 from tests.e2e.test_cli import GATEWAY, _env
 from tests.fakes import FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister
-from tests.support import TOLVAN, siu
+from tests.support import TOLVAN, migrated, siu
 
 
 def _settings(tmp_path: Path, **extra: object) -> Settings:
     return Settings(
-        data_dir=tmp_path,
+        data_dir=migrated(tmp_path),
         http_port=0,
         mllp_port=0,
         mocks_port=0,

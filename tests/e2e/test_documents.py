@@ -33,7 +33,17 @@ from gateway.store.tables import document_events, documents, mailbox_outbox, mes
 from gateway.testing import GatewayThread
 from tests.conftest import wait_processed
 from tests.fakes import CHILD, FakeAccounts, FakeDelivery, FakeMailbox, FakeRegister, pnr
-from tests.support import PNR_OID, PNR_SYSTEM, RESERV_OID, TOLVAN, ack_code, control_id, mllp_exchange, siu
+from tests.support import (
+    PNR_OID,
+    PNR_SYSTEM,
+    RESERV_OID,
+    TOLVAN,
+    ack_code,
+    control_id,
+    migrated,
+    mllp_exchange,
+    siu,
+)
 
 SEKRET = "197605010128"
 CHILD_PNR = CHILD.person.value
@@ -92,7 +102,7 @@ def docs_gateway(
     )
     mailbox.answers[MAILBOX_PERSON] = MailboxReachability(MailboxProvider.KIVRA)
     settings = Settings(
-        data_dir=tmp_path,
+        data_dir=migrated(tmp_path),
         http_port=0,
         mllp_port=0,
         mocks_port=0,

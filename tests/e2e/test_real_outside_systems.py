@@ -24,7 +24,7 @@ from mocks.population import load as load_population
 from mocks.runner import ServedApp
 from mocks.spar import PATH as SPAR_PATH
 from mocks.spar import create_app as spar_app
-from tests.support import PNR_SYSTEM, TOLVAN, ack_code, eventually, mllp_exchange, siu
+from tests.support import PNR_SYSTEM, TOLVAN, ack_code, eventually, migrated, mllp_exchange, siu
 
 SEKRET = "197605010128"
 SKYDDAD = "198203152452"
@@ -32,7 +32,7 @@ SKYDDAD = "198203152452"
 
 def _settings(tmp_path: Path) -> Settings:
     return Settings(
-        data_dir=tmp_path,
+        data_dir=migrated(tmp_path),
         http_port=0,
         mllp_port=0,
         mocks_port=0,
