@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+from click.testing import CliRunner
 
+from gateway.cli import main
 from tests.support import ack_code, mllp_exchange, siu
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
@@ -71,35 +73,17 @@ def test_demo_pushes_a_day_over_mllp_and_shows_what_the_platform_sees(tmp_path: 
     assert "191212121212" not in reminders and "+4670" not in reminders
     assert (tmp_path / "var" / "demo.db").exists()
 
-    listing = subprocess.run(
-        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "--type", "SIU", "--limit", "5"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert listing.returncode == 0, listing.stderr
+    # The operator's commands on what the demo left, in process (the demo itself ran as a process).
+    db = f"sqlite:///{(tmp_path / 'var' / 'demo.db').as_posix()}"
+    runner = CliRunner()
+    listing = runner.invoke(main, ["messages", "--db-url", db, "--type", "SIU", "--limit", "5"])
+    assert listing.exit_code == 0, listing.output
     assert "processed" in listing.stdout and "SIU^S" in listing.stdout and "MDM" not in listing.stdout
-    shown = subprocess.run(
-        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "show", "1"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert shown.returncode == 0, shown.stderr
+    shown = runner.invoke(main, ["messages", "--db-url", db, "show", "1"])
+    assert shown.exit_code == 0, shown.output
     assert "MSH|^~\\&|TAKECARE" in shown.stdout and "MSA|AA|" in shown.stdout
-    missing = subprocess.run(
-        [*GATEWAY, "messages", "--db-url", "sqlite:///var/demo.db", "show", "99999"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert missing.returncode != 0 and "99999 is not known" in missing.stderr
+    missing = runner.invoke(main, ["messages", "--db-url", db, "show", "99999"])
+    assert missing.exit_code != 0 and "99999 is not known" in missing.stderr
 
 
 def test_serve_runs_http_and_mllp_in_one_process_and_stops_cleanly(tmp_path: Path) -> None:
