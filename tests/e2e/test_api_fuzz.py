@@ -4,9 +4,11 @@ A whole gateway (``GatewayThread``, SQLite, the built-in mocks over real HTTP) s
 OpenAPI document; schemathesis reads it from ``/openapi.json`` and sends every operation
 requests made from it, valid and invalid (positive and negative generation: wrong types,
 missing and extra parameters, odd strings, bodies that do not match). Whatever arrives, the
-answer is never a 5xx: bad input is a 4xx OperationOutcome. Run twice: with authentication off
-(every route reached) and on with a token for every scope (as in production, so the requests
-pass authentication and reach the routes).
+answer is never a 5xx: bad input is a 4xx OperationOutcome. Run as in production: authentication
+on, with a token for every scope, so the requests pass authentication and reach the routes
+(asserted). The anonymous caller of ``GATEWAY_AUTH=off`` is what the rest of the suite runs as;
+a second schema run with authentication off found nothing the token run did not, at a third of
+this file's time, and was dropped. The hand-made fuzz below runs with authentication off.
 
 The store holds a few bookings and letters first, so the fuzzed requests also meet real rows.
 Each request's operation and status are counted; the summary is printed at the end of each run.
@@ -36,10 +38,8 @@ from tests.conftest import wait_processed
 from tests.e2e.test_mailbox_outbox import KIVRA, MINOR, mdm
 from tests.support import ack_code, migrated, mllp_exchange, siu
 
-#: Examples per operation, generation mode and run. The token run is production's shape and
-#: reaches every route (asserted below), so it gets most; the open run adds the anonymous caller.
-#: Bounded for the suite's time: together about 3,000 requests.
-EXAMPLES = {"token": 20, "open": 8}
+#: Examples per operation and generation mode (positive, negative): about 2,000 requests.
+EXAMPLES = {"token": 20, "open": 20}
 
 #: mode -> operation -> status -> count
 SEEN: dict[str, dict[str, Counter[int]]] = defaultdict(lambda: defaultdict(Counter))
@@ -122,7 +122,7 @@ def fuzz_one(
     call()
 
 
-@pytest.mark.parametrize("mode", ["open", "token"])
+@pytest.mark.parametrize("mode", ["token"])
 def test_no_fuzzed_request_gets_a_5xx(tmp_path: Path, mode: str) -> None:
     with _gateway(tmp_path, mode) as gw:
         headers = {}
