@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import structlog
-import uvicorn
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,7 +25,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway import mappings as mapping_tables
 from gateway import metrics, tls
 from gateway.accounts_adapter import AccountsClient
-from gateway.api.app import create_app
 from gateway.api.console.settings import OidcSettings
 from gateway.domain.accounts import AccountDirectory
 from gateway.domain.documents import MailboxDirectory
@@ -40,7 +37,6 @@ from gateway.gc_tuning import tune_for_serving
 from gateway.journal_adapter.booking_service import JournalBookingService
 from gateway.journal_adapter.booking_service import make_http_client as make_journal_http_client
 from gateway.journal_adapter.booking_write import JournalBookingWriter
-from gateway.journal_adapter.mllp import MllpServer, server_tls_context
 from gateway.mailbox_adapter import MailboxDeliveryClient, MailboxDirectoryClient
 from gateway.mailbox_adapter import http_client as mailbox_http_client
 from gateway.mappings import Mappings
@@ -53,7 +49,6 @@ from gateway.service.outbox import Outbox
 from gateway.service.processing import Processor
 from gateway.service.refresh import BookingSource
 from gateway.service.self_service import SelfService
-from gateway.serving import OwnedServer
 from gateway.settings import AdapterSettings, Settings
 from gateway.sms_adapter import ElksSmsClient, SmsSettings
 from gateway.spar_adapter import SparRegister
@@ -63,8 +58,12 @@ from gateway.store.db import make_engine
 from gateway.store.inbox import Inbox
 from gateway.worker_process import WorkerMode, WorkerProcess
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the serving side only: the worker process never imports it
+    from fastapi import FastAPI
+
     from gateway.dev import JournalBook, MockServices
+    from gateway.journal_adapter.mllp import MllpServer
+    from gateway.serving import OwnedServer
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +122,10 @@ class Gateway:
         if http_socket is None:
             http_socket = bind_socket(self.settings.http_host, self.settings.http_port)
         self.http_port = http_socket.getsockname()[1]
+        import uvicorn
+
+        from gateway.serving import OwnedServer
+
         # No "server: uvicorn" banner (gateway/api/headers.py).
         config = uvicorn.Config(
             self.app, log_config=None, access_log=False, lifespan="off", server_header=False
@@ -405,6 +408,9 @@ def build(
     )
     processor = worker_parts.processor
     outbox, app_acks, notifier = worker_parts.outbox, worker_parts.app_acks, worker_parts.notifier
+    from gateway.api.app import create_app  # the HTTP side: not in the worker process
+    from gateway.journal_adapter.mllp import MllpServer
+
     app = create_app(
         settings,
         engine,
@@ -483,6 +489,8 @@ def mllp_tls_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     key = str(settings.mllp_tls_key) if settings.mllp_tls_key else None
     ca = str(settings.mllp_tls_client_ca) if settings.mllp_tls_client_ca else None
+    from gateway.journal_adapter.mllp import server_tls_context
+
     try:
         return server_tls_context(str(settings.mllp_tls_cert), key, ca)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError

@@ -15,7 +15,6 @@ import httpx
 import orjson
 
 from gateway import logging as gw_logging
-from gateway import notification_demo
 from gateway.api import auth
 from gateway.control_codes.lint import lint_template
 from gateway.domain.identity import mask_id, mask_ids_in_text
@@ -270,6 +269,8 @@ def _run_demo(runner: Any, journal: Any, push: Any, bookings: int) -> None:
         click.echo(f"\nAll visible appointments by status: {by_status}")
         _print_people(client, sorted({m.person_id for m in messages}))
         _letters(client, journal, push, host, port)
+        from gateway import notification_demo  # the demo's part only: it imports the store
+
         notification_demo.show(runner, client, journal, push, host, port)
     click.echo(
         "\nWhere to look:\n"

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey, Ed448PublicKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from fastapi import Request
+from starlette.requests import Request  # fastapi.Request is this class; fastapi itself is not needed here
 
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.settings import Settings
