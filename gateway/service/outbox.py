@@ -316,58 +316,88 @@ class Outbox:
     def _record(self, outcomes: list[_Outcome]) -> None:
         """Every outcome in one transaction (receipts written in batches)."""
         now = self._now()
+        documents = [outcome.claim.document_id for outcome in outcomes]
         with self._engine.begin() as conn:
+            if len(set(documents)) < len(documents):
+                # Two letters of one document (a newer version queued while the older was in
+                # flight): one by one, in order, as each sees what the one before wrote.
+                for outcome in outcomes:
+                    self._record_one(conn, outcome, now)
+                return
+            # Each document once: the receipts' statements go together, the rest one by one.
+            self._delivered_together(conn, [o for o in outcomes if o.receipt is not None], now)
             for outcome in outcomes:
-                if outcome.receipt is not None:
-                    self._delivered(conn, outcome.claim, outcome.receipt, now)
-                elif outcome.transient:
-                    self._failed_for_now(conn, outcome.claim, outcome.error or "", now)
-                else:
-                    self._refused(conn, outcome.claim, outcome.error or "", now)
+                if outcome.receipt is None:
+                    self._record_one(conn, outcome, now)
+
+    def _record_one(self, conn: Connection, outcome: _Outcome, now: datetime) -> None:
+        if outcome.receipt is not None:
+            self._delivered_together(conn, [outcome], now)
+        elif outcome.transient:
+            self._failed_for_now(conn, outcome.claim, outcome.error or "", now)
+        else:
+            self._refused(conn, outcome.claim, outcome.error or "", now)
 
     def _backoff(self, attempts: int) -> timedelta:
         """Exponential with equal jitter: half the step fixed, half random."""
         step = min(self._backoff_max, self._backoff_initial * 2 ** max(0, attempts - 1))
         return timedelta(seconds=step / 2 + random.uniform(0, step / 2))
 
-    def _delivered(self, conn: Connection, claim: _Claim, receipt: MailboxReceipt, now: datetime) -> None:
-        # The operator's receipt settles the letter whoever holds the claim now: a claim that
-        # expired while the letter was in flight is taken by another worker, which sends the
-        # same message id again and gets this same receipt. The first to come back records
-        # it; the others change nothing (without this, two workers whose claims keep expiring
-        # take the row from each other for ever, each adding a "mailbox-delivered").
-        changed = outbox_store.mark_delivered(
-            conn,
-            claim.id,
-            worker_id=self.worker_id,
-            transaction_id=receipt.transaction_id,
-            delivered_at=receipt.delivered_at,
-            now=now,
-        )
-        if not changed:  # another worker recorded it already (or gave up on it)
-            log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
+    def _delivered_together(self, conn: Connection, outcomes: list[_Outcome], now: datetime) -> None:
+        """Receipts of letters of different documents: each row settled, then the documents'
+        receipts, events and Communications written together."""
+        settled: list[tuple[_Claim, MailboxReceipt]] = []
+        for outcome in outcomes:
+            claim, receipt = outcome.claim, outcome.receipt
+            assert receipt is not None
+            # The operator's receipt settles the letter whoever holds the claim now: a claim
+            # that expired while the letter was in flight is taken by another worker, which
+            # sends the same message id again and gets this same receipt. The first to come
+            # back records it; the others change nothing (without this, two workers whose
+            # claims keep expiring take the row from each other for ever, each adding a
+            # "mailbox-delivered").
+            if outbox_store.mark_delivered(
+                conn,
+                claim.id,
+                worker_id=self.worker_id,
+                transaction_id=receipt.transaction_id,
+                delivered_at=receipt.delivered_at,
+                now=now,
+            ):
+                settled.append((claim, receipt))
+            else:  # another worker recorded it already (or gave up on it)
+                log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
+        if not settled:
             return
-        outbox_store.note_document_delivered(
+        outbox_store.note_documents_delivered(
             conn,
-            claim.document_id,
-            provider=receipt.provider,
-            delivered_at=receipt.delivered_at,
-            receipt=receipt.transaction_id,
+            [
+                outbox_store.DocumentReceipt(
+                    claim.document_id, receipt.provider, receipt.delivered_at, receipt.transaction_id
+                )
+                for claim, receipt in settled
+            ],
         )
-        store.add_event(
+        store.add_events(
             conn,
-            claim.document_id,
-            now,
-            "mailbox-delivered",
-            detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+            [
+                store.Event(
+                    claim.document_id,
+                    now,
+                    "mailbox-delivered",
+                    detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+                )
+                for claim, receipt in settled
+            ],
         )
-        communications.rebuild(conn, claim.document_id, now)
-        log.info(
-            "outbox.delivered",
-            document_id=claim.document_id,
-            provider=receipt.provider.value,
-            attempts=claim.attempts,
-        )
+        communications.rebuild_many(conn, [claim.document_id for claim, _ in settled], now)
+        for claim, receipt in settled:
+            log.info(
+                "outbox.delivered",
+                document_id=claim.document_id,
+                provider=receipt.provider.value,
+                attempts=claim.attempts,
+            )
 
     def _failed_for_now(self, conn: Connection, claim: _Claim, error: str, now: datetime) -> None:
         if claim.attempts >= self._max_attempts:
