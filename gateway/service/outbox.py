@@ -5,11 +5,13 @@ decision that chose the mailbox (``document_flow``), so a document routed to Kiv
 both decided and queued or neither. Workers here claim due rows, deliver them through the
 :class:`gateway.domain.mailbox.MailboxDelivery` port and record the outcome:
 
-- **Pipelined** (``run``, ``drain``): a batch is claimed as soon as the letters in hand drop to
-  ``concurrency`` (no batch barrier: a slow letter holds its own slot, not the batch); the batch's
-  persons are asked for in one ``isReachable`` (``prefetch``, when the port has it), then up to
-  ``concurrency`` letters are in flight; outcomes are written in batches, one transaction for all
-  that finished while the previous write ran.
+- **Pipelined** (``run``, ``drain``): a batch is claimed as soon as the letters claimed and not
+  yet delivered drop to twice ``concurrency``: a round in flight and a round waiting, so the next
+  batch's ``isReachable`` is answered before the slots run dry (no batch barrier either: a slow
+  letter holds its own slot, not the batch). The batch's persons are asked for in one
+  ``isReachable`` (``prefetch``, when the port has it), then up to ``concurrency`` letters are in
+  flight; outcomes are written in batches, one transaction for all that finished while the
+  previous write ran (claiming waits while more than a batch of them are still unwritten).
 - **Claiming** marks rows ``claimed_by``/``claimed_until`` in one short transaction; on
   PostgreSQL the candidate rows are picked ``FOR UPDATE SKIP LOCKED``, so several gateway
   processes drain one outbox without waiting on each other; on SQLite (one process) the
@@ -110,13 +112,17 @@ class _Outcome:
 
 
 class _Flow:
-    """One pipelined drain's state: letters claimed but not yet recorded, and finished ones."""
+    """One pipelined drain's state: letters claimed but not yet recorded (``outstanding``), of
+    them those not yet delivered (``undelivered``), and finished ones waiting to be written."""
 
     def __init__(self) -> None:
         self.outstanding = 0
+        self.undelivered = 0
         self.finished: list[_Outcome] = []
         self.have_finished = asyncio.Event()
+        #: Set when outcomes were written; ``delivered`` also when a letter finished.
         self.changed = asyncio.Event()
+        self.delivered = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.done = 0
 
@@ -191,15 +197,17 @@ class Outbox:
         writer = asyncio.create_task(self._writer(flow))
         try:
             while stop is None or not stop.is_set():
-                if flow.outstanding > self._width:
-                    flow.changed.clear()
-                    await self._wait(flow.changed, stop)
+                unwritten = flow.outstanding - flow.undelivered
+                if flow.undelivered > 2 * self._width or unwritten > self._batch:
+                    flow.delivered.clear()
+                    await self._wait(flow.delivered, stop)
                     continue
                 if wake is not None:
                     wake.clear()
                 claims = await asyncio.to_thread(self._claim)
                 if claims:
                     flow.outstanding += len(claims)
+                    flow.undelivered += len(claims)
                     task = asyncio.create_task(self._run_batch(flow, claims))
                     flow.tasks.add(task)
                     task.add_done_callback(flow.tasks.discard)
@@ -252,7 +260,9 @@ class Outbox:
                 log.error("outbox.deliver_failed", document_id=claim.document_id, error=type(exc).__name__)
                 outcome = _Outcome(claim, error=f"unexpected {type(exc).__name__}", transient=True)
             flow.finished.append(outcome)
+            flow.undelivered -= 1
             flow.have_finished.set()
+            flow.delivered.set()
 
         await asyncio.gather(*(one(claim) for claim in claims))
 
@@ -270,6 +280,7 @@ class Outbox:
                 flow.done += len(batch)
                 flow.outstanding -= len(batch)
             flow.changed.set()
+            flow.delivered.set()
 
     async def _prefetch(self, claims: list[_Claim]) -> None:
         """One isReachable for the batch, when the port can; a failure here is not the letters'

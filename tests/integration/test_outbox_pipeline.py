@@ -127,6 +127,26 @@ async def test_a_slow_letter_does_not_hold_its_batch_nor_the_next_ones(engine: E
     assert sorted(delivery.delivered) == ids
 
 
+async def test_the_next_batch_is_asked_about_while_a_round_still_waits_for_a_slot(engine: Engine) -> None:
+    """Claiming looks ahead by a round: with every letter held, the batch after the first is
+    claimed and prefetched (its isReachable answered before the slots run dry), not a third."""
+    ids = queue(engine, 12)
+    delivery = ScriptedDelivery()
+    gate = asyncio.Event()
+    delivery.hold = {message_id: gate for message_id in ids}
+    box = outbox(engine, delivery, batch=4, width=2)
+    drained = asyncio.create_task(box.drain())
+    for _ in range(500):
+        if len(delivery.prefetched) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # time for a wrong third claim to show
+    assert delivery.prefetched == [ids[:4], ids[4:8]] and delivery.delivered == []
+    gate.set()
+    assert await drained == 12
+    assert sorted(delivery.delivered) == ids
+
+
 async def test_outcomes_are_recorded_in_batches_transient_ones_too(engine: Engine) -> None:
     queue(engine, 20)
     delivery = ScriptedDelivery()
