@@ -3,12 +3,14 @@
 Subject: the real :class:`gateway.service.outbox.Outbox` (claim, deliver, receipt in the store) with the
 real :class:`gateway.mailbox_adapter.MailboxDeliveryClient` (the request built with lxml and
 both XML-DSig signatures written on it with the throwaway certificate, async httpx, the answer
-read by zeep, retries, breakers, one ``isReachable`` per claimed batch), draining N pending
-letters with ``Outbox.drain`` (the pipeline ``run`` uses: no batch barrier, receipts written in
-batches), with the gateway's default ``outbox_batch`` and ``outbox_concurrency``.
+read with lxml when plain (zeep otherwise), retries, breakers, one ``isReachable`` per claimed
+batch), draining N pending letters with ``Outbox.drain`` (the pipeline ``run`` uses: no batch
+barrier, receipts written in batches), with the gateway's default ``outbox_batch`` and
+``outbox_concurrency``.
 
 The mailbox mock (``mocks.mailbox``) runs in a separate, spawned process on a real port, so its
-own XML work (schema validation, signature verification) does not share the outbox's GIL; its
+own XML work (schema validation, signature verification) does not share the outbox's GIL, and
+examines deliveries in ``MOCK_WORKERS`` worker processes of its own (the same checks); its
 ``latency`` switch (``PUT /mailbox/_switches``) sets the provider latency for every SOAP request.
 
 The letters are made through the gateway's own code: ``document_flow.process_document`` (the
@@ -611,7 +613,10 @@ def run(ctx: Context) -> Result:
         "signature every time and answers the first receipt again (same message id), as for a new one",
         f"ideal at 50 ms = outbox_concurrency / latency = {width} / 0.050 s = {width / 0.05:.0f}/s; "
         f"one isReachable per claimed batch of {batch}, then one deliverSecure per letter",
-        f"drain claims the next batch of {batch} once {width} or fewer letters are left in hand "
-        "(no batch barrier); outcomes are recorded in batches, one transaction each",
+        f"drain claims the next batch of {batch} once {2 * width} or fewer claimed letters are not yet "
+        "delivered (a round in flight, a round waiting; no batch barrier); finished letters gather "
+        "for up to 50 ms (or a batch) while others fly, then one transaction records them",
+        f"the mock examines deliveries (schema, both signatures, the letter) in {MOCK_WORKERS} worker "
+        "processes; mock_cpu_ms_per_letter counts them",
     ]
     return result
