@@ -38,6 +38,7 @@ from gateway.mailbox_adapter._translate import (
     Sender,
     deliver_secure,
     delivery_result,
+    plain_delivery_answer,
     reachability_answer,
     refusal_before_delivery,
     soap_envelope,
@@ -348,8 +349,14 @@ class MailboxDeliveryClient:
 
         async def call() -> MailboxReceipt:
             response = await transport.post(address, content, self._headers)
-            reply = self._binding.process_reply(self._zeep, self._operation, transport.new_response(response))
-            answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
+            answer = plain_delivery_answer(
+                response.status_code, response.headers.get("content-type"), response.content
+            )
+            if answer is None:  # a fault, or not the plain shape: zeep's binding reads it
+                reply = self._binding.process_reply(
+                    self._zeep, self._operation, transport.new_response(response)
+                )
+                answer = serialize_object(reply, dict)  # type: ignore[no-untyped-call]
             return delivery_result(answer, letter, provider, self._now())
 
         async def attempt() -> MailboxReceipt:

@@ -66,7 +66,31 @@ def build_facts(
 def rebuild(conn: Connection, doc_id: str, now: datetime) -> bool:
     """Build the document's Communication from its columns; store it as a new version if its
     content changed. Returns whether it changed. Validates (R4B) before writing."""
-    found = store.rebuild_inputs(conn, doc_id)
+    new = _new_version(store.rebuild_inputs(conn, doc_id), now)
+    if new is None:
+        return False
+    store.write_versions(conn, [new], now=now)
+    return True
+
+
+def rebuild_many(conn: Connection, doc_ids: Sequence[str], now: datetime) -> int:
+    """:func:`rebuild` for several documents (each once), their inputs read together and their
+    new versions written in one statement; returns how many changed. LookupError when one of
+    them is not known (as :func:`rebuild`)."""
+    found = store.rebuild_inputs_many(conn, doc_ids)
+    versions = []
+    for doc_id in dict.fromkeys(doc_ids):
+        if doc_id not in found:
+            raise LookupError(doc_id)
+        new = _new_version(found[doc_id], now)
+        if new is not None:
+            versions.append(new)
+    store.write_versions(conn, versions, now=now)
+    return len(versions)
+
+
+def _new_version(found: store.RebuildInputs, now: datetime) -> store.NewVersion | None:
+    """The document's next version, checked, or ``None`` when its content is unchanged."""
     row = found.row
     facts = build_facts(
         dict(row._mapping),
@@ -81,15 +105,8 @@ def rebuild(conn: Connection, doc_id: str, now: datetime) -> bool:
     label = row.protection if row.restricted else None
     digest = content_hash({"resource": resource, "label": label, "visible": row.visible})
     if digest == row.content_hash:
-        return False
-    fhir_comm.check(resource)
+        return None
+    # The stored version passed this check when it was written: what changed is checked.
+    fhir_comm.check_change(resource, fhir_comm.stored_content(row.resource))
     version = row.version_id + 1
-    store.write_version(
-        conn,
-        doc_id,
-        version=version,
-        now=now,
-        digest=digest,
-        resource=fhir_comm.render(resource, version, now, label),
-    )
-    return True
+    return store.NewVersion(row.id, version, digest, fhir_comm.render(resource, version, now, label))

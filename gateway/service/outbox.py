@@ -5,11 +5,15 @@ decision that chose the mailbox (``document_flow``), so a document routed to Kiv
 both decided and queued or neither. Workers here claim due rows, deliver them through the
 :class:`gateway.domain.mailbox.MailboxDelivery` port and record the outcome:
 
-- **Pipelined** (``run``, ``drain``): a batch is claimed as soon as the letters in hand drop to
-  ``concurrency`` (no batch barrier: a slow letter holds its own slot, not the batch); the batch's
-  persons are asked for in one ``isReachable`` (``prefetch``, when the port has it), then up to
-  ``concurrency`` letters are in flight; outcomes are written in batches, one transaction for all
-  that finished while the previous write ran.
+- **Pipelined** (``run``, ``drain``): a batch is claimed as soon as the letters claimed and not
+  yet delivered drop to twice ``concurrency``: a round in flight and a round waiting, so the next
+  batch's ``isReachable`` is answered before the slots run dry (no batch barrier either: a slow
+  letter holds its own slot, not the batch). The batch's persons are asked for in one
+  ``isReachable`` (``prefetch``, when the port has it), then up to ``concurrency`` letters are in
+  flight; outcomes are written in batches: while letters are still in flight the writer lets
+  finished ones gather for up to ``record_gather`` seconds (or a batch), then writes them in one
+  transaction (a transaction's fixed cost was most of a receipt's CPU when each held one or two
+  letters); claiming waits while more than a batch of them are still unwritten.
 - **Claiming** marks rows ``claimed_by``/``claimed_until`` in one short transaction; on
   PostgreSQL the candidate rows are picked ``FOR UPDATE SKIP LOCKED``, so several gateway
   processes drain one outbox without waiting on each other; on SQLite (one process) the
@@ -97,6 +101,11 @@ def enqueue(
 
 
 _Claim = outbox_store.ClaimedLetter
+#: Seconds finished letters may wait for others before their outcomes are written (only while
+#: letters are still in flight): a receipt is written at most this much later, in fewer,
+#: larger transactions. A crash in between re-sends them under the same message id, and the
+#: operator answers with the first receipt.
+RECORD_GATHER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +119,21 @@ class _Outcome:
 
 
 class _Flow:
-    """One pipelined drain's state: letters claimed but not yet recorded, and finished ones."""
+    """One pipelined drain's state: letters claimed but not yet recorded (``outstanding``), of
+    them those not yet delivered (``undelivered``), and finished ones waiting to be written."""
 
     def __init__(self) -> None:
         self.outstanding = 0
+        self.undelivered = 0
         self.finished: list[_Outcome] = []
         self.have_finished = asyncio.Event()
+        #: Set when outcomes were written; ``delivered`` also when a letter finished.
         self.changed = asyncio.Event()
+        self.delivered = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.done = 0
+        #: Set when the flow is ending: finished letters are written without gathering.
+        self.stopping = False
 
 
 class Outbox:
@@ -134,6 +149,7 @@ class Outbox:
         backoff_initial: float = 5.0,
         backoff_max: float = 600.0,
         claim_seconds: float = 120.0,
+        record_gather: float = RECORD_GATHER,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         worker_id: str | None = None,
     ) -> None:
@@ -147,6 +163,7 @@ class Outbox:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._claim_for = timedelta(seconds=claim_seconds)
+        self._gather = record_gather
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
@@ -191,15 +208,17 @@ class Outbox:
         writer = asyncio.create_task(self._writer(flow))
         try:
             while stop is None or not stop.is_set():
-                if flow.outstanding > self._width:
-                    flow.changed.clear()
-                    await self._wait(flow.changed, stop)
+                unwritten = flow.outstanding - flow.undelivered
+                if flow.undelivered > 2 * self._width or unwritten > self._batch:
+                    flow.delivered.clear()
+                    await self._wait(flow.delivered, stop)
                     continue
                 if wake is not None:
                     wake.clear()
                 claims = await asyncio.to_thread(self._claim)
                 if claims:
                     flow.outstanding += len(claims)
+                    flow.undelivered += len(claims)
                     task = asyncio.create_task(self._run_batch(flow, claims))
                     flow.tasks.add(task)
                     task.add_done_callback(flow.tasks.discard)
@@ -211,6 +230,7 @@ class Outbox:
                 await self._wait_any(waits, stop, None if stop is None else poll_interval)
         finally:
             # Finish and record what is in flight (on stop too: a receipt is never thrown away).
+            flow.stopping = True
             while flow.tasks:
                 await asyncio.gather(*list(flow.tasks), return_exceptions=True)
             while flow.outstanding > 0 and not writer.done():
@@ -252,7 +272,9 @@ class Outbox:
                 log.error("outbox.deliver_failed", document_id=claim.document_id, error=type(exc).__name__)
                 outcome = _Outcome(claim, error=f"unexpected {type(exc).__name__}", transient=True)
             flow.finished.append(outcome)
+            flow.undelivered -= 1
             flow.have_finished.set()
+            flow.delivered.set()
 
         await asyncio.gather(*(one(claim) for claim in claims))
 
@@ -260,6 +282,7 @@ class Outbox:
         """Record finished letters in batches: whatever finished while the last write ran."""
         while True:
             await flow.have_finished.wait()
+            await self._gather_finished(flow)
             flow.have_finished.clear()
             batch, flow.finished = flow.finished, []
             if batch:
@@ -270,6 +293,19 @@ class Outbox:
                 flow.done += len(batch)
                 flow.outstanding -= len(batch)
             flow.changed.set()
+            flow.delivered.set()
+
+    async def _gather_finished(self, flow: _Flow) -> None:
+        """Let more letters finish (up to a batch, at most ``record_gather`` seconds) while some
+        are still in flight; at once when none are (the end of a drain, a stop)."""
+        deadline = asyncio.get_running_loop().time() + self._gather
+        while flow.undelivered > 0 and len(flow.finished) < self._batch and not flow.stopping:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            flow.have_finished.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(flow.have_finished.wait(), left)
 
     async def _prefetch(self, claims: list[_Claim]) -> None:
         """One isReachable for the batch, when the port can; a failure here is not the letters'
@@ -316,58 +352,88 @@ class Outbox:
     def _record(self, outcomes: list[_Outcome]) -> None:
         """Every outcome in one transaction (receipts written in batches)."""
         now = self._now()
+        documents = [outcome.claim.document_id for outcome in outcomes]
         with self._engine.begin() as conn:
+            if len(set(documents)) < len(documents):
+                # Two letters of one document (a newer version queued while the older was in
+                # flight): one by one, in order, as each sees what the one before wrote.
+                for outcome in outcomes:
+                    self._record_one(conn, outcome, now)
+                return
+            # Each document once: the receipts' statements go together, the rest one by one.
+            self._delivered_together(conn, [o for o in outcomes if o.receipt is not None], now)
             for outcome in outcomes:
-                if outcome.receipt is not None:
-                    self._delivered(conn, outcome.claim, outcome.receipt, now)
-                elif outcome.transient:
-                    self._failed_for_now(conn, outcome.claim, outcome.error or "", now)
-                else:
-                    self._refused(conn, outcome.claim, outcome.error or "", now)
+                if outcome.receipt is None:
+                    self._record_one(conn, outcome, now)
+
+    def _record_one(self, conn: Connection, outcome: _Outcome, now: datetime) -> None:
+        if outcome.receipt is not None:
+            self._delivered_together(conn, [outcome], now)
+        elif outcome.transient:
+            self._failed_for_now(conn, outcome.claim, outcome.error or "", now)
+        else:
+            self._refused(conn, outcome.claim, outcome.error or "", now)
 
     def _backoff(self, attempts: int) -> timedelta:
         """Exponential with equal jitter: half the step fixed, half random."""
         step = min(self._backoff_max, self._backoff_initial * 2 ** max(0, attempts - 1))
         return timedelta(seconds=step / 2 + random.uniform(0, step / 2))
 
-    def _delivered(self, conn: Connection, claim: _Claim, receipt: MailboxReceipt, now: datetime) -> None:
-        # The operator's receipt settles the letter whoever holds the claim now: a claim that
-        # expired while the letter was in flight is taken by another worker, which sends the
-        # same message id again and gets this same receipt. The first to come back records
-        # it; the others change nothing (without this, two workers whose claims keep expiring
-        # take the row from each other for ever, each adding a "mailbox-delivered").
-        changed = outbox_store.mark_delivered(
-            conn,
-            claim.id,
-            worker_id=self.worker_id,
-            transaction_id=receipt.transaction_id,
-            delivered_at=receipt.delivered_at,
-            now=now,
-        )
-        if not changed:  # another worker recorded it already (or gave up on it)
-            log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
+    def _delivered_together(self, conn: Connection, outcomes: list[_Outcome], now: datetime) -> None:
+        """Receipts of letters of different documents: each row settled, then the documents'
+        receipts, events and Communications written together."""
+        settled: list[tuple[_Claim, MailboxReceipt]] = []
+        for outcome in outcomes:
+            claim, receipt = outcome.claim, outcome.receipt
+            assert receipt is not None
+            # The operator's receipt settles the letter whoever holds the claim now: a claim
+            # that expired while the letter was in flight is taken by another worker, which
+            # sends the same message id again and gets this same receipt. The first to come
+            # back records it; the others change nothing (without this, two workers whose
+            # claims keep expiring take the row from each other for ever, each adding a
+            # "mailbox-delivered").
+            if outbox_store.mark_delivered(
+                conn,
+                claim.id,
+                worker_id=self.worker_id,
+                transaction_id=receipt.transaction_id,
+                delivered_at=receipt.delivered_at,
+                now=now,
+            ):
+                settled.append((claim, receipt))
+            else:  # another worker recorded it already (or gave up on it)
+                log.info("outbox.recorded_elsewhere", document_id=claim.document_id, attempts=claim.attempts)
+        if not settled:
             return
-        outbox_store.note_document_delivered(
+        outbox_store.note_documents_delivered(
             conn,
-            claim.document_id,
-            provider=receipt.provider,
-            delivered_at=receipt.delivered_at,
-            receipt=receipt.transaction_id,
+            [
+                outbox_store.DocumentReceipt(
+                    claim.document_id, receipt.provider, receipt.delivered_at, receipt.transaction_id
+                )
+                for claim, receipt in settled
+            ],
         )
-        store.add_event(
+        store.add_events(
             conn,
-            claim.document_id,
-            now,
-            "mailbox-delivered",
-            detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+            [
+                store.Event(
+                    claim.document_id,
+                    now,
+                    "mailbox-delivered",
+                    detail=f"{receipt.provider.value}, transaction {receipt.transaction_id}",
+                )
+                for claim, receipt in settled
+            ],
         )
-        communications.rebuild(conn, claim.document_id, now)
-        log.info(
-            "outbox.delivered",
-            document_id=claim.document_id,
-            provider=receipt.provider.value,
-            attempts=claim.attempts,
-        )
+        communications.rebuild_many(conn, [claim.document_id for claim, _ in settled], now)
+        for claim, receipt in settled:
+            log.info(
+                "outbox.delivered",
+                document_id=claim.document_id,
+                provider=receipt.provider.value,
+                attempts=claim.attempts,
+            )
 
     def _failed_for_now(self, conn: Connection, claim: _Claim, error: str, now: datetime) -> None:
         if claim.attempts >= self._max_attempts:

@@ -171,9 +171,39 @@ def add_event(
     actor: str | None = None,
     detail: str | None = None,
 ) -> None:
-    conn.execute(
-        insert(document_events).values(document_id=doc_id, at=at, event=event, actor=actor, detail=detail)
-    )
+    add_events(conn, [Event(doc_id, at, event, actor, detail)])
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One row of a document's history (``document_events``)."""
+
+    document_id: str
+    at: datetime
+    event: str
+    actor: str | None = None
+    detail: str | None = None
+
+
+_ADD_EVENT = insert(document_events)
+
+
+def add_events(conn: Connection, events: Sequence[Event]) -> None:
+    """Append to documents' histories, in order, in one statement (``executemany``)."""
+    if events:
+        conn.execute(
+            _ADD_EVENT,
+            [
+                {
+                    "document_id": e.document_id,
+                    "at": e.at,
+                    "event": e.event,
+                    "actor": e.actor,
+                    "detail": e.detail,
+                }
+                for e in events
+            ],
+        )
 
 
 def put_on_print_list(
@@ -210,45 +240,104 @@ def on_print_list(conn: Connection, doc_id: str) -> bool:
 def rebuild_inputs(conn: Connection, doc_id: str) -> RebuildInputs:
     """What a document's Communication is built from: its row, who got it, its attachments and
     whether it is on the print list. LookupError when the document is not known."""
-    row = current(conn, doc_id)
-    if row is None:
+    found = rebuild_inputs_many(conn, [doc_id])
+    if doc_id not in found:
         raise LookupError(doc_id)
-    recipients = conn.execute(
-        select(document_recipients)
-        .where(document_recipients.c.document_id == doc_id)
-        .order_by(document_recipients.c.id)
-    ).all()
-    attachments = conn.execute(
-        select(
-            document_attachments.c.position,
-            document_attachments.c.filename,
-            document_attachments.c.content_type,
-            document_attachments.c.data,
-        )
-        .where(document_attachments.c.document_id == doc_id)
-        .order_by(document_attachments.c.position)
-    ).all()
-    return RebuildInputs(
-        row=row,
-        recipients=[
-            StoredRecipient(
-                Channel(r.channel), r.system, r.value, MailboxProvider(r.provider) if r.provider else None
-            )
-            for r in recipients
-        ],
-        attachments=[(a.position, a.filename, a.content_type, a.data) for a in attachments],
-        on_print_list=on_print_list(conn, doc_id),
+    return found[doc_id]
+
+
+_IN_CHUNK = 500
+_DOCUMENTS_IN = select(documents).where(documents.c.id.in_(bindparam("ids", expanding=True)))
+_RECIPIENTS_IN = (
+    select(document_recipients)
+    .where(document_recipients.c.document_id.in_(bindparam("ids", expanding=True)))
+    .order_by(document_recipients.c.id)
+)
+_ATTACHMENTS_IN = (
+    select(
+        document_attachments.c.document_id,
+        document_attachments.c.position,
+        document_attachments.c.filename,
+        document_attachments.c.content_type,
+        document_attachments.c.data,
     )
+    .where(document_attachments.c.document_id.in_(bindparam("ids", expanding=True)))
+    .order_by(document_attachments.c.document_id, document_attachments.c.position)
+)
+_PRINT_LISTED_IN = select(print_items.c.document_id).where(
+    print_items.c.document_id.in_(bindparam("ids", expanding=True))
+)
+
+
+def rebuild_inputs_many(conn: Connection, doc_ids: Sequence[str]) -> dict[str, RebuildInputs]:
+    """:func:`rebuild_inputs` for several documents by id, in four queries (per 500 ids) instead
+    of four per document; documents not known are left out."""
+    unique = list(dict.fromkeys(doc_ids))
+    rows: dict[str, Row[Any]] = {}
+    recipients: dict[str, list[StoredRecipient]] = {}
+    attachments: dict[str, list[tuple[int, str, str, bytes]]] = {}
+    listed: set[str] = set()
+    for at in range(0, len(unique), _IN_CHUNK):
+        ids = {"ids": unique[at : at + _IN_CHUNK]}
+        rows.update((row.id, row) for row in conn.execute(_DOCUMENTS_IN, ids))
+        for r in conn.execute(_RECIPIENTS_IN, ids):
+            recipients.setdefault(r.document_id, []).append(
+                StoredRecipient(
+                    Channel(r.channel), r.system, r.value, MailboxProvider(r.provider) if r.provider else None
+                )
+            )
+        for a in conn.execute(_ATTACHMENTS_IN, ids):
+            attachments.setdefault(a.document_id, []).append((a.position, a.filename, a.content_type, a.data))
+        listed.update(conn.execute(_PRINT_LISTED_IN, ids).scalars())
+    return {
+        doc_id: RebuildInputs(
+            row=row,
+            recipients=recipients.get(doc_id, []),
+            attachments=attachments.get(doc_id, []),
+            on_print_list=doc_id in listed,
+        )
+        for doc_id, row in rows.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A document's Communication as it is to be stored: its next version and content digest."""
+
+    doc_id: str
+    version: int
+    digest: str
+    resource: bytes
 
 
 def write_version(
     conn: Connection, doc_id: str, *, version: int, now: datetime, digest: str, resource: bytes
 ) -> None:
-    conn.execute(
-        update(documents)
-        .where(documents.c.id == doc_id)
-        .values(version_id=version, last_updated=now, content_hash=digest, resource=resource)
+    write_versions(conn, [NewVersion(doc_id, version, digest, resource)], now=now)
+
+
+_WRITE_VERSION = (
+    update(documents)
+    .where(documents.c.id == bindparam("doc_id"))
+    .values(
+        version_id=bindparam("version"),
+        last_updated=bindparam("now"),
+        content_hash=bindparam("digest"),
+        resource=bindparam("body"),
     )
+)
+
+
+def write_versions(conn: Connection, versions: Sequence[NewVersion], *, now: datetime) -> None:
+    """Store new versions, one statement for all (``executemany``)."""
+    if versions:
+        conn.execute(
+            _WRITE_VERSION,
+            [
+                {"doc_id": v.doc_id, "version": v.version, "now": now, "digest": v.digest, "body": v.resource}
+                for v in versions
+            ],
+        )
 
 
 # --- reads for the FHIR API -------------------------------------------------------------------

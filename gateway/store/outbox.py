@@ -7,11 +7,12 @@ query, its attachments in one more; outcomes are written in the caller's transac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from gateway.domain.documents import Channel, MailboxProvider
 from gateway.domain.letter import Attachment
@@ -149,6 +150,25 @@ def _mine(outbox_id: int, worker_id: str) -> ColumnElement[bool]:
     return and_(mailbox_outbox.c.id == outbox_id, mailbox_outbox.c.claimed_by == worker_id)
 
 
+#: Built once: the receipt transaction runs it for every delivered letter.
+_MARK_DELIVERED = (
+    update(mailbox_outbox)
+    .where(
+        mailbox_outbox.c.id == bindparam("outbox_id"),
+        or_(mailbox_outbox.c.claimed_by == bindparam("worker_id"), mailbox_outbox.c.state == PENDING),
+    )
+    .values(
+        state=DELIVERED,
+        transaction_id=bindparam("transaction_id"),
+        delivered_at=bindparam("delivered_at"),
+        claimed_by=None,
+        claimed_until=None,
+        last_error=None,
+        updated_at=bindparam("now"),
+    )
+)
+
+
 def mark_delivered(
     conn: Connection,
     outbox_id: int,
@@ -162,38 +182,62 @@ def mark_delivered(
     holds the claim now: the operator's receipt is the same for every send of the message id).
     Returns whether the row changed."""
     changed: int = conn.execute(
-        update(mailbox_outbox)
-        .where(
-            mailbox_outbox.c.id == outbox_id,
-            or_(mailbox_outbox.c.claimed_by == worker_id, mailbox_outbox.c.state == PENDING),
-        )
-        .values(
-            state=DELIVERED,
-            transaction_id=transaction_id,
-            delivered_at=delivered_at,
-            claimed_by=None,
-            claimed_until=None,
-            last_error=None,
-            updated_at=now,
-        )
+        _MARK_DELIVERED,
+        {
+            "outbox_id": outbox_id,
+            "worker_id": worker_id,
+            "transaction_id": transaction_id,
+            "delivered_at": delivered_at,
+            "now": now,
+        },
     ).rowcount
     return bool(changed)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentReceipt:
+    """A delivered letter's receipt, as its document keeps it."""
+
+    document_id: str
+    provider: MailboxProvider
+    delivered_at: datetime
+    receipt: str
 
 
 def note_document_delivered(
     conn: Connection, document_id: str, *, provider: MailboxProvider, delivered_at: datetime, receipt: str
 ) -> None:
     """The receipt on the document; in a mailbox it counts as read (R-DOC-5: not printed)."""
-    conn.execute(
-        update(documents)
-        .where(documents.c.id == document_id)
-        .values(
-            mailbox_provider=provider.value,
-            mailbox_delivered_at=delivered_at,
-            mailbox_receipt=receipt,
-            print_due_at=None,
-        )
+    note_documents_delivered(conn, [DocumentReceipt(document_id, provider, delivered_at, receipt)])
+
+
+_NOTE_DELIVERED = (
+    update(documents)
+    .where(documents.c.id == bindparam("document_id"))
+    .values(
+        mailbox_provider=bindparam("provider"),
+        mailbox_delivered_at=bindparam("delivered_at"),
+        mailbox_receipt=bindparam("receipt"),
+        print_due_at=None,
     )
+)
+
+
+def note_documents_delivered(conn: Connection, receipts: Sequence[DocumentReceipt]) -> None:
+    """:func:`note_document_delivered` for several documents, in one statement (``executemany``)."""
+    if receipts:
+        conn.execute(
+            _NOTE_DELIVERED,
+            [
+                {
+                    "document_id": r.document_id,
+                    "provider": r.provider.value,
+                    "delivered_at": r.delivered_at,
+                    "receipt": r.receipt,
+                }
+                for r in receipts
+            ],
+        )
 
 
 def retry_later(

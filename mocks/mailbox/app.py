@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
+import functools
 import hashlib
+import multiprocessing
 import random
 import re
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -331,9 +333,9 @@ EXPECTED = SignatureConfiguration(
 
 def verify_signature(signed_delivery: etree._Element, trusted: x509.Certificate | None) -> Verified:
     """Check the enveloped signature over ``SignedDelivery`` (or ``SealedDelivery``); on success
-    ``signed`` is what it covers (read the delivery from there: "see what is signed")."""
-    document = copy.deepcopy(signed_delivery)
-    signature = document.find(f"{{{NS_DS}}}Signature")
+    ``signed`` is what it covers (read the delivery from there: "see what is signed"). signxml
+    works on a copy of its own (it serialises and parses the element), so this one is kept."""
+    signature = signed_delivery.find(f"{{{NS_DS}}}Signature")
     if signature is None:
         return Verified(False, None, None, False)
     certificate = trusted if trusted is not None else _certificate_in(signature)
@@ -341,11 +343,97 @@ def verify_signature(signed_delivery: etree._Element, trusted: x509.Certificate 
         return Verified(False, None, None, False)
     fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
     try:
-        result = XMLVerifier().verify(document, x509_cert=certificate, expect_config=EXPECTED)
+        result = XMLVerifier().verify(signed_delivery, x509_cert=certificate, expect_config=EXPECTED)
     except (SignXMLException, ValueError):
         return Verified(False, None, fingerprint, trusted is not None)
     assert not isinstance(result, list)  # one reference expected
     return Verified(True, result.signed_xml, fingerprint, trusted is not None)
+
+
+@functools.cache
+def _schema(name: str) -> etree.XMLSchema:
+    """A contract schema, parsed once per process."""
+    return etree.XMLSchema(etree.parse(str(WSDL_DIR / name)))
+
+
+@functools.lru_cache(maxsize=4)
+def _certificate(pem: bytes) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem)
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """What a ``deliverSecure`` request is, before the operator's own state is asked: the SOAP
+    fault for a request that breaks the contract, or what was received and, when its
+    signatures or letter are wrong, the ``applicationFault`` (code, description) to answer."""
+
+    fault: tuple[str, str] | None = None
+    received: Received | None = None
+    refusal: tuple[int, str] | None = None
+
+
+def examine_delivery(
+    operator_slug: str, body: bytes, soap_action: str | None, trusted_pem: bytes | None
+) -> Examined:
+    """The checks of a delivery that need nothing but the request, in the order the operator
+    makes them: the contract (SOAPAction, envelope, schema), both signatures (``1101``), the
+    letter (``1102``). A pure function, so it may run in a worker process (``create_app``'s
+    ``workers``): the XML work, signxml's above all, is most of a delivery's CPU."""
+    operator = _BY_SLUG[operator_slug]
+    found = request_element(body, soap_action, DELIVER_ACTION, what="one request element")
+    if isinstance(found, tuple):
+        return Examined(fault=found)
+    schema = _schema("mm-service-v3.xsd")
+    if not schema.validate(found):
+        return Examined(fault=("Client", f"request does not follow the schema: {schema.error_log}"))
+    sealed = found.find(f"{{{NS_SERVICE}}}deliverSecure")
+    assert sealed is not None  # the schema requires it
+    trusted = _certificate(trusted_pem) if trusted_pem else None
+    # The seal's signature covers the whole SealedDelivery; the letter's covers SignedDelivery.
+    seal = verify_signature(sealed, trusted)
+    outer = seal.signed if seal.signed is not None else sealed
+    signed_delivery = outer.find(_m("SignedDelivery"))
+    assert signed_delivery is not None  # the schema requires it
+    verified = verify_signature(signed_delivery, trusted)
+    # Read what was signed when the signature holds; otherwise what came, to record it.
+    source = verified.signed if verified.signed is not None else signed_delivery
+    received = _read(operator, source, verified, seal.ok)
+    if not verified.ok:
+        return Examined(
+            received=received,
+            refusal=(ErrorCode.SIGNATURE_INVALID, "the delivery's XML signature does not verify"),
+        )
+    if not seal.ok:
+        return Examined(
+            received=received,
+            refusal=(ErrorCode.SIGNATURE_INVALID, "the seal's XML signature does not verify"),
+        )
+    try:
+        _check_message(source)
+    except _Fault as fault:
+        return Examined(received=received, refusal=(fault.code, fault.description))
+    return Examined(received=received)
+
+
+def _check_message(signed_delivery: etree._Element) -> None:
+    messages = signed_delivery.findall(f"{_m('Delivery')}/{_m('Message')}")
+    if len(messages) != 1:
+        raise _Fault(ErrorCode.INVALID_MESSAGE, "the mock takes one Message per delivery")
+    message = messages[0]
+    content_type = message.findtext(f"{_m('Body')}/{_m1('ContentType')}") or ""
+    if content_type.split(";")[0].strip() not in BODY_TYPES:
+        raise _Fault(ErrorCode.INVALID_MESSAGE, f"body ContentType {content_type!r} is not taken")
+    for attachment in message.findall(_m("Attachment")):
+        if attachment.findtext(_m1("ContentType")) != PDF:
+            raise _Fault(ErrorCode.INVALID_MESSAGE, "attachments must be application/pdf")
+        data = _b64(attachment.findtext(_m1("Body")))
+        if hashlib.md5(data).hexdigest() != (attachment.findtext(_m1("Checksum")) or "").lower():
+            raise _Fault(ErrorCode.INVALID_MESSAGE, "attachment Checksum (MD5) does not match")
+
+
+def _warm() -> None:
+    """A worker process's start: the schema parsed before the first delivery."""
+    _schema("mm-service-v3.xsd")
 
 
 def create_app(
@@ -356,19 +444,37 @@ def create_app(
     trusted_certificate: bytes | None = None,
     today: Callable[[], date] = date.today,
     rng: random.Random | None = None,
+    workers: int = 0,
 ) -> FastAPI:
     """The mock for ``population`` (default: ``mocks.population.load()``). Pass ``switches`` and
     ``recorder`` to flip failures and read what was delivered from a test without HTTP;
-    ``trusted_certificate`` (PEM) is the sender certificate signatures must verify against."""
+    ``trusted_certificate`` (PEM) is the sender certificate signatures must verify against.
+    ``workers`` > 0 examines deliveries (schema, both signatures, the letter) in that many
+    worker processes, the same checks off the serving loop; ``app.state.close()`` ends them."""
     people = population if population is not None else population_file.load()
     state = switches if switches is not None else Switches()
     record = recorder if recorder is not None else Recorder()
-    trusted = x509.load_pem_x509_certificate(trusted_certificate) if trusted_certificate else None
+    if trusted_certificate:
+        _certificate(trusted_certificate)  # a bad certificate fails here, not at a delivery
     chance = rng if rng is not None else random.Random()
-    recipient_schema = etree.XMLSchema(etree.parse(str(WSDL_DIR / "mm-recipient-v3.xsd")))
-    service_schema = etree.XMLSchema(etree.parse(str(WSDL_DIR / "mm-service-v3.xsd")))
+    recipient_schema = _schema("mm-recipient-v3.xsd")
+    _schema("mm-service-v3.xsd")
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm)
+        if workers > 0
+        else None
+    )
 
     app = FastAPI(title="Digital mailboxes, Mina meddelanden v3 (mock)", version="3", openapi_url=None)
+    app.state.close = (lambda: pool.shutdown(cancel_futures=True)) if pool is not None else (lambda: None)
+
+    async def examine(slug: str, body: bytes, soap_action: str | None) -> Examined:
+        if pool is None:
+            return examine_delivery(slug, body, soap_action, trusted_certificate)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            pool, examine_delivery, slug, body, soap_action, trusted_certificate
+        )
 
     async def switched(delivery: bool = False) -> Response | None:
         if state.outage or (delivery and state.delivery_outage):
@@ -459,30 +565,17 @@ def create_app(
         failed = await switched(delivery=True)
         if failed is not None:
             return failed
-        asked = await question(request, DELIVER_ACTION, service_schema)
-        if isinstance(asked, Response):
-            return asked
-        sealed = asked.find(f"{{{NS_SERVICE}}}deliverSecure")
-        assert sealed is not None  # the schema requires it
-        return _deliver(operator, sealed)
+        examined = await examine(slug, await request.body(), request.headers.get("soapaction"))
+        if examined.fault is not None:
+            return soap_fault(*examined.fault)
+        assert examined.received is not None
+        return _deliver(operator, examined.received, examined.refusal)
 
-    def _deliver(operator: Operator, sealed: etree._Element) -> Response:
-        # The seal's signature covers the whole SealedDelivery; the letter's covers SignedDelivery.
-        seal = verify_signature(sealed, trusted)
-        outer = seal.signed if seal.signed is not None else sealed
-        signed_delivery = outer.find(_m("SignedDelivery"))
-        assert signed_delivery is not None  # the schema requires it
-        verified = verify_signature(signed_delivery, trusted)
-        # Read what was signed when the signature holds; otherwise what came, to record it.
-        source = verified.signed if verified.signed is not None else signed_delivery
-        received = _read(operator, source, verified, seal.ok)
+    def _deliver(operator: Operator, received: Received, refusal: tuple[int, str] | None) -> Response:
         record.requests.append(received)
         try:
-            if not verified.ok:
-                raise _Fault(ErrorCode.SIGNATURE_INVALID, "the delivery's XML signature does not verify")
-            if not seal.ok:
-                raise _Fault(ErrorCode.SIGNATURE_INVALID, "the seal's XML signature does not verify")
-            _check_message(source)
+            if refusal is not None:
+                raise _Fault(*refusal)
             key = (received.sender_id, received.message_id)
             earlier = record.deliveries.get(key)
             if earlier is not None:
@@ -503,21 +596,6 @@ def create_app(
         received.delivered_at = datetime.now(UTC).replace(microsecond=0)
         record.deliveries[(received.sender_id, received.message_id)] = received
         return _result(received)
-
-    def _check_message(signed_delivery: etree._Element) -> None:
-        messages = signed_delivery.findall(f"{_m('Delivery')}/{_m('Message')}")
-        if len(messages) != 1:
-            raise _Fault(ErrorCode.INVALID_MESSAGE, "the mock takes one Message per delivery")
-        message = messages[0]
-        content_type = message.findtext(f"{_m('Body')}/{_m1('ContentType')}") or ""
-        if content_type.split(";")[0].strip() not in BODY_TYPES:
-            raise _Fault(ErrorCode.INVALID_MESSAGE, f"body ContentType {content_type!r} is not taken")
-        for attachment in message.findall(_m("Attachment")):
-            if attachment.findtext(_m1("ContentType")) != PDF:
-                raise _Fault(ErrorCode.INVALID_MESSAGE, "attachments must be application/pdf")
-            data = _b64(attachment.findtext(_m1("Body")))
-            if hashlib.md5(data).hexdigest() != (attachment.findtext(_m1("Checksum")) or "").lower():
-                raise _Fault(ErrorCode.INVALID_MESSAGE, "attachment Checksum (MD5) does not match")
 
     def _check_recipient(operator: Operator, recipient: str) -> None:
         person = people.find(recipient)

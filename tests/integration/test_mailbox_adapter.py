@@ -358,6 +358,39 @@ async def test_a_delivery_changed_after_signing_is_refused_as_signature_invalid(
     assert recorder.deliveries == {}
 
 
+async def test_deliveries_examined_in_worker_processes_are_checked_the_same(counted: Counted) -> None:
+    """``workers``: the same checks off the serving loop (the benchmark runs the mock so):
+    a good delivery, a tampered one, the same message id again, a minor, all as inline."""
+    identity = throwaway_identity("Region Stockholm")
+    recorder = Recorder()
+    app = create_app(
+        recorder=recorder, trusted_certificate=identity.certificate_pem, today=lambda: TODAY, workers=1
+    )
+    tampering = Counted(transport=Tamper())
+    try:
+        with ServedApp(app) as served:
+            client = MailboxDeliveryClient(settings_for(served), client=counted.client, identity=identity)
+            first = await client.deliver(letter(TOLVAN, "pooled-1"))
+            again = await client.deliver(letter(TOLVAN, "pooled-1"))
+            with pytest.raises(MailboxRefused) as minor:
+                await client.deliver(letter(MINOR, "pooled-2"))
+            tampered = MailboxDeliveryClient(settings_for(served), client=tampering.client, identity=identity)
+            with pytest.raises(MailboxRefused) as changed:
+                await tampered.deliver(letter(TOLVAN, "pooled-3"))
+    finally:
+        app.state.close()
+        await tampering.client.aclose()
+    assert again.transaction_id == first.transaction_id
+    [got] = recorder.delivered("pooled-1")
+    assert got.signature_verified and got.seal_verified and got.trusted_certificate and got.repeats == 1
+    assert minor.value.code == RefusalCode.UNDER_18
+    assert changed.value.code == RefusalCode.SIGNATURE_INVALID
+    assert [(r.message_id, r.error_code) for r in recorder.refused] == [
+        ("pooled-2", ErrorCode.RECIPIENT_UNDER_18),
+        ("pooled-3", ErrorCode.SIGNATURE_INVALID),
+    ]
+
+
 # -- failures -----------------------------------------------------------------------------------
 
 

@@ -86,13 +86,16 @@ def queue(engine: Engine, count: int) -> list[str]:
     return ids
 
 
-def outbox(engine: Engine, delivery: ScriptedDelivery, *, batch: int, width: int) -> CapturingOutbox:
+def outbox(
+    engine: Engine, delivery: ScriptedDelivery, *, batch: int, width: int, gather: float = 0.05
+) -> CapturingOutbox:
     return CapturingOutbox(
         engine,
         delivery,
         mapping_tables.load(),
         batch_size=batch,
         concurrency=width,
+        record_gather=gather,
         clock=lambda: NOW,
     )
 
@@ -127,6 +130,26 @@ async def test_a_slow_letter_does_not_hold_its_batch_nor_the_next_ones(engine: E
     assert sorted(delivery.delivered) == ids
 
 
+async def test_the_next_batch_is_asked_about_while_a_round_still_waits_for_a_slot(engine: Engine) -> None:
+    """Claiming looks ahead by a round: with every letter held, the batch after the first is
+    claimed and prefetched (its isReachable answered before the slots run dry), not a third."""
+    ids = queue(engine, 12)
+    delivery = ScriptedDelivery()
+    gate = asyncio.Event()
+    delivery.hold = {message_id: gate for message_id in ids}
+    box = outbox(engine, delivery, batch=4, width=2)
+    drained = asyncio.create_task(box.drain())
+    for _ in range(500):
+        if len(delivery.prefetched) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # time for a wrong third claim to show
+    assert delivery.prefetched == [ids[:4], ids[4:8]] and delivery.delivered == []
+    gate.set()
+    assert await drained == 12
+    assert sorted(delivery.delivered) == ids
+
+
 async def test_outcomes_are_recorded_in_batches_transient_ones_too(engine: Engine) -> None:
     queue(engine, 20)
     delivery = ScriptedDelivery()
@@ -137,6 +160,30 @@ async def test_outcomes_are_recorded_in_batches_transient_ones_too(engine: Engin
     assert len(recorded) == 20 and len(box.recorded) < 20  # fewer transactions than letters
     assert sorted(o.claim.message_id for o in recorded if o.transient) == ["m-003", "m-017"]
     assert all(o.receipt is not None for o in recorded if not o.transient)
+
+
+async def test_letters_finishing_while_others_fly_are_written_together(engine: Engine) -> None:
+    """The writer lets finished letters gather while others are in flight, up to a batch: four
+    letters finishing one after another are one transaction, written as the fourth finishes
+    (not after the gather time, here far longer than the test)."""
+    ids = queue(engine, 4)
+    delivery = ScriptedDelivery()
+    gates = {message_id: asyncio.Event() for message_id in ids}
+    delivery.hold = dict(gates)
+    box = outbox(engine, delivery, batch=4, width=4, gather=30.0)
+    drained = asyncio.create_task(box.drain())
+    for message_id in ids:
+        await asyncio.sleep(0.02)
+        gates[message_id].set()
+    assert await asyncio.wait_for(drained, 10) == 4
+    assert [[o.claim.message_id for o in r] for r in box.recorded] == [ids]
+
+
+async def test_with_nothing_in_flight_a_finished_letter_is_written_at_once(engine: Engine) -> None:
+    queue(engine, 1)
+    box = outbox(engine, ScriptedDelivery(), batch=4, width=4, gather=30.0)
+    assert await asyncio.wait_for(box.drain(), 10) == 1
+    assert len(box.recorded) == 1
 
 
 async def test_drain_once_claims_one_batch_and_records_it_in_one_transaction(engine: Engine) -> None:
