@@ -341,9 +341,9 @@ class MailboxDeliveryClient:
         address = reachable.service_address
         started = time.monotonic()
         # Built and signed once: a retry sends the very same bytes (the operator keys on the id).
-        request = deliver_secure(letter, self._sender, self._now().astimezone(UTC).date())
-        sign_sealed_delivery(request[0], self.identity)
-        content = soap_envelope(request)
+        # Off the event loop: lxml and OpenSSL let go of the GIL for much of it, so the letters
+        # in flight are not queued behind each other's signing.
+        content = await asyncio.to_thread(self._signed_request, letter)
         what = f"{provider.value} delivery service"
         transport = self._zeep.transport
 
@@ -374,6 +374,11 @@ class MailboxDeliveryClient:
             ms=round((time.monotonic() - started) * 1000),
         )
         return receipt
+
+    def _signed_request(self, letter: OutgoingLetter) -> bytes:
+        request = deliver_secure(letter, self._sender, self._now().astimezone(UTC).date())
+        sign_sealed_delivery(request[0], self.identity)
+        return soap_envelope(request)
 
     async def aclose(self) -> None:
         if self._owns_directory:
