@@ -13,8 +13,9 @@ is never repeated blindly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.domain.booking import JournalBooking
 from gateway.domain.identity import PersonId
@@ -22,6 +23,8 @@ from gateway.errors import PermanentUpstreamError
 from gateway.journal_adapter import takecare_booking_write as docs
 from gateway.journal_adapter.booking_service import CALL_ERRORS, NAME, JournalBookingService, translate
 from gateway.journal_adapter.takecare_booking_write import AvailableDate, FreeTimeslot, TimeType
+
+T = TypeVar("T")
 
 
 class JournalBookingWriter:
@@ -47,68 +50,25 @@ class JournalBookingWriter:
     async def available_timeslots(
         self, unit: str, time_type: str, first: date, last: date
     ) -> tuple[FreeTimeslot, ...]:
-        what = f"{NAME}: GetAvailableTimeslots"
-        s = self.settings
+        """``GetAvailableTimeslots``: free times of ``time_type`` (a read: retried)."""
         xml = docs.timeslots_request(
-            unit_type=s.careunitidtype,
-            unit=unit,
-            time_type_id=self.time_type_id(time_type),
-            first=first,
-            last=last,
-            invoking_system=s.invoking_system,
-            now=self.service._clock(),
+            **self._header(unit), time_type_id=self.time_type_id(time_type), first=first, last=last
         )
-
-        async def once() -> tuple[FreeTimeslot, ...]:
-            reply = await self._call("GetAvailableTimeslots", unit, xml, what)
-            return docs.read_timeslots(
-                reply, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
-            )
-
-        return await self.service._retry.call(once)
+        return await self._read("GetAvailableTimeslots", unit, xml, docs.read_timeslots)
 
     async def time_types(self, unit: str) -> tuple[TimeType, ...]:
         """``GetTimeTypes``: the unit's time types (a read: retried)."""
-        what = f"{NAME}: GetTimeTypes"
-        s = self.settings
-        xml = docs.time_types_request(
-            unit_type=s.careunitidtype,
-            unit=unit,
-            invoking_system=s.invoking_system,
-            now=self.service._clock(),
-        )
-
-        async def once() -> tuple[TimeType, ...]:
-            reply = await self._call("GetTimeTypes", unit, xml, what)
-            return docs.read_time_types(
-                reply, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
-            )
-
-        return await self.service._retry.call(once)
+        xml = docs.time_types_request(**self._header(unit))
+        return await self._read("GetTimeTypes", unit, xml, docs.read_time_types)
 
     async def available_dates(
         self, unit: str, time_type: str, first: date, last: date
     ) -> tuple[AvailableDate, ...]:
         """``GetAvailableDates``: the days with a free time of ``time_type`` (a read: retried)."""
-        what = f"{NAME}: GetAvailableDates"
-        s = self.settings
         xml = docs.available_dates_request(
-            unit_type=s.careunitidtype,
-            unit=unit,
-            time_type_id=self.time_type_id(time_type),
-            first=first,
-            last=last,
-            invoking_system=s.invoking_system,
-            now=self.service._clock(),
+            **self._header(unit), time_type_id=self.time_type_id(time_type), first=first, last=last
         )
-
-        async def once() -> tuple[AvailableDate, ...]:
-            reply = await self._call("GetAvailableDates", unit, xml, what)
-            return docs.read_available_dates(
-                reply, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
-            )
-
-        return await self.service._retry.call(once)
+        return await self._read("GetAvailableDates", unit, xml, docs.read_available_dates)
 
     async def make_booking(
         self,
@@ -121,69 +81,74 @@ class JournalBookingWriter:
         resource_id: str | None = None,
         reason: str | None = None,
     ) -> JournalBooking:
-        what = f"{NAME}: MakeBooking"
-        s = self.settings
         xml = docs.make_booking_request(
-            unit_type=s.careunitidtype,
-            unit=unit,
+            **self._header(unit),
             patient_id=patient.value,
             start=start,
             end=end,
             time_type_id=self.time_type_id(time_type),
             resource_id=resource_id,
             reason=reason,
-            invoking_system=s.invoking_system,
-            now=self.service._clock(),
         )
-        reply = await self._call("MakeBooking", unit, xml, what)
-        booking = docs.read_booking_answer(
-            reply, patient, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
-        )
-        if booking is None:
-            raise PermanentUpstreamError(f"{what}: the answer holds no booking")
-        return booking
+        what = f"{NAME}: MakeBooking"
+        return _booked(await self._write("MakeBooking", unit, xml, patient, what), what)
 
     async def reschedule_booking(
         self, patient: PersonId, *, unit: str, booking_id: str, start: datetime, end: datetime
     ) -> JournalBooking:
         what = f"{NAME}: RescheduleBooking {booking_id}"
-        s = self.settings
         xml = docs.reschedule_request(
-            unit_type=s.careunitidtype,
-            unit=unit,
-            patient_id=patient.value,
-            booking_id=booking_id,
-            start=start,
-            end=end,
-            invoking_system=s.invoking_system,
-            now=self.service._clock(),
+            **self._header(unit), patient_id=patient.value, booking_id=booking_id, start=start, end=end
         )
-        reply = await self._call("RescheduleBooking", unit, xml, what)
-        booking = docs.read_booking_answer(
-            reply, patient, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
-        )
-        if booking is None:
-            raise PermanentUpstreamError(f"{what}: the answer holds no booking")
-        return booking
+        return _booked(await self._write("RescheduleBooking", unit, xml, patient, what), what)
 
     async def cancel_booking(
         self, patient: PersonId, *, unit: str, booking_id: str, reason: str | None
     ) -> None:
         what = f"{NAME}: CancelBooking {booking_id}"
-        s = self.settings
         xml = docs.cancel_request(
-            unit_type=s.careunitidtype,
-            unit=unit,
-            patient_id=patient.value,
-            booking_id=booking_id,
-            reason=reason,
-            invoking_system=s.invoking_system,
-            now=self.service._clock(),
+            **self._header(unit), patient_id=patient.value, booking_id=booking_id, reason=reason
         )
-        reply = await self._call("CancelBooking", unit, xml, what)
-        docs.read_booking_answer(
-            reply, patient, self.time_type_ids, transient_codes=s.transient_error_codes, what=what
+        await self._write("CancelBooking", unit, xml, patient, what)
+
+    # --- one request and answer ------------------------------------------------------------
+
+    def _header(self, unit: str) -> dict[str, Any]:
+        """What every inner request names: the unit, the invoking system and the time."""
+        s = self.settings
+        return {
+            "unit_type": s.careunitidtype,
+            "unit": unit,
+            "invoking_system": s.invoking_system,
+            "now": self.service._clock(),
+        }
+
+    async def _read(self, operation: str, unit: str, xml: str, read: Callable[..., T]) -> T:
+        """A read: called, its answer read, retried on transient failures (it changes nothing)."""
+        what = f"{NAME}: {operation}"
+
+        async def once() -> T:
+            reply = await self._call(operation, unit, xml, what)
+            return read(
+                reply, self.time_type_ids, transient_codes=self.settings.transient_error_codes, what=what
+            )
+
+        result: T = await self.service._retry.call(once)
+        return result
+
+    async def _write(
+        self, operation: str, unit: str, xml: str, patient: PersonId, what: str
+    ) -> JournalBooking | None:
+        """A write: sent once (never retried here, see the module's text), its answer read."""
+        reply = await self._call(operation, unit, xml, what)
+        booking = docs.read_booking_answer(
+            reply,
+            patient,
+            self.time_type_ids,
+            transient_codes=self.settings.transient_error_codes,
+            what=what,
         )
+        return booking
 
     async def _call(self, operation: str, unit: str, xml: str, what: str) -> str:
         s = self.settings
@@ -203,3 +168,10 @@ class JournalBookingWriter:
         if not isinstance(reply, str):
             raise PermanentUpstreamError(f"{what}: answer has no {operation}Result string")
         return reply
+
+
+def _booked(booking: JournalBooking | None, what: str) -> JournalBooking:
+    """A booking or rebooking's answer must name the booking it made."""
+    if booking is None:
+        raise PermanentUpstreamError(f"{what}: the answer holds no booking")
+    return booking
