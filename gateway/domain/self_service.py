@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from gateway.domain.accounts import Account, AccountStatus, active_proxies
+from gateway.domain.accounts import Account, AccountStatus, can_log_in
 from gateway.domain.identity import PersonId
 from gateway.domain.register import RegisterRecord
 
@@ -105,18 +105,17 @@ class FreeSlot:
 
 
 def check_actor(account: Account, actor: PersonId, today: date) -> Refusal | None:
-    """R-BK-6 with R-ACC-1, R-ACC-2, R-ID-6: the patient, or an active proxy, may act."""
+    """R-BK-6 with R-ACC-1, R-ACC-2, R-ID-6: whoever may open the account (the patient with an
+    active account, or an active proxy: :func:`~gateway.domain.accounts.can_log_in`) may act;
+    anyone else is refused with the rule that says why."""
+    if can_log_in(account, actor, today):
+        return None
     if account.status is AccountStatus.LOCKED:
         return Refusal("R-ACC-1", RefusalKind.FORBIDDEN, "the account is locked (spärrat konto)")
     if actor == account.person:
-        if account.status is AccountStatus.ACTIVE:
-            return None
         return Refusal("R-BK-6", RefusalKind.FORBIDDEN, "the person has no platform account")
-    for proxy in account.proxies:
-        if proxy.person == actor and proxy.blocked:
-            return Refusal("R-ACC-2", RefusalKind.FORBIDDEN, "the proxy is blocked for this person")
-    if any(p.person == actor for p in active_proxies(account, today)):
-        return None
+    if any(proxy.person == actor and proxy.blocked for proxy in account.proxies):
+        return Refusal("R-ACC-2", RefusalKind.FORBIDDEN, "the proxy is blocked for this person")
     return Refusal("R-BK-6", RefusalKind.FORBIDDEN, "the actor is neither the patient nor an active proxy")
 
 
