@@ -292,6 +292,8 @@ class MailboxDeliveryClient:
         self._clock = clock
         #: By message id: each prefetched answer serves its own letter once.
         self._prefetched: dict[str, tuple[float, Reachable]] = {}
+        #: Letters of a prefetched batch being built and signed (in a thread) before they are sent.
+        self._signing: dict[str, tuple[float, asyncio.Future[bytes]]] = {}
         s = self.settings
         self._sender = Sender(s.sender_org_nr, s.sender_name, s.support_text, s.support_url, s.language)
 
@@ -302,14 +304,25 @@ class MailboxDeliveryClient:
 
     async def prefetch(self, letters: Sequence[OutgoingLetter]) -> None:
         """Ask where each letter's person's mailbox is, in one ``isReachable`` (per 1,000). Raises
-        as the directory does; then each :meth:`deliver` asks for its person alone."""
+        as the directory does; then each :meth:`deliver` asks for its person alone.
+
+        Each letter is also built and signed now, in a thread, while the letters before it are
+        in flight: :meth:`deliver` then only sends it (the same bytes it would have built)."""
+        at = self._clock()
+        for letter in letters:
+            if letter.message_id not in self._signing:
+                signing = asyncio.ensure_future(asyncio.to_thread(self._signed_request, letter))
+                signing.add_done_callback(_consume)
+                self._signing[letter.message_id] = (at, signing)
         found = await self.directory.lookup([letter.recipient for letter in letters])
         at = self._clock()
         for letter in letters:
             self._prefetched[letter.message_id] = (at, found[letter.recipient])
-        # Answers never used (a letter cancelled meanwhile) are dropped once stale.
+        # Answers and signed letters never used (a letter cancelled meanwhile) go once stale.
         for message_id in [m for m, (t, _) in self._prefetched.items() if at - t > PREFETCH_SECONDS]:
             del self._prefetched[message_id]
+        for message_id in [m for m, (t, _) in self._signing.items() if at - t > PREFETCH_SECONDS]:
+            self._signing.pop(message_id)[1].cancel()
 
     async def _reachable(self, letter: OutgoingLetter) -> Reachable:
         taken = self._prefetched.pop(letter.message_id, None)
@@ -319,9 +332,12 @@ class MailboxDeliveryClient:
 
     async def deliver(self, letter: OutgoingLetter) -> MailboxReceipt:
         """Deliver ``letter``; the same message id again gets the first delivery's receipt."""
+        signing = self._signing.pop(letter.message_id, (0.0, None))[1]
         reachable = await self._reachable(letter)
         refused = refusal_before_delivery(reachable, letter)
         if refused is not None:
+            if signing is not None:
+                signing.cancel()
             log.info(
                 "mailbox.not_sent",
                 message_id=letter.message_id,
@@ -341,9 +357,9 @@ class MailboxDeliveryClient:
         address = reachable.service_address
         started = time.monotonic()
         # Built and signed once: a retry sends the very same bytes (the operator keys on the id).
-        # Off the event loop: lxml and OpenSSL let go of the GIL for much of it, so the letters
-        # in flight are not queued behind each other's signing.
-        content = await asyncio.to_thread(self._signed_request, letter)
+        # Off the event loop (lxml and OpenSSL let go of the GIL for much of it), and for a
+        # prefetched batch already while the letters before it were in flight.
+        content = await (signing if signing is not None else asyncio.to_thread(self._signed_request, letter))
         what = f"{provider.value} delivery service"
         transport = self._zeep.transport
 
@@ -381,6 +397,9 @@ class MailboxDeliveryClient:
         return soap_envelope(request)
 
     async def aclose(self) -> None:
+        for _, signing in self._signing.values():
+            signing.cancel()
+        self._signing.clear()
         if self._owns_directory:
             await self.directory.aclose()
         if self._owns_client:
@@ -391,3 +410,11 @@ class MailboxDeliveryClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _consume(signing: asyncio.Future[bytes]) -> None:
+    """Marks a signing's error seen, so a letter signed ahead and never sent (cancelled, refused)
+    is not reported as "exception never retrieved"; a letter that is sent raises the error from
+    :meth:`MailboxDeliveryClient.deliver`, as building it there would."""
+    if not signing.cancelled():
+        signing.exception()

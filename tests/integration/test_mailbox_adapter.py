@@ -279,6 +279,29 @@ async def test_a_batch_is_asked_about_in_one_isreachable_and_each_letter_uses_it
     assert counted.count(RECIPIENT_PATH) == 2
 
 
+async def test_a_prefetched_letter_is_signed_ahead_and_sent_as_it_would_have_been_built(
+    delivery: MailboxDeliveryClient, recorder: Recorder
+) -> None:
+    """Issue 15 item 9: prefetch builds and signs each letter while others are in flight; the
+    delivery sends those bytes (a valid, signed letter at the operator) and keeps none behind."""
+    ahead = letter(TOLVAN, "ahead-1")
+    await delivery.prefetch([ahead])
+    assert set(delivery._signing) == {"ahead-1"}
+    await delivery.deliver(ahead)
+    [got] = recorder.delivered("ahead-1")
+    assert got.signature_verified
+    assert delivery._signing == {}
+    # The same letter built at delivery time, unprefetched: the operator sees the same body.
+    await delivery.deliver(letter(TOLVAN, "ahead-1"))
+    assert recorder.delivered("ahead-1")[0].repeats == 1  # same id, same letter: no refusal
+    # A letter refused before sending (no mailbox) leaves no signed copy behind either.
+    declined = letter(DECLINED, "ahead-2")
+    await delivery.prefetch([declined])
+    with pytest.raises(MailboxRefused):
+        await delivery.deliver(declined)
+    assert delivery._signing == {} and recorder.delivered("ahead-2") == []
+
+
 async def test_the_same_message_id_twice_is_one_delivery_with_one_receipt(
     delivery: MailboxDeliveryClient, recorder: Recorder
 ) -> None:
