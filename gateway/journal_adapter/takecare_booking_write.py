@@ -258,18 +258,13 @@ def read_timeslots(
     transient_codes: Collection[str] = (),
     what: str = "journal-ws: GetAvailableTimeslots",
 ) -> tuple[FreeTimeslot, ...]:
-    doc = parse_document(text)
-    errors = [el for el in doc if _local(el) == "Error"]
-    if (doc.get("MsgType") or "").strip().lower() == "error" or errors:
-        raise _error_answer(errors, transient_codes, what)
+    doc = _checked(text, transient_codes, what)
     slots: list[FreeTimeslot] = []
     try:
         for container in (el for el in doc if _local(el) == "Timeslots"):
             unit = (container.get("CareUnitId") or "").strip()
             for item in (el for el in container if _local(el) == "Timeslot"):
-                raw = (_child_text(item, "TimeTypeId") or "").strip()
-                if not raw.isdigit():
-                    raise ValueError("a timeslot's TimeTypeId is not a number")
+                tt_id = _type_id(item, "timeslot")
                 start = parse_local_time(_child_text(item, "StartTime") or "")
                 end = parse_local_time(_child_text(item, "EndTime") or "")
                 if end <= start:
@@ -279,8 +274,8 @@ def read_timeslots(
                         unit=unit,
                         start=start,
                         end=end,
-                        time_type_id=str(int(raw)),
-                        time_type=time_type_ids.get(str(int(raw))),
+                        time_type_id=tt_id,
+                        time_type=time_type_ids.get(tt_id),
                         time_type_name=(_child_text(item, "TimeTypeName") or "").strip() or None,
                         resource_id=(_child_text(item, "ResourceId") or "").strip() or None,
                         resource_name=(_child_text(item, "ResourceName") or "").strip() or None,
