@@ -317,6 +317,15 @@ def _local(text: str) -> datetime:
     return datetime.strptime(text, "%Y%m%d%H%M").replace(tzinfo=STOCKHOLM).astimezone(UTC)
 
 
+def _unit_answer(head: dict[str, str], name: str, unit: str) -> tuple[etree._Element, etree._Element]:
+    """A response document and its one container for ``unit`` (``Timeslots``, ``AvailableDates``)."""
+    doc = _document("Response", head)
+    container = etree.SubElement(doc, name)
+    container.set("CareUnitIdType", head["CareUnitType"])
+    container.set("CareUnitId", unit)
+    return doc, container
+
+
 def _timeslots(
     head: dict[str, str],
     calendar: JournalCalendar,
@@ -326,10 +335,7 @@ def _timeslots(
     last: date,
     ids: dict[str, str],
 ) -> etree._Element:
-    doc = _document("Response", head)
-    container = etree.SubElement(doc, "Timeslots")
-    container.set("CareUnitIdType", head["CareUnitType"])
-    container.set("CareUnitId", unit)
+    doc, container = _unit_answer(head, "Timeslots", unit)
     for slot in calendar.free(unit, code, first, last):
         el = etree.SubElement(container, "Timeslot")
         _text(el, "StartTime", local_stamp(slot.start.astimezone(STOCKHOLM), seconds=False))
@@ -360,10 +366,7 @@ def _dates(
     last: date,
     ids: dict[str, str],
 ) -> etree._Element:
-    doc = _document("Response", head)
-    container = etree.SubElement(doc, "AvailableDates")
-    container.set("CareUnitIdType", head["CareUnitType"])
-    container.set("CareUnitId", unit)
+    doc, container = _unit_answer(head, "AvailableDates", unit)
     days = sorted({s.start.astimezone(STOCKHOLM).date() for s in calendar.free(unit, code, first, last)})
     for day in days:
         el = etree.SubElement(container, "AvailableDate")
